@@ -1,0 +1,329 @@
+//! Every user-facing failure: one line naming the cause and the fix, a
+//! non-zero exit, no panic, and nothing traced or run when it fails early.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Output, Stdio},
+};
+
+fn zc_trace() -> PathBuf {
+    if let Some(p) = std::env::var_os("ZC_TRACE_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join("zc-trace");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p zc-trace` first (or `cargo xtask test`)",
+        p.display()
+    );
+    p
+}
+
+/// Tests that load eBPF need root; a skip is loud, and a failure under CI.
+fn need_root(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs root (eBPF) and CI runs as root"
+    );
+    eprintln!("SKIPPED: {test} needs root (eBPF)");
+    false
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(zc_trace())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Asserts a one-line error containing every `needle`, and the exit code.
+fn assert_fails(out: &Output, code: i32, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("zc-trace: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "exactly one error line expected: {stderr}");
+    for n in needles {
+        assert!(errors[0].contains(n), "`{n}` missing from: {}", errors[0]);
+    }
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("zc-trace-bad-input-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn missing_double_dash_is_explained() {
+    let out = run(&["ls", "-l"]);
+    assert_fails(&out, 2, &["put `--` before the command", "zc-trace -- ls"]);
+}
+
+#[test]
+fn nothing_to_trace() {
+    assert_fails(&run(&[]), 2, &["nothing to trace", "-p"]);
+}
+
+#[test]
+fn bad_arguments_do_not_panic() {
+    assert_fails(&run(&["-p", "abc"]), 2, &["not a process id"]);
+    assert_fails(&run(&["--interval", "0s", "--", "true"]), 2, &["zero"]);
+    assert_fails(
+        &run(&["--duration", "fast", "--", "true"]),
+        2,
+        &["duration"],
+    );
+    assert_fails(&run(&["-p", "1", "--", "true"]), 2, &["not both"]);
+    assert_fails(&run(&["--frobnicate"]), 2, &["--frobnicate"]);
+}
+
+#[test]
+fn not_root_says_how_to_get_privileges() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        assert_fails(&run(&["--", "true"]), 1, &["needs root", "sudo"]);
+        return;
+    }
+    // As root, drop to nobody with setpriv (util-linux) to see the message.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(zc_trace())
+        .args(["--", "true"])
+        .output()
+        .expect("setpriv (util-linux) is on every Debian machine");
+    assert_fails(&out, 1, &["needs root", "sudo", "CAP_BPF"]);
+}
+
+#[test]
+fn kernel_without_btf_is_named() {
+    if !need_root("kernel_without_btf_is_named") {
+        return;
+    }
+    let out = Command::new(zc_trace())
+        .args(["--", "true"])
+        .env("ZC_TRACE_VMLINUX", "/nonexistent/vmlinux")
+        .output()
+        .unwrap();
+    assert_fails(&out, 1, &["no BTF", "CONFIG_DEBUG_INFO_BTF"]);
+}
+
+#[test]
+fn command_not_found_exits_127_like_a_shell() {
+    if !need_root("command_not_found_exits_127_like_a_shell") {
+        return;
+    }
+    assert_fails(
+        &run(&["--", "zc-no-such-command-xyz"]),
+        127,
+        &["command not found", "zc-no-such-command-xyz"],
+    );
+    assert_fails(&run(&["--", "./no/such/path"]), 127, &["command not found"]);
+    // Found but not executable: 126.
+    let f = temp_path("not-exec");
+    std::fs::write(&f, "data").unwrap();
+    assert_fails(
+        &run(&["--", f.to_str().unwrap()]),
+        126,
+        &["cannot run", "not an executable"],
+    );
+    let _ = std::fs::remove_file(f);
+}
+
+#[test]
+fn unwritable_output_fails_before_the_command_runs() {
+    if !need_root("unwritable_output_fails_before_the_command_runs") {
+        return;
+    }
+    let marker = temp_path("marker");
+    let out = run(&[
+        "--json",
+        "/nonexistent-dir/report.json",
+        "--",
+        "touch",
+        marker.to_str().unwrap(),
+    ]);
+    assert_fails(
+        &out,
+        1,
+        &[
+            "cannot write the JSON report to /nonexistent-dir/report.json",
+            "writable",
+        ],
+    );
+    assert!(
+        !marker.exists(),
+        "the command must not run when the output path is bad"
+    );
+    let out = run(&["--summary", "/proc/zc-trace-summary", "--", "true"]);
+    assert_fails(&out, 1, &["cannot write the summary"]);
+}
+
+#[test]
+fn pid_that_does_not_exist() {
+    if !need_root("pid_that_does_not_exist") {
+        return;
+    }
+    // A pid that just exited and was reaped.
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert_fails(
+        &run(&["-p", &pid.to_string()]),
+        1,
+        &["no process with PID", "ps -p"],
+    );
+    assert_fails(&run(&["-p", "2147483647"]), 1, &["no process with PID"]);
+}
+
+#[test]
+fn pid_of_a_zombie() {
+    if !need_root("pid_of_a_zombie") {
+        return;
+    }
+    // Not waited for until after the check: a zombie.
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    for _ in 0..200 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        if stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with('Z')
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_fails(&run(&["-p", &pid.to_string()]), 1, &["already exited"]);
+    child.wait().unwrap();
+}
+
+#[test]
+fn own_pid_is_refused() {
+    if !need_root("own_pid_is_refused") {
+        return;
+    }
+    // `sh -c 'exec zc-trace -p $$'`: the shell's pid becomes zc-trace's.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {} -p $$", zc_trace().display()))
+        .output()
+        .unwrap();
+    assert_fails(&out, 1, &["cannot trace itself"]);
+}
+
+#[test]
+fn missing_optional_hook_warns_and_traces_the_rest() {
+    if !need_root("missing_optional_hook_warns_and_traces_the_rest") {
+        return;
+    }
+    let json = temp_path("missing-hook.json");
+    let out = Command::new(zc_trace())
+        .args(["--quiet", "--json", json.to_str().unwrap(), "--", "true"])
+        .env("ZC_TRACE_TEST_MISSING_HOOK", "page_fault_user")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: kernel lacks the page_fault_user tracepoint"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("user-mode page faults will read 0"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(
+        report["syscalls"]["execve"]["count"].as_u64() == Some(1),
+        "the rest is traced"
+    );
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("page_fault_user"),
+        "the report says what it lacks: {notes}"
+    );
+    let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn missing_required_hook_is_an_error() {
+    if !need_root("missing_required_hook_is_an_error") {
+        return;
+    }
+    let out = Command::new(zc_trace())
+        .args(["--", "true"])
+        .env("ZC_TRACE_TEST_MISSING_HOOK", "sys_exit")
+        .output()
+        .unwrap();
+    assert_fails(&out, 1, &["lacks the sys_exit tracepoint"]);
+}
+
+#[test]
+fn two_runs_at_once_do_not_disturb_each_other() {
+    if !need_root("two_runs_at_once_do_not_disturb_each_other") {
+        return;
+    }
+    // dd bs=1 makes exactly `count` reads of /dev/zero and writes to
+    // /dev/null (both character devices: fd kind "other").
+    let spawn = |count: u64, json: &PathBuf| {
+        Command::new(zc_trace())
+            .args([
+                "--quiet",
+                "--json",
+                json.to_str().unwrap(),
+                "--",
+                "dd",
+                "if=/dev/zero",
+                "of=/dev/null",
+                "bs=1",
+            ])
+            .arg(format!("count={count}"))
+            // Not /dev/null: dd's own report on stderr would count as
+            // writes to a character device.
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (ja, jb) = (temp_path("a.json"), temp_path("b.json"));
+    let (mut a, mut b) = (spawn(30_000, &ja), spawn(50_000, &jb));
+    assert!(a.wait_with_output().unwrap().status.success());
+    assert!(b.wait_with_output().unwrap().status.success());
+    for (json, count) in [(&ja, 30_000), (&jb, 50_000)] {
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+        assert_eq!(
+            r["syscalls"]["read"]["by_fd_kind"]["other"]["count"],
+            count,
+            "{}",
+            json.display()
+        );
+        assert_eq!(
+            r["syscalls"]["write"]["by_fd_kind"]["other"]["count"],
+            count,
+            "{}",
+            json.display()
+        );
+        assert_eq!(
+            r["syscalls"]["write"]["by_fd_kind"]["other"]["bytes"],
+            count
+        );
+        assert_eq!(r["processes"].as_array().unwrap().len(), 1);
+        let _ = std::fs::remove_file(json);
+    }
+}

@@ -1,0 +1,141 @@
+//! Project automation: `cargo xtask setup | build | run | test`.
+//!
+//! Every command installs what it needs first (idempotently), so the two
+//! README commands work on a fresh machine.
+
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "zc-trace's build, test and demo automation"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install every prerequisite (Debian packages, the BPF toolchain, bpf-linker).
+    Setup,
+    /// Build the zc-trace binary (release).
+    Build,
+    /// The main job: build, then trace the built-in workload and print the summary.
+    Run {
+        /// Where to write the JSON report.
+        #[arg(long, default_value = "results/demo.json")]
+        json: PathBuf,
+    },
+    /// Build, then run every test (unit and end-to-end, with real eBPF: needs root).
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match cli.cmd {
+        Cmd::Setup => setup::all(true),
+        Cmd::Build => {
+            setup::all(false)?;
+            cargo(&["build", "--release", "-p", "zc-trace"])
+        }
+        Cmd::Run { json } => {
+            setup::all(false)?;
+            cargo(&[
+                "build",
+                "--release",
+                "-p",
+                "zc-trace",
+                "-p",
+                "zc-trace-tests",
+                "--bin",
+                "zc-trace",
+                "--bin",
+                "zc-workload",
+            ])?;
+            demo(&root, &json)
+        }
+        Cmd::Test { args } => {
+            setup::all(true)?;
+            // The e2e tests run the real binary; build it with the tests' profile.
+            cargo(&["build", "-p", "zc-trace", "--bin", "zc-trace"])?;
+            let bin = root.join("target/debug/zc-trace");
+            let mut test = vec!["test", "--workspace"];
+            test.extend(args.iter().map(String::as_str));
+            run_cmd(Command::new("cargo").args(&test).env("ZC_TRACE_BIN", bin))
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_owned()
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    run_cmd(Command::new("cargo").args(args))
+}
+
+pub fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Traces the workload suite: file reads, pipes, sockets, sendfile, splice,
+/// mmap, copy_file_range, a forked child and threads.
+fn demo(root: &Path, json: &Path) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("zc-trace-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let input = dir.join("input.bin");
+    // 16 chunks of 4 KiB: within every scenario's limits (a pipe holds 64 KiB, a UDP datagram < 64 KiB).
+    let mut data = vec![0u8; 16 * 4096];
+    zc_trace_tests::fill_pattern(&mut data, 0);
+    std::fs::write(&input, data)?;
+    if let Some(parent) = json.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let result = run_cmd(
+        Command::new(root.join("target/release/zc-trace"))
+            .arg("--json")
+            .arg(json)
+            .arg("--")
+            .arg(root.join("target/release/zc-workload"))
+            .args(["all", "--count", "16", "--size", "4096", "--file"])
+            .arg(&input)
+            .arg("--file2")
+            .arg(dir.join("copy.bin")),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    eprintln!("xtask: the full report is in {}", json.display());
+    Ok(())
+}

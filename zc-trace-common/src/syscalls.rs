@@ -1,0 +1,189 @@
+//! The syscalls zc-trace understands, and what their return value means.
+//!
+//! Numbers are x86_64's (arch/x86/entry/syscalls/syscall_64.tbl); the probes
+//! see raw numbers, so this table is the one place that gives them meaning.
+//! Both the probes (which bytes to add up, which fds to resolve) and the
+//! collector (how to group and label) use it.
+
+pub const READ: u32 = 0;
+pub const WRITE: u32 = 1;
+pub const MMAP: u32 = 9;
+pub const MUNMAP: u32 = 11;
+pub const PREAD64: u32 = 17;
+pub const PWRITE64: u32 = 18;
+pub const READV: u32 = 19;
+pub const WRITEV: u32 = 20;
+pub const MREMAP: u32 = 25;
+pub const MSYNC: u32 = 26;
+pub const MADVISE: u32 = 28;
+pub const SENDFILE: u32 = 40;
+pub const SENDTO: u32 = 44;
+pub const RECVFROM: u32 = 45;
+pub const SENDMSG: u32 = 46;
+pub const RECVMSG: u32 = 47;
+pub const EXIT: u32 = 60;
+pub const EXIT_GROUP: u32 = 231;
+pub const SPLICE: u32 = 275;
+pub const TEE: u32 = 276;
+pub const VMSPLICE: u32 = 278;
+pub const PREADV: u32 = 295;
+pub const PWRITEV: u32 = 296;
+pub const RECVMMSG: u32 = 299;
+pub const SENDMMSG: u32 = 307;
+pub const COPY_FILE_RANGE: u32 = 326;
+pub const PREADV2: u32 = 327;
+pub const PWRITEV2: u32 = 328;
+pub const IO_URING_ENTER: u32 = 426;
+
+/// Where a syscall's bytes go in the copy ledger.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// The CPU copies from the kernel into the caller's buffer.
+    CopyToUser = 0,
+    /// The CPU copies from the caller's buffer into the kernel.
+    CopyFromUser = 1,
+    /// Data moves between kernel objects by reference or in-kernel copy,
+    /// never through a user buffer.
+    ZeroCopy = 2,
+    /// Address-space calls: mmap and friends.
+    Mapping = 3,
+    /// Everything else (still two mode switches each).
+    Other = 4,
+}
+
+impl Class {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::CopyToUser => "copy_to_user",
+            Self::CopyFromUser => "copy_from_user",
+            Self::ZeroCopy => "zero_copy",
+            Self::Mapping => "mapping",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// What the probes do with one syscall's arguments and return value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub class: Class,
+    /// Argument index of the fd the data goes to (or the only fd).
+    pub dst_fd: Option<u8>,
+    /// Argument index of the fd the data comes from (two-fd calls).
+    pub src_fd: Option<u8>,
+    /// Whether a positive return value is a byte count.
+    pub ret_is_bytes: bool,
+}
+
+const fn io(class: Class, dst_fd: u8) -> Shape {
+    Shape {
+        class,
+        dst_fd: Some(dst_fd),
+        src_fd: None,
+        ret_is_bytes: true,
+    }
+}
+
+const fn two_fd(src_fd: u8, dst_fd: u8) -> Shape {
+    Shape {
+        class: Class::ZeroCopy,
+        dst_fd: Some(dst_fd),
+        src_fd: Some(src_fd),
+        ret_is_bytes: true,
+    }
+}
+
+const fn mapping() -> Shape {
+    Shape {
+        class: Class::Mapping,
+        dst_fd: None,
+        src_fd: None,
+        ret_is_bytes: false,
+    }
+}
+
+pub const OTHER: Shape = Shape {
+    class: Class::Other,
+    dst_fd: None,
+    src_fd: None,
+    ret_is_bytes: false,
+};
+
+/// The shape of syscall `nr`. recvmmsg/sendmmsg return a message count; the
+/// probe sums their `msg_len` fields instead (see the probe).
+#[inline(always)]
+pub const fn shape(nr: u32) -> Shape {
+    use Class::*;
+    match nr {
+        READ | PREAD64 | READV | PREADV | PREADV2 | RECVFROM | RECVMSG => io(CopyToUser, 0),
+        WRITE | PWRITE64 | WRITEV | PWRITEV | PWRITEV2 | SENDTO | SENDMSG => io(CopyFromUser, 0),
+        RECVMMSG => Shape {
+            ret_is_bytes: false,
+            ..io(CopyToUser, 0)
+        },
+        SENDMMSG => Shape {
+            ret_is_bytes: false,
+            ..io(CopyFromUser, 0)
+        },
+        // sendfile(out_fd, in_fd, ...), splice(fd_in, off_in, fd_out, ...),
+        // tee(fd_in, fd_out, ...), copy_file_range(fd_in, off_in, fd_out, ...)
+        SENDFILE => two_fd(1, 0),
+        SPLICE => two_fd(0, 2),
+        TEE => two_fd(0, 1),
+        COPY_FILE_RANGE => two_fd(0, 2),
+        // vmsplice(fd, iov, ...): user pages referenced into a pipe.
+        VMSPLICE => io(ZeroCopy, 0),
+        // mmap's fd is argument 4; the probe resolves it itself because
+        // anonymous mappings pass -1.
+        MMAP | MUNMAP | MREMAP | MSYNC | MADVISE => mapping(),
+        IO_URING_ENTER => Shape {
+            class: Other,
+            dst_fd: Some(0),
+            src_fd: None,
+            ret_is_bytes: false,
+        },
+        _ => OTHER,
+    }
+}
+
+/// Syscalls that never return to sys_exit on success; counted at entry.
+#[inline(always)]
+pub const fn never_returns(nr: u32) -> bool {
+    matches!(nr, EXIT | EXIT_GROUP)
+}
+
+/// The syscalls the issue names as the read/write, zero-copy and mapping
+/// families: always listed in the report, even with a zero count.
+pub const TRACKED: &[u32] = &[
+    READ,
+    WRITE,
+    PREAD64,
+    PWRITE64,
+    READV,
+    WRITEV,
+    PREADV,
+    PWRITEV,
+    PREADV2,
+    PWRITEV2,
+    RECVFROM,
+    SENDTO,
+    RECVMSG,
+    SENDMSG,
+    RECVMMSG,
+    SENDMMSG,
+    SENDFILE,
+    SPLICE,
+    TEE,
+    VMSPLICE,
+    COPY_FILE_RANGE,
+    MMAP,
+    MUNMAP,
+    MREMAP,
+    MSYNC,
+    MADVISE,
+    IO_URING_ENTER,
+];
+
+/// mmap flags the probe needs (include/uapi/asm-generic/mman-common.h).
+pub const MAP_ANONYMOUS: u64 = 0x20;

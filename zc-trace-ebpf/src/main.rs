@@ -1,0 +1,22 @@
+//! zc-trace's kernel side: tp_btf probes that count the syscalls, bytes,
+//! faults and scheduler switches of the traced processes, per CPU.
+//!
+//! Data flows one way: probes -> maps (maps.rs) -> the userspace collector.
+#![no_std]
+#![no_main]
+
+mod config;
+mod fds;
+mod maps;
+mod probes;
+mod target;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,44 @@
+//! Every map the probes use, in one place.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+};
+use zc_trace_common::{Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, drop, limits};
+
+/// The traced processes (tgid -> 1). Seeded by the collector, grown at fork
+/// when following children.
+#[map]
+pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(limits::MAX_TARGETS, 0);
+
+/// Names and parents of traced processes, written at fork and exec.
+#[map]
+pub static PROCS: HashMap<u32, ProcInfo> = HashMap::with_max_entries(limits::MAX_TARGETS, 0);
+
+/// Syscall statistics per (process, syscall, fd kinds), per CPU.
+#[map]
+pub static STATS: PerCpuHashMap<SyscallKey, SyscallStats> =
+    PerCpuHashMap::with_max_entries(limits::MAX_STATS, 0);
+
+/// Fault and scheduler counters per process, per CPU.
+#[map]
+pub static COUNTERS: PerCpuHashMap<u32, ProcCounters> =
+    PerCpuHashMap::with_max_entries(limits::MAX_TARGETS, 0);
+
+/// Syscalls in flight, by thread id: when they started.
+#[map]
+pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(limits::MAX_INFLIGHT, 0);
+
+/// What the probes could not record (indices in `zc_trace_common::drop`).
+#[map]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);
+
+/// Counts one lost record of the given kind.
+#[inline(always)]
+pub fn count_drop(kind: u32) {
+    if let Some(slot) = DROPS.get_ptr_mut(kind) {
+        // SAFETY: a per-CPU slot, only this CPU writes it and preemption is
+        // off while a BPF program runs.
+        unsafe { *slot += 1 };
+    }
+}

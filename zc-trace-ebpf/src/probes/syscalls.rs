@@ -1,0 +1,186 @@
+//! Every syscall of the traced processes: count, errors, bytes, time, and the
+//! kind of fd it used.
+//!
+//! raw_syscalls:sys_enter  TP_PROTO(struct pt_regs *regs, long id)
+//! raw_syscalls:sys_exit   TP_PROTO(struct pt_regs *regs, long ret)
+//!
+//! A call is counted at sys_exit, and only if its sys_enter was seen while
+//! traced, so a call already blocked when tracing began (e.g. the wrapped
+//! child waiting to be released) is not half-counted. exit and exit_group
+//! never reach sys_exit and are counted at entry. The arguments are read at
+//! exit from the saved user registers, which the kernel keeps intact for the
+//! whole call.
+
+use aya_ebpf::{
+    bindings::{BPF_NOEXIST, pt_regs},
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use zc_trace_common::{
+    FdKind, Inflight, SyscallKey, SyscallStats, drop, limits,
+    syscalls::{self as nr, MAP_ANONYMOUS, never_returns, shape},
+};
+
+use crate::{
+    fds::fd_kind,
+    maps::{INFLIGHT, STATS, count_drop},
+    target::current_target,
+};
+
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
+    let Some((tgid, tid)) = current_target() else {
+        return 0;
+    };
+    let id: i64 = ctx.arg(1);
+    let id = id as u32;
+    if never_returns(id) {
+        record(tgid, id, FdKind::None, FdKind::None, 0, 0, 0);
+        return 0;
+    }
+    let start = Inflight {
+        // SAFETY: a plain helper call.
+        start_ns: unsafe { bpf_ktime_get_ns() },
+        nr: id as u64,
+    };
+    if INFLIGHT.insert(&tid, &start, 0).is_err() {
+        count_drop(drop::INFLIGHT_FULL);
+    }
+    0
+}
+
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
+    let Some((tgid, tid)) = current_target() else {
+        return 0;
+    };
+    // SAFETY: copied out before the entry is removed.
+    let Some(start) = (unsafe { INFLIGHT.get(&tid) }).copied() else {
+        return 0;
+    };
+    let _ = INFLIGHT.remove(&tid);
+    // SAFETY: a plain helper call.
+    let elapsed = unsafe { bpf_ktime_get_ns() }.saturating_sub(start.start_ns);
+    let regs: *const pt_regs = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let id = start.nr as u32;
+    let failed = (-4095..0).contains(&ret);
+
+    let shape = shape(id);
+    let kind = match shape.dst_fd {
+        Some(i) => fd_kind(arg(regs, i)),
+        None if id == nr::MMAP => {
+            // mmap(addr, len, prot, flags, fd, off): anonymous maps pass -1.
+            if arg(regs, 3) & MAP_ANONYMOUS != 0 {
+                FdKind::None
+            } else {
+                fd_kind(arg(regs, 4))
+            }
+        }
+        None => FdKind::None,
+    };
+    let src_kind = match shape.src_fd {
+        Some(i) => fd_kind(arg(regs, i)),
+        None => FdKind::None,
+    };
+    let bytes = if failed || ret <= 0 {
+        0
+    } else if shape.ret_is_bytes {
+        ret as u64
+    } else if id == nr::MMAP && kind != FdKind::None {
+        arg(regs, 1)
+    } else if id == nr::RECVMMSG || id == nr::SENDMMSG {
+        mmsg_bytes(arg(regs, 1), ret as u64)
+    } else {
+        0
+    };
+    record(tgid, id, kind, src_kind, bytes, elapsed, failed as u64);
+    0
+}
+
+/// Syscall argument `i` from the saved user registers (x86_64 ABI:
+/// rdi, rsi, rdx, r10, r8, r9).
+#[inline(always)]
+fn arg(regs: *const pt_regs, i: u8) -> u64 {
+    // SAFETY: tp_btf hands us a BTF-typed pointer to the live pt_regs; the
+    // verifier checks these loads against the kernel's struct pt_regs.
+    unsafe {
+        match i {
+            0 => (*regs).rdi,
+            1 => (*regs).rsi,
+            2 => (*regs).rdx,
+            3 => (*regs).r10,
+            4 => (*regs).r8,
+            _ => (*regs).r9,
+        }
+    }
+}
+
+/// Sum of `msg_len` over the first `n` entries of a user `struct mmsghdr`
+/// array (include/linux/socket.h: a 56-byte msghdr, then msg_len).
+#[inline(always)]
+fn mmsg_bytes(vec: u64, n: u64) -> u64 {
+    const MMSGHDR_SIZE: u64 = 64;
+    const MSG_LEN_OFFSET: u64 = 56;
+    if n > limits::MAX_MMSG as u64 {
+        count_drop(drop::MMSG_TRUNCATED);
+    }
+    let mut total = 0u64;
+    for i in 0..limits::MAX_MMSG as u64 {
+        if i >= n {
+            break;
+        }
+        let at = vec + i * MMSGHDR_SIZE + MSG_LEN_OFFSET;
+        // SAFETY: bpf_probe_read_user tolerates any address.
+        match unsafe { bpf_probe_read_user(at as *const u32) } {
+            Ok(len) => total += len as u64,
+            Err(_) => count_drop(drop::MMSG_UNREADABLE),
+        }
+    }
+    total
+}
+
+/// Adds one call to its row of the per-CPU statistics.
+#[inline(always)]
+fn record(
+    tgid: u32,
+    id: u32,
+    kind: FdKind,
+    src_kind: FdKind,
+    bytes: u64,
+    time_ns: u64,
+    errors: u64,
+) {
+    let key = SyscallKey {
+        tgid,
+        nr: id,
+        kind: kind as u8,
+        src_kind: src_kind as u8,
+        _pad: [0; 6],
+    };
+    for _ in 0..2 {
+        if let Some(row) = STATS.get_ptr_mut(&key) {
+            // SAFETY: per-CPU row, written only by this CPU with preemption off.
+            unsafe {
+                (*row).count += 1;
+                (*row).errors += errors;
+                (*row).bytes += bytes;
+                (*row).time_ns += time_ns;
+            }
+            return;
+        }
+        let row = SyscallStats {
+            count: 1,
+            errors,
+            bytes,
+            time_ns,
+        };
+        // NOEXIST: if another CPU created the row meanwhile, go round again
+        // and add to this CPU's slot of it.
+        if STATS.insert(&key, &row, BPF_NOEXIST as u64).is_ok() {
+            return;
+        }
+    }
+    count_drop(drop::STATS_FULL);
+}

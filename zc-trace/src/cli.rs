@@ -1,0 +1,203 @@
+//! The command line.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+use crate::error::{EXIT_USAGE, failure};
+
+const EXAMPLES: &str = "\
+Examples:
+  zc-trace -- cp big.iso /tmp/              trace a command and its children
+  zc-trace --json run.json -- ./server      also write the full report as JSON
+  zc-trace -p 1234 --duration 10s           attach to a running process for 10 s
+  zc-trace -p 1234 -f                       ... and follow the children it forks
+
+The summary goes to stderr (or --summary FILE); the command's own stdin,
+stdout and stderr pass through untouched. Needs root (or CAP_BPF and
+CAP_PERFMON) and a kernel with BTF.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "zc-trace",
+    version,
+    about = "Where do my bytes get copied? Counts the syscalls, bytes, copies, zero-copy \
+             transfers, mode switches, context switches and page faults of a process, in kernel.",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    /// Attach to a running process (all its threads).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pid: Option<String>,
+
+    /// With -p: also trace the children the process forks from now on.
+    /// (A wrapped command's children are always followed.)
+    #[arg(short = 'f', long = "follow-forks")]
+    pub follow_forks: bool,
+
+    /// Write the full report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write the summary to FILE instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+
+    /// Do not print the summary (still written with --summary).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Stop tracing after this long (e.g. 500ms, 10s, 5m).
+    #[arg(short, long, value_name = "TIME", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// How often to sample the counters for the timeline.
+    #[arg(long, value_name = "TIME", default_value = "100ms", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// The command to run and trace, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// What to trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    Wrap(Vec<String>),
+    Attach(i32),
+}
+
+impl Cli {
+    /// Parses the command line; errors come back as one-line failures.
+    pub fn parse_args() -> anyhow::Result<Self> {
+        let args: Vec<String> = std::env::args().collect();
+        match Self::try_parse_from(&args) {
+            Ok(cli) => Ok(cli),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+                ) =>
+            {
+                e.exit()
+            }
+            Err(e) => {
+                // A stray word where options are expected is almost always a
+                // command given without `--`.
+                let invalid = match e.get(clap::error::ContextKind::InvalidArg) {
+                    Some(clap::error::ContextValue::String(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                if e.kind() == clap::error::ErrorKind::UnknownArgument
+                    && !invalid.starts_with('-')
+                    && !args.iter().any(|a| a == "--")
+                {
+                    let cmd = if invalid.is_empty() {
+                        "CMD".to_owned()
+                    } else {
+                        invalid
+                    };
+                    return Err(failure(
+                        EXIT_USAGE,
+                        format!(
+                            "put `--` before the command to trace, e.g. `zc-trace -- {cmd} ...`"
+                        ),
+                    ));
+                }
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments");
+                let first = first.trim_start_matches("error: ");
+                Err(failure(
+                    EXIT_USAGE,
+                    format!("{first} (see `zc-trace --help`)"),
+                ))
+            }
+        }
+    }
+
+    pub fn target(&self) -> anyhow::Result<TargetSpec> {
+        match (&self.pid, self.command.is_empty()) {
+            (Some(_), false) => Err(failure(
+                EXIT_USAGE,
+                "give either -p PID or a command after `--`, not both",
+            )),
+            (None, true) => Err(failure(
+                EXIT_USAGE,
+                "nothing to trace: give a command after `--` (zc-trace -- ./server) or a PID (zc-trace -p 1234)",
+            )),
+            (None, false) => Ok(TargetSpec::Wrap(self.command.clone())),
+            (Some(pid), true) => match pid.parse::<i32>() {
+                Ok(p) if p > 0 => Ok(TargetSpec::Attach(p)),
+                _ => Err(failure(
+                    EXIT_USAGE,
+                    format!(
+                        "`{pid}` is not a process id: -p takes a positive number (see `pgrep NAME`)"
+                    ),
+                )),
+            },
+        }
+    }
+}
+
+/// "250ms", "1.5s", "2m", "1h", "100us"; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 500ms or 10s"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{s}`: use ns, us, ms, s, m or h"
+            ));
+        }
+    };
+    let d = Duration::from_secs_f64(value * scale);
+    if d.is_zero() {
+        return Err(format!("`{s}` is zero: give a positive duration"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn target_needs_exactly_one_of_pid_and_command() {
+        let cli = |args: &[&str]| Cli::try_parse_from(args).unwrap();
+        assert_eq!(
+            cli(&["zc-trace", "--", "ls", "-l"]).target().unwrap(),
+            TargetSpec::Wrap(vec!["ls".into(), "-l".into()])
+        );
+        assert_eq!(
+            cli(&["zc-trace", "-p", "42"]).target().unwrap(),
+            TargetSpec::Attach(42)
+        );
+        assert!(cli(&["zc-trace"]).target().is_err());
+        assert!(cli(&["zc-trace", "-p", "abc"]).target().is_err());
+        assert!(cli(&["zc-trace", "-p", "0"]).target().is_err());
+        assert!(cli(&["zc-trace", "-p", "1", "--", "ls"]).target().is_err());
+    }
+}

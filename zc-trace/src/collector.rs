@@ -1,0 +1,122 @@
+//! The only code that touches the maps: registers targets and reads the
+//! per-CPU counters, summed over CPUs, into the model's `Counters`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
+use zc_trace_common::{ProcCounters, ProcInfo, SyscallKey, SyscallStats, drop};
+
+use crate::{
+    loader::Probes,
+    model::{Counters, ProcIdentity},
+    target,
+};
+
+pub struct Collector {
+    targets: HashMap<MapData, u32, u32>,
+    procs: HashMap<MapData, u32, ProcInfo>,
+    stats: PerCpuHashMap<MapData, SyscallKey, SyscallStats>,
+    counters: PerCpuHashMap<MapData, u32, ProcCounters>,
+    drops: PerCpuArray<MapData, u64>,
+}
+
+fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+    probes: &mut Probes,
+    name: &str,
+) -> Result<T> {
+    let map = probes
+        .ebpf
+        .take_map(name)
+        .ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))?;
+    T::try_from(map).with_context(|| format!("map {name}"))
+}
+
+impl Collector {
+    pub fn new(probes: &mut Probes) -> Result<Self> {
+        Ok(Self {
+            targets: take(probes, "TARGETS")?,
+            procs: take(probes, "PROCS")?,
+            stats: take(probes, "STATS")?,
+            counters: take(probes, "COUNTERS")?,
+            drops: take(probes, "DROPS")?,
+        })
+    }
+
+    /// Starts tracing process `pid` (all its threads).
+    pub fn add_target(&mut self, pid: u32) -> Result<()> {
+        if let Some(id) = target::identity(pid) {
+            let mut comm = [0u8; 16];
+            let n = id.comm.len().min(15);
+            comm[..n].copy_from_slice(&id.comm.as_bytes()[..n]);
+            self.procs.insert(
+                pid,
+                ProcInfo {
+                    ppid: id.ppid,
+                    execs: 0,
+                    comm,
+                },
+                0,
+            )?;
+        }
+        self.targets
+            .insert(pid, 1, 0)
+            .context("registering the target process")?;
+        Ok(())
+    }
+
+    /// The processes traced so far (followed children included).
+    pub fn target_pids(&self) -> Vec<u32> {
+        self.targets.keys().filter_map(Result::ok).collect()
+    }
+
+    /// Name and parent of every traced process the probes saw.
+    pub fn identities(&self) -> BTreeMap<u32, ProcIdentity> {
+        self.procs
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(pid, info)| {
+                let end = info
+                    .comm
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(info.comm.len());
+                let comm = String::from_utf8_lossy(&info.comm[..end]).into_owned();
+                (
+                    pid,
+                    ProcIdentity {
+                        ppid: info.ppid,
+                        comm,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Reads every counter, summed over CPUs.
+    pub fn read(&self) -> Counters {
+        let mut out = Counters::default();
+        for (key, per_cpu) in self.stats.iter().filter_map(Result::ok) {
+            let mut sum = SyscallStats::default();
+            for v in per_cpu.iter() {
+                sum.count += v.count;
+                sum.errors += v.errors;
+                sum.bytes += v.bytes;
+                sum.time_ns += v.time_ns;
+            }
+            out.syscalls.push((key, sum));
+        }
+        out.syscalls
+            .sort_by_key(|(k, _)| (k.tgid, k.nr, k.kind, k.src_kind));
+        for (pid, per_cpu) in self.counters.iter().filter_map(Result::ok) {
+            out.procs
+                .insert(pid, crate::model::ledger::sum_events(per_cpu.iter()));
+        }
+        for i in 0..drop::COUNT {
+            if let Ok(per_cpu) = self.drops.get(&i, 0) {
+                out.dropped[i as usize] = per_cpu.iter().sum();
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,152 @@
+//! Loading the embedded eBPF object and attaching its programs, from a
+//! table: a hook the kernel lacks is an error when the run cannot do
+//! without it, and a warning naming what the report will miss otherwise.
+
+use anyhow::Result;
+use aya::{Btf, Ebpf, EbpfLoader, programs::BtfTracePoint};
+use zc_trace_common::KernelOffsets;
+
+use crate::error::failure;
+
+/// The object built from zc-trace-ebpf by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc-trace"));
+
+struct Hook {
+    program: &'static str,
+    tracepoint: &'static str,
+    /// What the report lacks without it; None if the run is pointless.
+    optional: Option<&'static str>,
+}
+
+const HOOKS: &[Hook] = &[
+    Hook {
+        program: "sys_enter",
+        tracepoint: "sys_enter",
+        optional: None,
+    },
+    Hook {
+        program: "sys_exit",
+        tracepoint: "sys_exit",
+        optional: None,
+    },
+    Hook {
+        program: "sched_process_fork",
+        tracepoint: "sched_process_fork",
+        optional: Some("children will not be followed"),
+    },
+    Hook {
+        program: "sched_process_exec",
+        tracepoint: "sched_process_exec",
+        optional: Some("process names will not follow exec"),
+    },
+    Hook {
+        program: "sched_switch",
+        tracepoint: "sched_switch",
+        optional: Some("context switches will read 0"),
+    },
+    Hook {
+        program: "page_fault_user",
+        tracepoint: "page_fault_user",
+        optional: Some("user-mode page faults will read 0"),
+    },
+    Hook {
+        program: "page_fault_kernel",
+        tracepoint: "page_fault_kernel",
+        optional: Some("kernel-mode page faults will read 0"),
+    },
+    Hook {
+        program: "mm_filemap_fault",
+        tracepoint: "mm_filemap_fault",
+        optional: Some("file-backed page faults will read 0"),
+    },
+];
+
+/// The loaded probes; dropping this detaches everything.
+pub struct Probes {
+    pub ebpf: Ebpf,
+    /// What this run lacks, one line per missing optional hook.
+    pub missing: Vec<String>,
+}
+
+pub fn load(follow_forks: bool, offsets: KernelOffsets) -> Result<Probes> {
+    let btf = Btf::from_sys_fs().map_err(|e| {
+        failure(
+            1,
+            format!("cannot read the kernel's BTF: {e}: zc-trace needs /sys/kernel/btf/vmlinux"),
+        )
+    })?;
+    let follow = follow_forks as u32;
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(&btf))
+        .override_global("FOLLOW_FORKS", &follow, true)
+        .override_global("OFFSETS", &offsets, true)
+        .load(OBJECT)
+        .map_err(|e| {
+            failure(
+                1,
+                format!("the kernel refused zc-trace's eBPF maps: {e}: check `ulimit -l` and that BPF is enabled (CONFIG_BPF_SYSCALL)"),
+            )
+        })?;
+
+    // ZC_TRACE_TEST_MISSING_HOOK=NAME makes the tests see a kernel without
+    // tracepoint NAME, the one failure they cannot cause for real.
+    let pretend_missing = std::env::var("ZC_TRACE_TEST_MISSING_HOOK").unwrap_or_default();
+    let mut missing = Vec::new();
+    for hook in HOOKS {
+        let attached = if hook.tracepoint == pretend_missing {
+            Err("no such BTF tracepoint (simulated)".to_owned())
+        } else {
+            attach(&mut ebpf, &btf, hook)
+        };
+        if let Err(e) = attached {
+            match hook.optional {
+                None => {
+                    return Err(failure(
+                        1,
+                        format!(
+                            "this kernel lacks the {} tracepoint zc-trace needs ({e}): a kernel with BTF tracepoints (5.5+) is required",
+                            hook.tracepoint
+                        ),
+                    ));
+                }
+                Some(consequence) => missing.push(format!(
+                    "kernel lacks the {} tracepoint ({e}): {consequence}",
+                    hook.tracepoint
+                )),
+            }
+        }
+    }
+    Ok(Probes { ebpf, missing })
+}
+
+fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook) -> Result<(), String> {
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(hook.program)
+        .ok_or("program missing from the object")?
+        .try_into()
+        .map_err(|e| format!("{e}"))?;
+    program
+        .load(hook.tracepoint, btf)
+        .map_err(|e| verifier_error(&e))?;
+    program.attach().map_err(|e| format!("{e}"))?;
+    Ok(())
+}
+
+/// aya's load error carries the verifier log; keep its last useful line.
+fn verifier_error(e: &aya::programs::ProgramError) -> String {
+    let text = format!("{e:#}");
+    let line = match e {
+        aya::programs::ProgramError::LoadError { verifier_log, .. } => {
+            let log = verifier_log.to_string();
+            log.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("processed"))
+                .map(str::to_owned)
+        }
+        _ => None,
+    };
+    match line {
+        Some(l) => format!("{text}: {l}"),
+        None => text,
+    }
+}

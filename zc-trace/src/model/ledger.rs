@@ -1,0 +1,303 @@
+//! The copy ledger: raw per-(process, syscall, fd kind) rows grouped into
+//! syscall tables and totals, per process and overall.
+
+use std::collections::BTreeMap;
+
+use zc_trace_common::{
+    FdKind, ProcCounters, SyscallKey, SyscallStats, drop,
+    syscalls::{Class, never_returns, shape},
+};
+
+use super::{
+    Counters, ProcIdentity,
+    report::{
+        Bytes, ContextSwitches, Counts, PageFaults, Process, Report, SCHEMA_VERSION, SyscallEntry,
+        Target, Timeline, Tool, Totals,
+    },
+    syscall_name,
+};
+
+/// How a row's fd kinds are named in the report.
+pub fn kind_key(kind: u8, src_kind: u8) -> String {
+    let dst = FdKind::from_u8(kind).name();
+    match FdKind::from_u8(src_kind) {
+        FdKind::None => dst.to_owned(),
+        src => format!("{}->{dst}", src.name()),
+    }
+}
+
+fn counts(s: &SyscallStats) -> Counts {
+    Counts {
+        count: s.count,
+        errors: s.errors,
+        bytes: s.bytes,
+        time_ns: s.time_ns,
+    }
+}
+
+/// Groups rows by syscall name, with the per-fd-kind split.
+pub fn syscall_table<'a>(
+    rows: impl IntoIterator<Item = &'a (SyscallKey, SyscallStats)>,
+) -> BTreeMap<String, SyscallEntry> {
+    let mut table: BTreeMap<String, SyscallEntry> = BTreeMap::new();
+    for (key, stats) in rows {
+        let c = counts(stats);
+        let entry = table
+            .entry(syscall_name(key.nr))
+            .or_insert_with(|| SyscallEntry {
+                nr: key.nr,
+                class: shape(key.nr).class.name().to_owned(),
+                ..Default::default()
+            });
+        entry.counts.add(&c);
+        entry
+            .by_fd_kind
+            .entry(kind_key(key.kind, key.src_kind))
+            .or_default()
+            .add(&c);
+    }
+    table
+}
+
+/// Totals of a syscall table plus the event counters of the same processes.
+pub fn totals(table: &BTreeMap<String, SyscallEntry>, events: &ProcCounters) -> Totals {
+    let mut t = Totals {
+        context_switches: ContextSwitches {
+            voluntary: events.ctx_voluntary,
+            involuntary: events.ctx_involuntary,
+        },
+        page_faults: PageFaults {
+            user: events.faults_user,
+            kernel: events.faults_kernel,
+            file: events.faults_file,
+        },
+        ..Default::default()
+    };
+    let mut one_way = 0;
+    for entry in table.values() {
+        let c = &entry.counts;
+        t.syscalls += c.count;
+        t.errors += c.errors;
+        t.time_ns += c.time_ns;
+        if never_returns(entry.nr) {
+            one_way += c.count;
+        }
+        add_bytes(&mut t.bytes, shape(entry.nr).class, c.bytes);
+    }
+    t.mode_switches = 2 * t.syscalls - one_way + 2 * t.page_faults.user;
+    t
+}
+
+/// Files `bytes` of a call of class `class` under its ledger column.
+pub fn add_bytes(b: &mut Bytes, class: Class, bytes: u64) {
+    match class {
+        Class::CopyToUser => b.copied_to_user += bytes,
+        Class::CopyFromUser => b.copied_from_user += bytes,
+        Class::ZeroCopy => b.zero_copy += bytes,
+        Class::Mapping => b.mapped += bytes,
+        Class::Other => {}
+    }
+}
+
+pub fn sum_events<'a>(events: impl IntoIterator<Item = &'a ProcCounters>) -> ProcCounters {
+    let mut sum = ProcCounters::default();
+    for e in events {
+        sum.ctx_voluntary += e.ctx_voluntary;
+        sum.ctx_involuntary += e.ctx_involuntary;
+        sum.faults_user += e.faults_user;
+        sum.faults_kernel += e.faults_kernel;
+        sum.faults_file += e.faults_file;
+    }
+    sum
+}
+
+/// What the run was, beside its counters.
+#[derive(Clone, Debug, Default)]
+pub struct RunInfo {
+    pub target: Target,
+    pub started_at_unix_ms: u64,
+    pub duration_ns: u64,
+    pub timeline: Timeline,
+}
+
+/// Builds the full report from the final counters.
+pub fn build_report(
+    counters: &Counters,
+    identities: &BTreeMap<u32, ProcIdentity>,
+    run: RunInfo,
+) -> Report {
+    let syscalls = syscall_table(&counters.syscalls);
+    let overall = totals(&syscalls, &sum_events(counters.procs.values()));
+
+    let mut pids: Vec<u32> = counters.syscalls.iter().map(|(k, _)| k.tgid).collect();
+    pids.extend(counters.procs.keys());
+    pids.sort_unstable();
+    pids.dedup();
+    let processes = pids
+        .into_iter()
+        .map(|pid| {
+            let table = syscall_table(counters.syscalls.iter().filter(|(k, _)| k.tgid == pid));
+            let events = counters.procs.get(&pid).copied().unwrap_or_default();
+            let id = identities.get(&pid).cloned().unwrap_or_default();
+            Process {
+                pid,
+                ppid: id.ppid,
+                comm: id.comm,
+                totals: totals(&table, &events),
+                syscalls: table,
+            }
+        })
+        .collect();
+
+    let dropped = drop::NAMES
+        .iter()
+        .zip(counters.dropped)
+        .map(|(name, n)| ((*name).to_owned(), n))
+        .collect();
+
+    Report {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool {
+            name: "zc-trace".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        target: run.target,
+        started_at_unix_ms: run.started_at_unix_ms,
+        duration_ns: run.duration_ns,
+        syscalls,
+        totals: overall,
+        processes,
+        timeline: run.timeline,
+        dropped,
+        notes: NOTES.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+/// What is derived rather than measured; printed with every report.
+pub const NOTES: &[&str] = &[
+    "counts, errors, bytes, time, fd kinds, page faults and context switches are measured in kernel, exactly",
+    "mode_switches is derived: 2 per returning syscall, 1 per exit/exit_group, 2 per user-mode page fault (interrupts not included)",
+    "copied bytes are the byte counts of read/write-family calls; copies inside the kernel (page cache -> socket buffer) and DMA are not visible to a syscall tracer",
+    "io_uring_enter is counted, but the I/O it submits is not attributed to bytes",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zc_trace_common::syscalls as nr;
+
+    fn row(
+        tgid: u32,
+        nr: u32,
+        kind: FdKind,
+        src: FdKind,
+        count: u64,
+        bytes: u64,
+    ) -> (SyscallKey, SyscallStats) {
+        (
+            SyscallKey {
+                tgid,
+                nr,
+                kind: kind as u8,
+                src_kind: src as u8,
+                _pad: [0; 6],
+            },
+            SyscallStats {
+                count,
+                errors: 0,
+                bytes,
+                time_ns: count * 10,
+            },
+        )
+    }
+
+    #[test]
+    fn kind_keys_name_both_ends_of_two_fd_calls() {
+        assert_eq!(
+            kind_key(FdKind::Socket as u8, FdKind::File as u8),
+            "file->socket"
+        );
+        assert_eq!(kind_key(FdKind::Pipe as u8, FdKind::None as u8), "pipe");
+        assert_eq!(kind_key(FdKind::None as u8, FdKind::None as u8), "none");
+    }
+
+    #[test]
+    fn table_groups_kinds_under_one_syscall() {
+        let rows = [
+            row(1, nr::READ, FdKind::File, FdKind::None, 3, 300),
+            row(1, nr::READ, FdKind::Pipe, FdKind::None, 2, 20),
+            row(2, nr::READ, FdKind::File, FdKind::None, 1, 100),
+        ];
+        let t = syscall_table(&rows);
+        let read = &t["read"];
+        assert_eq!(read.class, "copy_to_user");
+        assert_eq!(read.counts.count, 6);
+        assert_eq!(read.counts.bytes, 420);
+        assert_eq!(read.by_fd_kind["file"].count, 4);
+        assert_eq!(read.by_fd_kind["pipe"].bytes, 20);
+    }
+
+    #[test]
+    fn ledger_files_bytes_by_class_and_counts_mode_switches() {
+        let rows = [
+            row(1, nr::READ, FdKind::File, FdKind::None, 2, 200),
+            row(1, nr::WRITE, FdKind::Socket, FdKind::None, 2, 200),
+            row(1, nr::SENDFILE, FdKind::Socket, FdKind::File, 1, 4096),
+            row(1, nr::MMAP, FdKind::File, FdKind::None, 1, 8192),
+            row(1, nr::EXIT_GROUP, FdKind::None, FdKind::None, 1, 0),
+            row(1, 39 /* getpid */, FdKind::None, FdKind::None, 5, 0),
+        ];
+        let events = ProcCounters {
+            faults_user: 3,
+            ..Default::default()
+        };
+        let t = totals(&syscall_table(&rows), &events);
+        assert_eq!(t.syscalls, 12);
+        assert_eq!(
+            t.bytes,
+            Bytes {
+                copied_to_user: 200,
+                copied_from_user: 200,
+                zero_copy: 4096,
+                mapped: 8192
+            }
+        );
+        // 11 returning calls x 2 + exit_group x 1 + 3 user faults x 2
+        assert_eq!(t.mode_switches, 22 + 1 + 6);
+    }
+
+    #[test]
+    fn report_splits_processes_and_keeps_drops() {
+        let counters = Counters {
+            syscalls: vec![
+                row(10, nr::WRITE, FdKind::Pipe, FdKind::None, 1, 5),
+                row(11, nr::WRITE, FdKind::Pipe, FdKind::None, 2, 7),
+            ],
+            procs: [(
+                11,
+                ProcCounters {
+                    ctx_voluntary: 4,
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            dropped: [0, 2, 0, 0, 0, 0],
+        };
+        let ids = [(
+            11,
+            ProcIdentity {
+                ppid: 10,
+                comm: "child".into(),
+            },
+        )]
+        .into();
+        let r = build_report(&counters, &ids, RunInfo::default());
+        assert_eq!(r.schema_version, SCHEMA_VERSION);
+        assert_eq!(r.processes.len(), 2);
+        assert_eq!(r.processes[1].comm, "child");
+        assert_eq!(r.processes[1].totals.bytes.copied_from_user, 7);
+        assert_eq!(r.processes[1].totals.context_switches.voluntary, 4);
+        assert_eq!(r.totals.bytes.copied_from_user, 12);
+        assert_eq!(r.dropped["inflight_map_full"], 2);
+    }
+}

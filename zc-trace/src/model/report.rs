@@ -1,0 +1,144 @@
+//! The report: the one structure the JSON, the summary and the charts are
+//! made from. Its JSON form is documented in README.md ("JSON report").
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Bump when a field changes meaning or goes away; adding fields is fine.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub target: Target,
+    /// Wall-clock start, milliseconds since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    pub duration_ns: u64,
+    pub syscalls: BTreeMap<String, SyscallEntry>,
+    pub totals: Totals,
+    pub processes: Vec<Process>,
+    pub timeline: Timeline,
+    /// Records the probes could not keep, by reason; all zero on a clean run.
+    pub dropped: BTreeMap<String, u64>,
+    /// How the derived figures were computed (model, not measurement).
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// "wrap" (zc-trace -- CMD) or "attach" (zc-trace -p PID).
+    pub mode: String,
+    pub command: Option<Vec<String>>,
+    pub pid: u32,
+    /// Exit code of the wrapped command (128 + signal if killed); null when
+    /// attached or when tracing ended before it exited.
+    pub exit_code: Option<i32>,
+    pub follow_forks: bool,
+}
+
+/// Count, failures, bytes and kernel time of a group of calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub count: u64,
+    pub errors: u64,
+    pub bytes: u64,
+    pub time_ns: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, other: &Counts) {
+        self.count += other.count;
+        self.errors += other.errors;
+        self.bytes += other.bytes;
+        self.time_ns += other.time_ns;
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyscallEntry {
+    pub nr: u32,
+    /// copy_to_user, copy_from_user, zero_copy, mapping or other.
+    pub class: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Split by the kind of fd used: "file", "socket", "pipe", "other",
+    /// "unknown", "none" (no fd), or "SRC->DST" for two-fd calls.
+    pub by_fd_kind: BTreeMap<String, Counts>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextSwitches {
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageFaults {
+    /// Faults taken in user mode (each one a kernel entry and exit).
+    pub user: u64,
+    /// Faults taken in kernel mode, e.g. while copying to a user buffer.
+    pub kernel: u64,
+    /// File-backed faults served from the page cache (a subset of the two).
+    pub file: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bytes {
+    /// Returned by read-family calls: copied by the CPU, kernel -> user.
+    pub copied_to_user: u64,
+    /// Accepted by write-family calls: copied by the CPU, user -> kernel.
+    pub copied_from_user: u64,
+    /// Moved by sendfile/splice/tee/vmsplice/copy_file_range.
+    pub zero_copy: u64,
+    /// Length of file-backed mmap calls.
+    pub mapped: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub syscalls: u64,
+    pub errors: u64,
+    pub time_ns: u64,
+    /// Derived: 2 per returning syscall, 1 per exit/exit_group, 2 per
+    /// user-mode page fault.
+    pub mode_switches: u64,
+    pub context_switches: ContextSwitches,
+    pub page_faults: PageFaults,
+    pub bytes: Bytes,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    pub syscalls: BTreeMap<String, SyscallEntry>,
+    pub totals: Totals,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub interval_ns: u64,
+    /// Cumulative counters at each sample; rates are differences.
+    pub samples: Vec<TimelineSample>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineSample {
+    pub t_ns: u64,
+    pub syscalls: u64,
+    pub copied_to_user: u64,
+    pub copied_from_user: u64,
+    pub zero_copy: u64,
+    pub mapped: u64,
+    pub page_faults: u64,
+    pub context_switches: u64,
+}

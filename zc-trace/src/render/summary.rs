@@ -1,0 +1,265 @@
+//! The terminal summary: the copy ledger first, then what it cost, then the
+//! syscalls grouped by what they do with bytes.
+
+use std::fmt::Write as _;
+
+use crate::model::report::{Report, SyscallEntry};
+
+use super::format::{bytes, duration_ns, grouped};
+
+/// How many "other" syscalls to list before summarising the rest.
+const OTHER_ROWS: usize = 8;
+
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let t = &r.totals;
+    let _ = writeln!(
+        s,
+        "\nzc-trace: {}, {}{}",
+        target_line(r),
+        duration_ns(r.duration_ns),
+        exit_line(r)
+    );
+
+    let _ = writeln!(s, "\nCopy ledger (bytes across the user/kernel boundary)");
+    let b = &t.bytes;
+    let rows = [
+        (
+            "copied by CPU, kernel -> user",
+            b.copied_to_user,
+            "read, recv* ...",
+        ),
+        (
+            "copied by CPU, user -> kernel",
+            b.copied_from_user,
+            "write, send* ...",
+        ),
+        (
+            "moved zero-copy",
+            b.zero_copy,
+            "sendfile, splice, tee, vmsplice, copy_file_range",
+        ),
+        ("mapped (file-backed mmap)", b.mapped, "mmap length"),
+    ];
+    for (label, n, via) in rows {
+        let _ = writeln!(
+            s,
+            "  {label:<31} {:>11}  {:>16} B   {via}",
+            bytes(n),
+            grouped(n)
+        );
+    }
+
+    let _ = writeln!(s, "\nCost");
+    let _ = writeln!(
+        s,
+        "  mode switches      {:>12}   (derived: 2 per syscall + 2 per user page fault)",
+        grouped(t.mode_switches)
+    );
+    let _ = writeln!(
+        s,
+        "  context switches   {:>12}   ({} voluntary, {} involuntary)",
+        grouped(t.context_switches.voluntary + t.context_switches.involuntary),
+        grouped(t.context_switches.voluntary),
+        grouped(t.context_switches.involuntary)
+    );
+    let _ = writeln!(
+        s,
+        "  page faults        {:>12}   ({} in user mode, {} in kernel mode; {} file-backed)",
+        grouped(t.page_faults.user + t.page_faults.kernel),
+        grouped(t.page_faults.user),
+        grouped(t.page_faults.kernel),
+        grouped(t.page_faults.file)
+    );
+    let _ = writeln!(
+        s,
+        "  syscalls           {:>12}   ({} failed, {} in the kernel)",
+        grouped(t.syscalls),
+        grouped(t.errors),
+        duration_ns(t.time_ns)
+    );
+
+    let _ = writeln!(
+        s,
+        "\n  {:<18} {:>10} {:>7} {:>11} {:>10} {:>9}  by fd kind",
+        "syscall", "calls", "errors", "bytes", "time", "avg"
+    );
+    for (title, classes) in [
+        ("copying", &["copy_to_user", "copy_from_user"][..]),
+        ("zero-copy", &["zero_copy"][..]),
+        ("mapping", &["mapping"][..]),
+        ("other", &["other"][..]),
+    ] {
+        let mut group: Vec<(&String, &SyscallEntry)> = r
+            .syscalls
+            .iter()
+            .filter(|(_, e)| classes.contains(&e.class.as_str()))
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        group.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(b.0)));
+        let _ = writeln!(s, "  {title}");
+        let limit = if title == "other" {
+            OTHER_ROWS
+        } else {
+            usize::MAX
+        };
+        for (name, e) in group.iter().take(limit) {
+            syscall_row(&mut s, name, e);
+        }
+        if group.len() > limit {
+            let rest = &group[limit..];
+            let calls: u64 = rest.iter().map(|(_, e)| e.counts.count).sum();
+            let _ = writeln!(
+                s,
+                "    ({} more syscalls, {} calls: see the JSON report)",
+                rest.len(),
+                grouped(calls)
+            );
+        }
+    }
+
+    if r.processes.len() > 1 {
+        let _ = writeln!(
+            s,
+            "\n  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
+            "pid", "process", "syscalls", "to user", "from user", "zero-copy"
+        );
+        for p in &r.processes {
+            let b = &p.totals.bytes;
+            let _ = writeln!(
+                s,
+                "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
+                p.pid,
+                p.comm,
+                grouped(p.totals.syscalls),
+                bytes(b.copied_to_user),
+                bytes(b.copied_from_user),
+                bytes(b.zero_copy)
+            );
+        }
+    }
+
+    let lost: Vec<String> = r
+        .dropped
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k}: {}", grouped(*n)))
+        .collect();
+    if !lost.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n  WARNING: records lost in kernel ({}); the figures above are lower bounds",
+            lost.join(", ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n  Measured in kernel, exactly. Mode switches are derived; copies inside the kernel (page cache -> socket) and DMA are not visible to a syscall tracer."
+    );
+    s
+}
+
+fn target_line(r: &Report) -> String {
+    match &r.target.command {
+        Some(cmd) => format!("`{}` (pid {})", cmd.join(" "), r.target.pid),
+        None => format!("pid {}", r.target.pid),
+    }
+}
+
+fn exit_line(r: &Report) -> String {
+    match r.target.exit_code {
+        Some(code) => format!(", exit code {code}"),
+        None => String::new(),
+    }
+}
+
+fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
+    let c = &e.counts;
+    let avg = if c.count > 0 {
+        duration_ns(c.time_ns / c.count)
+    } else {
+        "-".into()
+    };
+    let show_bytes = !matches!(e.class.as_str(), "other") || c.bytes > 0;
+    let kinds: Vec<String> = e
+        .by_fd_kind
+        .iter()
+        .filter(|(k, _)| k.as_str() != "none")
+        .map(|(k, v)| format!("{k} {}", grouped(v.count)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "    {:<16} {:>10} {:>7} {:>11} {:>10} {:>9}  {}",
+        name,
+        grouped(c.count),
+        grouped(c.errors),
+        if show_bytes {
+            bytes(c.bytes)
+        } else {
+            "-".into()
+        },
+        duration_ns(c.time_ns),
+        avg,
+        kinds.join(", ")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::report::{Counts, Target};
+
+    #[test]
+    fn shows_ledger_groups_and_drops() {
+        let mut r = Report {
+            target: Target {
+                mode: "wrap".into(),
+                command: Some(vec!["./srv".into()]),
+                pid: 7,
+                exit_code: Some(0),
+                follow_forks: true,
+            },
+            duration_ns: 1_500_000_000,
+            ..Default::default()
+        };
+        r.totals.bytes.copied_to_user = 64 << 20;
+        r.syscalls.insert(
+            "sendfile".into(),
+            SyscallEntry {
+                nr: 40,
+                class: "zero_copy".into(),
+                counts: Counts {
+                    count: 3,
+                    errors: 0,
+                    bytes: 3 << 20,
+                    time_ns: 3000,
+                },
+                by_fd_kind: [(
+                    "file->socket".to_owned(),
+                    Counts {
+                        count: 3,
+                        ..Default::default()
+                    },
+                )]
+                .into(),
+            },
+        );
+        r.dropped.insert("stats_map_full".into(), 2);
+        let out = render(&r);
+        assert!(
+            out.contains("`./srv` (pid 7), 1.50 s, exit code 0"),
+            "{out}"
+        );
+        assert!(out.contains("64.0 MiB"), "{out}");
+        assert!(out.contains("67,108,864 B"), "{out}");
+        assert!(out.contains("zero-copy\n    sendfile"), "{out}");
+        assert!(out.contains("file->socket 3"), "{out}");
+        assert!(out.contains("stats_map_full: 2"), "{out}");
+        assert!(
+            !out.contains("\n  copying\n"),
+            "empty groups are left out: {out}"
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! One tracing run, start to finish. Every way a run ends (the targets
+//! exit, Ctrl-C, SIGTERM, --duration) goes through the same path and writes
+//! the same full report.
+
+use std::{
+    io::Write as _,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, Result};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::mpsc,
+};
+
+use crate::{
+    btf,
+    cli::{Cli, TargetSpec},
+    collector::Collector,
+    error::failure,
+    loader,
+    model::{
+        ledger::{RunInfo, build_report},
+        report::{Target, Timeline},
+        timeline,
+    },
+    preflight, render, target,
+};
+
+/// How long a wrapped command gets to exit after it was signalled.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Why tracing stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    TargetsExited,
+    Signal(i32),
+    Duration,
+}
+
+/// News from the thread that reaps a wrapped command and its descendants.
+enum Reaped {
+    Command(i32),
+    All,
+}
+
+pub fn run() -> Result<u8> {
+    let cli = Cli::parse_args()?;
+    let spec = cli.target()?;
+    preflight::check_privileges()?;
+    preflight::check_btf()?;
+    // Outputs first: a bad path must fail before any tracing is done.
+    let json_out = cli
+        .json
+        .as_deref()
+        .map(|p| preflight::create_output(p, "JSON report"))
+        .transpose()?;
+    let summary_out = cli
+        .summary
+        .as_deref()
+        .map(|p| preflight::create_output(p, "summary"))
+        .transpose()?;
+    match &spec {
+        TargetSpec::Wrap(argv) => drop(target::resolve_command(&argv[0])?),
+        TargetSpec::Attach(pid) => drop(target::check_attach(*pid)?),
+    }
+
+    let offsets = btf::kernel_offsets().unwrap_or_else(|e| {
+        eprintln!("zc-trace: warning: cannot read kernel struct offsets from BTF ({e:#}): fd kinds will show as unknown");
+        Default::default()
+    });
+    let follow = matches!(spec, TargetSpec::Wrap(_)) || cli.follow_forks;
+    let mut probes = loader::load(follow, offsets)?;
+    for m in &probes.missing {
+        eprintln!("zc-trace: warning: {m}");
+    }
+    let mut collector = Collector::new(&mut probes)?;
+
+    let (reaped_tx, reaped_rx) = mpsc::unbounded_channel();
+    let (pid, command) = match &spec {
+        TargetSpec::Wrap(argv) => {
+            // Orphaned descendants are re-parented to us, so we can wait for
+            // all of them, not just the command.
+            // SAFETY: plain prctl.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+            let child = target::spawn_held(argv)?;
+            let pid = child.pid as u32;
+            collector.add_target(pid)?;
+            eprintln!(
+                "zc-trace: tracing `{}` (pid {pid}); the summary follows when it exits",
+                argv.join(" ")
+            );
+            child.release()?;
+            spawn_reaper(child_pid(pid), reaped_tx);
+            (pid, Some(argv.clone()))
+        }
+        TargetSpec::Attach(p) => {
+            let pid = *p as u32;
+            collector.add_target(pid)?;
+            if !target::is_alive(pid) {
+                return Err(failure(
+                    1,
+                    format!("process {pid} exited while zc-trace was attaching: nothing to trace"),
+                ));
+            }
+            eprintln!(
+                "zc-trace: tracing pid {pid}{} until it exits or Ctrl-C",
+                if cli.follow_forks {
+                    " and its new children"
+                } else {
+                    ""
+                }
+            );
+            (pid, None)
+        }
+    };
+    let started = Instant::now();
+    let started_at_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (end, samples, exit_code) =
+        runtime.block_on(trace_loop(&collector, &cli, &spec, pid, started, reaped_rx))?;
+
+    let counters = collector.read();
+    let duration_ns = started.elapsed().as_nanos() as u64;
+    let mut samples = samples;
+    samples.push(timeline::sample(&counters, duration_ns));
+    let mut identities = collector.identities();
+    for p in counters.syscalls.iter().map(|(k, _)| k.tgid) {
+        if !identities.contains_key(&p) {
+            if let Some(id) = target::identity(p) {
+                identities.insert(p, id);
+            }
+        }
+    }
+    let run = RunInfo {
+        target: Target {
+            mode: if command.is_some() { "wrap" } else { "attach" }.into(),
+            command,
+            pid,
+            exit_code,
+            follow_forks: follow,
+        },
+        started_at_unix_ms,
+        duration_ns,
+        timeline: Timeline {
+            interval_ns: cli.interval.as_nanos() as u64,
+            samples,
+        },
+    };
+    let mut report = build_report(&counters, &identities, run);
+    report.notes.extend(probes.missing.iter().cloned());
+    if let End::Signal(sig) = end {
+        report.notes.push(format!(
+            "tracing was stopped by signal {sig} before the targets exited"
+        ));
+    }
+
+    if let Some(out) = json_out {
+        render::json::write(&report, out.file)
+            .with_context(|| format!("writing {}", out.path.display()))?;
+    }
+    let text = render::summary::render(&report);
+    if let Some(mut out) = summary_out {
+        out.file
+            .write_all(text.as_bytes())
+            .with_context(|| format!("writing {}", out.path.display()))?;
+    } else if !cli.quiet {
+        eprint!("{text}");
+    }
+    drop(probes);
+
+    Ok(match (exit_code, end) {
+        (Some(code), _) => code.clamp(0, 255) as u8,
+        (None, End::Signal(sig)) => (128 + sig) as u8,
+        _ => 0,
+    })
+}
+
+fn child_pid(pid: u32) -> i32 {
+    pid as i32
+}
+
+/// Reaps the command and every orphan re-parented to us; says when the
+/// command exits (with its shell-style exit code) and when none are left.
+fn spawn_reaper(command: i32, tx: mpsc::UnboundedSender<Reaped>) {
+    std::thread::spawn(move || {
+        loop {
+            let mut status = 0;
+            // SAFETY: waiting for our own children.
+            let r = unsafe { libc::waitpid(-1, &mut status, 0) };
+            if r < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                let _ = tx.send(Reaped::All);
+                return;
+            }
+            if r == command {
+                let code = if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else {
+                    128 + libc::WTERMSIG(status)
+                };
+                let _ = tx.send(Reaped::Command(code));
+            }
+        }
+    });
+}
+
+async fn trace_loop(
+    collector: &Collector,
+    cli: &Cli,
+    spec: &TargetSpec,
+    pid: u32,
+    started: Instant,
+    mut reaped: mpsc::UnboundedReceiver<Reaped>,
+) -> Result<(End, Vec<crate::model::report::TimelineSample>, Option<i32>)> {
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(cli.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = cli
+        .duration
+        .map(|d| tokio::time::Instant::from_std(started + d));
+    let wrap = matches!(spec, TargetSpec::Wrap(_));
+    let mut samples = Vec::new();
+    let mut exit_code = None;
+
+    let end = loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                samples.push(timeline::sample(&collector.read(), started.elapsed().as_nanos() as u64));
+                if !wrap && !collector.target_pids().into_iter().any(target::is_alive) {
+                    break End::TargetsExited;
+                }
+            }
+            msg = reaped.recv(), if wrap => match msg {
+                Some(Reaped::Command(code)) => exit_code = Some(code),
+                Some(Reaped::All) | None => break End::TargetsExited,
+            },
+            _ = sigint.recv() => break End::Signal(libc::SIGINT),
+            _ = sigterm.recv() => break End::Signal(libc::SIGTERM),
+            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+                break End::Duration;
+            }
+        }
+    };
+
+    // A wrapped command is ours: pass the stop on to it and give it a moment
+    // to exit, so its last calls and its exit code make it into the report.
+    if wrap && end != End::TargetsExited {
+        let sig = match end {
+            End::Signal(sig) => sig,
+            _ => libc::SIGTERM,
+        };
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, sig) };
+        let _ = tokio::time::timeout(GRACE, async {
+            while let Some(msg) = reaped.recv().await {
+                match msg {
+                    Reaped::Command(code) => exit_code = Some(code),
+                    Reaped::All => break,
+                }
+            }
+        })
+        .await;
+    }
+    Ok((end, samples, exit_code))
+}
