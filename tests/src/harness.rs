@@ -3,7 +3,7 @@
 //! limits, and reading the tracer's JSON report.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,9 @@ pub fn skip(test: &str, why: &str) {
     if skips_fail() {
         panic!("{msg} (CI=true: a skipped test is a failed test)");
     }
-    eprintln!("\n!!!!! {msg} !!!!!\n");
+    // Straight to fd 2: the test harness captures eprintln! of passing
+    // tests, and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "\n!!!!! {msg} !!!!!\n");
 }
 
 /// True when running as root (needed to load eBPF); otherwise skips.
@@ -437,17 +439,33 @@ pub struct Traced {
 pub fn run_traced(dir: &TempDir, tag: &str, flags: &[&str], cmd: &[String]) -> Traced {
     let json = dir.join(&format!("{tag}.json"));
     let mut c = Command::new(tracer_bin());
-    c.arg("--quiet").arg("--json").arg(&json).args(flags).arg("--").args(cmd);
+    c.arg("--quiet")
+        .arg("--json")
+        .arg(&json)
+        .args(flags)
+        .arg("--")
+        .args(cmd);
     let mut p = Proc::spawn(&mut c);
     let status = p.wait_or_kill(Duration::from_secs(60));
     // Let the stderr reader catch up with what was written before exit.
-    wait_until("the tracer's stderr to close", Duration::from_secs(10), || {
-        matches!(p.lines.try_recv(), Err(std::sync::mpsc::TryRecvError::Disconnected))
-    });
+    wait_until(
+        "the tracer's stderr to close",
+        Duration::from_secs(10),
+        || {
+            matches!(
+                p.lines.try_recv(),
+                Err(std::sync::mpsc::TryRecvError::Disconnected)
+            )
+        },
+    );
     let stderr = p.stderr();
     assert!(
         json.is_file(),
         "zc-trace wrote no report ({status}) for {cmd:?}\nstderr:\n{stderr}"
     );
-    Traced { status, report: Report::load(&json), stderr }
+    Traced {
+        status,
+        report: Report::load(&json),
+        stderr,
+    }
 }

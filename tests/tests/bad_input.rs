@@ -302,7 +302,7 @@ fn two_runs_at_once_do_not_disturb_each_other() {
             .unwrap()
     };
     let (ja, jb) = (temp_path("a.json"), temp_path("b.json"));
-    let (mut a, mut b) = (spawn(30_000, &ja), spawn(50_000, &jb));
+    let (a, b) = (spawn(30_000, &ja), spawn(50_000, &jb));
     assert!(a.wait_with_output().unwrap().status.success());
     assert!(b.wait_with_output().unwrap().status.success());
     for (json, count) in [(&ja, 30_000), (&jb, 50_000)] {

@@ -38,6 +38,11 @@ enum End {
     Duration,
 }
 
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
 /// News from the thread that reaps a wrapped command and its descendants.
 enum Reaped {
     Command(i32),
@@ -75,6 +80,19 @@ pub fn run() -> Result<u8> {
         eprintln!("zc-trace: warning: {m}");
     }
     let mut collector = Collector::new(&mut probes)?;
+
+    // Ctrl-C and SIGTERM must be caught from the moment we say "tracing":
+    // the default action would kill us and lose the report.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signals = {
+        let _ctx = runtime.enter();
+        Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        }
+    };
 
     let (reaped_tx, reaped_rx) = mpsc::unbounded_channel();
     let (pid, command) = match &spec {
@@ -120,11 +138,9 @@ pub fn run() -> Result<u8> {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (end, samples, exit_code) =
-        runtime.block_on(trace_loop(&collector, &cli, &spec, pid, started, reaped_rx))?;
+    let (end, samples, exit_code) = runtime.block_on(trace_loop(
+        &collector, &cli, &spec, pid, started, reaped_rx, signals,
+    ))?;
 
     let counters = collector.read();
     let duration_ns = started.elapsed().as_nanos() as u64;
@@ -220,9 +236,8 @@ async fn trace_loop(
     pid: u32,
     started: Instant,
     mut reaped: mpsc::UnboundedReceiver<Reaped>,
+    mut signals: Signals,
 ) -> Result<(End, Vec<crate::model::report::TimelineSample>, Option<i32>)> {
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(cli.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = cli
@@ -244,8 +259,8 @@ async fn trace_loop(
                 Some(Reaped::Command(code)) => exit_code = Some(code),
                 Some(Reaped::All) | None => break End::TargetsExited,
             },
-            _ = sigint.recv() => break End::Signal(libc::SIGINT),
-            _ = sigterm.recv() => break End::Signal(libc::SIGTERM),
+            _ = signals.int.recv() => break End::Signal(libc::SIGINT),
+            _ = signals.term.recv() => break End::Signal(libc::SIGTERM),
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
                 break End::Duration;
             }
