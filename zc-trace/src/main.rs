@@ -3,6 +3,7 @@
 //! preflight -> loader (probes live) -> target (held child released, or PID
 //! registered) -> session loop (collector samples) -> model -> renderers.
 
+mod app;
 mod btf;
 mod cli;
 mod collector;
@@ -17,7 +18,7 @@ mod target;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match session::run() {
+    match app::run() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("zc-trace: error: {e:#}");

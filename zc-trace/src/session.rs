@@ -2,12 +2,9 @@
 //! exit, Ctrl-C, SIGTERM, --duration) goes through the same path and writes
 //! the same full report.
 
-use std::{
-    io::Write as _,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use tokio::{
     signal::unix::{SignalKind, signal},
     sync::mpsc,
@@ -15,16 +12,16 @@ use tokio::{
 
 use crate::{
     btf,
-    cli::{Cli, TargetSpec},
+    cli::TargetSpec,
     collector::Collector,
     error::failure,
     loader,
     model::{
         ledger::{RunInfo, build_report},
-        report::{Target, Timeline},
+        report::{Report, Target, Timeline},
         timeline,
     },
-    preflight, render, target,
+    preflight, target,
 };
 
 /// How long a wrapped command gets to exit after it was signalled.
@@ -49,32 +46,56 @@ enum Reaped {
     All,
 }
 
-pub fn run() -> Result<u8> {
-    let cli = Cli::parse_args()?;
-    let spec = cli.target()?;
+/// How to trace.
+#[derive(Clone, Debug)]
+pub struct TraceOptions {
+    pub spec: TargetSpec,
+    /// Attach mode only: follow new children (a wrapped command's always are).
+    pub follow_forks: bool,
+    pub interval: Duration,
+    pub duration: Option<Duration>,
+    /// Print the "zc-trace: tracing ..." line when the probes are live.
+    pub announce: bool,
+}
+
+/// The outcome of a run.
+pub struct Traced {
+    pub report: Report,
+    /// The wrapped command's exit code (128 + signal if killed), if it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that stopped tracing early, if any.
+    pub stopped_by: Option<i32>,
+}
+
+impl Traced {
+    /// zc-trace's own exit code for this run.
+    pub fn exit_status(&self) -> u8 {
+        match (self.exit_code, self.stopped_by) {
+            (Some(code), _) => code.clamp(0, 255) as u8,
+            (None, Some(sig)) => (128 + sig) as u8,
+            _ => 0,
+        }
+    }
+}
+
+/// Traces a wrapped command or a running process until it ends, and
+/// returns the report. Fails before loading anything when the target
+/// cannot be traced.
+pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     preflight::check_privileges()?;
     preflight::check_btf()?;
-    // Outputs first: a bad path must fail before any tracing is done.
-    let json_out = cli
-        .json
-        .as_deref()
-        .map(|p| preflight::create_output(p, "JSON report"))
-        .transpose()?;
-    let summary_out = cli
-        .summary
-        .as_deref()
-        .map(|p| preflight::create_output(p, "summary"))
-        .transpose()?;
-    match &spec {
+    match &opts.spec {
         TargetSpec::Wrap(argv) => drop(target::resolve_command(&argv[0])?),
         TargetSpec::Attach(pid) => drop(target::check_attach(*pid)?),
     }
 
     let offsets = btf::kernel_offsets().unwrap_or_else(|e| {
-        eprintln!("zc-trace: warning: cannot read kernel struct offsets from BTF ({e:#}): fd kinds will show as unknown");
+        eprintln!(
+            "zc-trace: warning: cannot read kernel struct offsets from BTF ({e:#}): fd kinds will show as unknown"
+        );
         Default::default()
     });
-    let follow = matches!(spec, TargetSpec::Wrap(_)) || cli.follow_forks;
+    let follow = matches!(opts.spec, TargetSpec::Wrap(_)) || opts.follow_forks;
     let mut probes = loader::load(follow, offsets)?;
     for m in &probes.missing {
         eprintln!("zc-trace: warning: {m}");
@@ -95,7 +116,7 @@ pub fn run() -> Result<u8> {
     };
 
     let (reaped_tx, reaped_rx) = mpsc::unbounded_channel();
-    let (pid, command) = match &spec {
+    let (pid, command) = match &opts.spec {
         TargetSpec::Wrap(argv) => {
             // Orphaned descendants are re-parented to us, so we can wait for
             // all of them, not just the command.
@@ -104,12 +125,14 @@ pub fn run() -> Result<u8> {
             let child = target::spawn_held(argv)?;
             let pid = child.pid as u32;
             collector.add_target(pid)?;
-            eprintln!(
-                "zc-trace: tracing `{}` (pid {pid}); the summary follows when it exits",
-                argv.join(" ")
-            );
+            if opts.announce {
+                eprintln!(
+                    "zc-trace: tracing `{}` (pid {pid}); the summary follows when it exits",
+                    argv.join(" ")
+                );
+            }
             child.release()?;
-            spawn_reaper(child_pid(pid), reaped_tx);
+            spawn_reaper(pid as i32, reaped_tx);
             (pid, Some(argv.clone()))
         }
         TargetSpec::Attach(p) => {
@@ -121,14 +144,16 @@ pub fn run() -> Result<u8> {
                     format!("process {pid} exited while zc-trace was attaching: nothing to trace"),
                 ));
             }
-            eprintln!(
-                "zc-trace: tracing pid {pid}{} until it exits or Ctrl-C",
-                if cli.follow_forks {
-                    " and its new children"
-                } else {
-                    ""
-                }
-            );
+            if opts.announce {
+                eprintln!(
+                    "zc-trace: tracing pid {pid}{} until it exits or Ctrl-C",
+                    if opts.follow_forks {
+                        " and its new children"
+                    } else {
+                        ""
+                    }
+                );
+            }
             (pid, None)
         }
     };
@@ -138,13 +163,12 @@ pub fn run() -> Result<u8> {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
 
-    let (end, samples, exit_code) = runtime.block_on(trace_loop(
-        &collector, &cli, &spec, pid, started, reaped_rx, signals,
+    let (end, mut samples, exit_code) = runtime.block_on(trace_loop(
+        &collector, opts, pid, started, reaped_rx, signals,
     ))?;
 
     let counters = collector.read();
     let duration_ns = started.elapsed().as_nanos() as u64;
-    let mut samples = samples;
     samples.push(timeline::sample(&counters, duration_ns));
     let mut identities = collector.identities();
     for p in counters.syscalls.iter().map(|(k, _)| k.tgid) {
@@ -165,41 +189,27 @@ pub fn run() -> Result<u8> {
         started_at_unix_ms,
         duration_ns,
         timeline: Timeline {
-            interval_ns: cli.interval.as_nanos() as u64,
+            interval_ns: opts.interval.as_nanos() as u64,
             samples,
         },
     };
     let mut report = build_report(&counters, &identities, run);
     report.notes.extend(probes.missing.iter().cloned());
-    if let End::Signal(sig) = end {
-        report.notes.push(format!(
-            "tracing was stopped by signal {sig} before the targets exited"
-        ));
-    }
-
-    if let Some(out) = json_out {
-        render::json::write(&report, out.file)
-            .with_context(|| format!("writing {}", out.path.display()))?;
-    }
-    let text = render::summary::render(&report);
-    if let Some(mut out) = summary_out {
-        out.file
-            .write_all(text.as_bytes())
-            .with_context(|| format!("writing {}", out.path.display()))?;
-    } else if !cli.quiet {
-        eprint!("{text}");
-    }
+    let stopped_by = match end {
+        End::Signal(sig) => {
+            report.notes.push(format!(
+                "tracing was stopped by signal {sig} before the targets exited"
+            ));
+            Some(sig)
+        }
+        _ => None,
+    };
     drop(probes);
-
-    Ok(match (exit_code, end) {
-        (Some(code), _) => code.clamp(0, 255) as u8,
-        (None, End::Signal(sig)) => (128 + sig) as u8,
-        _ => 0,
+    Ok(Traced {
+        report,
+        exit_code,
+        stopped_by,
     })
-}
-
-fn child_pid(pid: u32) -> i32 {
-    pid as i32
 }
 
 /// Reaps the command and every orphan re-parented to us; says when the
@@ -231,19 +241,18 @@ fn spawn_reaper(command: i32, tx: mpsc::UnboundedSender<Reaped>) {
 
 async fn trace_loop(
     collector: &Collector,
-    cli: &Cli,
-    spec: &TargetSpec,
+    opts: &TraceOptions,
     pid: u32,
     started: Instant,
     mut reaped: mpsc::UnboundedReceiver<Reaped>,
     mut signals: Signals,
 ) -> Result<(End, Vec<crate::model::report::TimelineSample>, Option<i32>)> {
-    let mut tick = tokio::time::interval(cli.interval);
+    let mut tick = tokio::time::interval(opts.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let deadline = cli
+    let deadline = opts
         .duration
         .map(|d| tokio::time::Instant::from_std(started + d));
-    let wrap = matches!(spec, TargetSpec::Wrap(_));
+    let wrap = matches!(opts.spec, TargetSpec::Wrap(_));
     let mut samples = Vec::new();
     let mut exit_code = None;
 
