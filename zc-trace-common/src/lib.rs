@@ -96,13 +96,22 @@ pub struct ProcInfo {
     pub comm: [u8; 16],
 }
 
-/// Start of a syscall in flight, keyed by thread id.
+/// Start of a syscall in flight, in the slot `tid & mask` of an array:
+/// the tid and nr are checked at exit, so a slot shared by two threads
+/// costs a timing, never a wrong one.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inflight {
     pub start_ns: u64,
-    pub nr: u64,
+    pub tid: u32,
+    pub nr: u32,
 }
+
+/// Pids per element of the target filter array: one byte each, so the
+/// probes can mark a pid with a single-byte store that cannot clobber a
+/// neighbour's, and the filter is an array lookup, not a hash.
+pub const PIDS_PER_SLOT: u32 = 64;
+pub type TargetSlot = [u8; PIDS_PER_SLOT as usize];
 
 /// Byte offsets of the kernel struct fields the probes walk, read from the
 /// running kernel's BTF by the collector and set as a global before load
@@ -133,9 +142,9 @@ pub struct KernelOffsets {
 pub mod drop {
     /// A syscall could not be counted: the statistics map was full.
     pub const STATS_FULL: u32 = 0;
-    /// A syscall's start could not be recorded: too many threads in
-    /// syscalls at once. The call is counted without its time.
-    pub const INFLIGHT_FULL: u32 = 1;
+    /// A syscall was counted without its time: its entry was not seen
+    /// (it began before tracing did) or another thread took its slot.
+    pub const UNTIMED: u32 = 1;
     /// A new child could not be followed: the target map was full.
     pub const TARGETS_FULL: u32 = 2;
     /// A fault or scheduler switch could not be counted: the per-process
@@ -150,7 +159,7 @@ pub mod drop {
 
     pub const NAMES: [&str; COUNT as usize] = [
         "stats_map_full",
-        "inflight_map_full",
+        "untimed_calls",
         "targets_map_full",
         "proc_map_full",
         "mmsg_truncated",
@@ -162,7 +171,10 @@ pub mod drop {
 pub mod limits {
     pub const MAX_TARGETS: u32 = 16384;
     pub const MAX_STATS: u32 = 65536;
-    pub const MAX_INFLIGHT: u32 = 32768;
+    /// In-flight slots at most (a power of two; fewer when pid_max is lower).
+    pub const MAX_INFLIGHT: u32 = 1 << 20;
+    /// Target filter slots compiled in (4M pids); sized to pid_max at load.
+    pub const MAX_TARGET_SLOTS: u32 = (4 << 20) / super::PIDS_PER_SLOT;
     /// recvmmsg/sendmmsg messages whose lengths the probe sums.
     pub const MAX_MMSG: u32 = 64;
 }

@@ -1,21 +1,37 @@
 //! Read-only settings, written by the collector before the programs load.
 
 use aya_ebpf::Global;
-use zc_trace_common::KernelOffsets;
+
+/// 1: time every syscall (sys_enter is attached); 0: count at exit only.
+#[unsafe(no_mangle)]
+pub static TIMED: Global<u32> = Global::new(1);
+
+/// Slots in INFLIGHT minus one (a power of two minus one).
+#[unsafe(no_mangle)]
+pub static INFLIGHT_MASK: Global<u32> = Global::new(0);
 
 /// 1: children of traced processes are traced too.
 #[unsafe(no_mangle)]
 pub static FOLLOW_FORKS: Global<u32> = Global::new(0);
 
-/// Struct field offsets of the running kernel (see `KernelOffsets`).
-#[unsafe(no_mangle)]
-pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
-    task_files: 0,
-    task_tgid: 0,
-    files_fdt: 0,
-    fdt_max_fds: 0,
-    fdt_fd: 0,
-    file_inode: 0,
-    inode_mode: 0,
-    _pad: 0,
-});
+/// Struct field offsets of the running kernel (see `KernelOffsets`), one
+/// global each: the verifier treats a load straight from a read-only global
+/// as a constant, which it needs to check BTF pointer walks.
+macro_rules! offsets {
+    ($($name:ident),*) => {
+        $(
+            #[unsafe(no_mangle)]
+            pub static $name: Global<u32> = Global::new(0);
+        )*
+    };
+}
+
+offsets!(
+    OFF_TASK_FILES,
+    OFF_TASK_TGID,
+    OFF_FILES_FDT,
+    OFF_FDT_MAX_FDS,
+    OFF_FDT_FD,
+    OFF_FILE_INODE,
+    OFF_INODE_MODE
+);

@@ -5,10 +5,12 @@
 //! tracing began, inherited across fork or passed over a unix socket, with
 //! no bookkeeping of open/dup/close to get wrong.
 
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
-use zc_trace_common::{FdKind, KernelOffsets};
+use aya_ebpf::helpers::{bpf_get_current_task_btf, bpf_probe_read_kernel};
+use zc_trace_common::FdKind;
 
-use crate::config::OFFSETS;
+use crate::config::{
+    OFF_FDT_FD, OFF_FDT_MAX_FDS, OFF_FILE_INODE, OFF_FILES_FDT, OFF_INODE_MODE, OFF_TASK_FILES,
+};
 
 // include/uapi/linux/stat.h
 const S_IFMT: u16 = 0o170000;
@@ -25,36 +27,47 @@ unsafe fn read_at<T>(base: u64, offset: u32) -> Result<T, i64> {
 /// The kind of the current task's file descriptor `fd`.
 #[inline(always)]
 pub fn fd_kind(fd: u64) -> FdKind {
-    let off = OFFSETS.load();
-    if off.file_inode == 0 {
+    if OFF_FILE_INODE.load() == 0 {
         return FdKind::Unknown;
     }
-    // SAFETY: every read goes through bpf_probe_read_kernel.
-    match unsafe { try_fd_kind(&off, fd) } {
+    // SAFETY: BTF-checked loads and bpf_probe_read_kernel only.
+    match unsafe { try_fd_kind(fd) } {
         Ok(kind) => kind,
         Err(_) => FdKind::Unknown,
     }
 }
 
-unsafe fn try_fd_kind(off: &KernelOffsets, fd: u64) -> Result<FdKind, i64> {
+unsafe fn try_fd_kind(fd: u64) -> Result<FdKind, i64> {
     // fds are ints; a negative one (e.g. mmap's -1) is not open.
     if fd > i32::MAX as u64 {
         return Ok(FdKind::Unknown);
     }
-    let task = unsafe { bpf_get_current_task() };
-    let files: u64 = unsafe { read_at(task, off.task_files)? };
-    let fdt: u64 = unsafe { read_at(files, off.files_fdt)? };
-    let max_fds: u32 = unsafe { read_at(fdt, off.fdt_max_fds)? };
+    // task, files and fdtable are BTF-typed pointers: plain loads the
+    // verifier checks against the kernel's BTF, far cheaper than a helper
+    // call each. The offsets come from read-only globals, which the
+    // verifier sees as constants.
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let files = unsafe { *(task.add(OFF_TASK_FILES.load() as usize) as *const *const u8) };
+    if files.is_null() {
+        return Ok(FdKind::Unknown);
+    }
+    let fdt = unsafe { *(files.add(OFF_FILES_FDT.load() as usize) as *const *const u8) };
+    if fdt.is_null() {
+        return Ok(FdKind::Unknown);
+    }
+    let max_fds = unsafe { *(fdt.add(OFF_FDT_MAX_FDS.load() as usize) as *const u32) };
     if fd >= max_fds as u64 {
         return Ok(FdKind::Unknown);
     }
-    let fd_array: u64 = unsafe { read_at(fdt, off.fdt_fd)? };
+    // `struct file **`: the verifier types it as a number, so the rest of
+    // the walk goes through bpf_probe_read_kernel.
+    let fd_array = unsafe { *(fdt.add(OFF_FDT_FD.load() as usize) as *const u64) };
     let file: u64 = unsafe { read_at(fd_array, (fd * 8) as u32)? };
     if file == 0 {
         return Ok(FdKind::Unknown);
     }
-    let inode: u64 = unsafe { read_at(file, off.file_inode)? };
-    let mode: u16 = unsafe { read_at(inode, off.inode_mode)? };
+    let inode: u64 = unsafe { read_at(file, OFF_FILE_INODE.load())? };
+    let mode: u16 = unsafe { read_at(inode, OFF_INODE_MODE.load())? };
     Ok(match mode & S_IFMT {
         S_IFREG => FdKind::File,
         S_IFSOCK => FdKind::Socket,

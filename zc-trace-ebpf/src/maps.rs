@@ -2,12 +2,21 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
 };
-use zc_trace_common::{Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, drop, limits};
+use zc_trace_common::{
+    Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop, limits,
+};
 
-/// The traced processes (tgid -> 1). Seeded by the collector, grown at fork
-/// when following children.
+/// The hot-path filter: byte `tgid % 64` of slot `tgid / 64` is 1 while
+/// the process is traced. Every probe on every syscall of the machine
+/// checks it, so it is an array (an inlined bounds check and a load), not
+/// a hash. Sized to pid_max at load.
+#[map]
+pub static TARGET_SLOTS: Array<TargetSlot> = Array::with_max_entries(limits::MAX_TARGET_SLOTS, 0);
+
+/// The traced processes (tgid -> 1), for the collector: seeded by it,
+/// grown at fork when following children.
 #[map]
 pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(limits::MAX_TARGETS, 0);
 
@@ -25,9 +34,10 @@ pub static STATS: PerCpuHashMap<SyscallKey, SyscallStats> =
 pub static COUNTERS: PerCpuHashMap<u32, ProcCounters> =
     PerCpuHashMap::with_max_entries(limits::MAX_TARGETS, 0);
 
-/// Syscalls in flight, by thread id: when they started.
+/// Syscalls in flight, in slot `tid & INFLIGHT_MASK`: when they started.
+/// An array rather than a hash: no allocation or lock on the hot path.
 #[map]
-pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(limits::MAX_INFLIGHT, 0);
+pub static INFLIGHT: Array<Inflight> = Array::with_max_entries(limits::MAX_INFLIGHT, 0);
 
 /// What the probes could not record (indices in `zc_trace_common::drop`).
 #[map]

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result, anyhow};
-use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap};
-use zc_trace_common::{ProcCounters, ProcInfo, SyscallKey, SyscallStats, drop};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap};
+use zc_trace_common::{
+    PIDS_PER_SLOT, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop,
+};
 
 use crate::{
     loader::Probes,
@@ -14,6 +16,7 @@ use crate::{
 };
 
 pub struct Collector {
+    target_slots: Array<MapData, TargetSlot>,
     targets: HashMap<MapData, u32, u32>,
     procs: HashMap<MapData, u32, ProcInfo>,
     stats: PerCpuHashMap<MapData, SyscallKey, SyscallStats>,
@@ -35,6 +38,7 @@ fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
 impl Collector {
     pub fn new(probes: &mut Probes) -> Result<Self> {
         Ok(Self {
+            target_slots: take(probes, "TARGET_SLOTS")?,
             targets: take(probes, "TARGETS")?,
             procs: take(probes, "PROCS")?,
             stats: take(probes, "STATS")?,
@@ -61,6 +65,18 @@ impl Collector {
         }
         self.targets
             .insert(pid, 1, 0)
+            .context("registering the target process")?;
+        // The filter byte last: from here on the probes count the process.
+        // (Only forks of a target write its slot in kernel, and there are
+        // none yet, so this read-modify-write races with nothing.)
+        let index = pid / PIDS_PER_SLOT;
+        let mut slot = self
+            .target_slots
+            .get(&index, 0)
+            .with_context(|| format!("pid {pid} is above the kernel's pid_max"))?;
+        slot[(pid % PIDS_PER_SLOT) as usize] = 1;
+        self.target_slots
+            .set(index, slot, 0)
             .context("registering the target process")?;
         Ok(())
     }

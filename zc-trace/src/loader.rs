@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use aya::{Btf, Ebpf, EbpfLoader, programs::BtfTracePoint};
-use zc_trace_common::KernelOffsets;
+use zc_trace_common::{KernelOffsets, PIDS_PER_SLOT, limits};
 
 use crate::error::failure;
 
@@ -33,6 +33,11 @@ const HOOKS: &[Hook] = &[
         program: "sched_process_fork",
         tracepoint: "sched_process_fork",
         optional: Some("children will not be followed"),
+    },
+    Hook {
+        program: "sched_process_exit",
+        tracepoint: "sched_process_exit",
+        optional: Some("exit/exit_group calls will not be counted"),
     },
     Hook {
         program: "sched_process_exec",
@@ -68,18 +73,51 @@ pub struct Probes {
     pub missing: Vec<String>,
 }
 
-pub fn load(follow_forks: bool, offsets: KernelOffsets) -> Result<Probes> {
+/// What the probes are set up to do.
+pub struct LoadOptions {
+    pub follow_forks: bool,
+    /// Time each syscall (attaches sys_enter: a second program run per call).
+    pub timed: bool,
+    pub offsets: KernelOffsets,
+}
+
+/// Array sizes from the running kernel's pid_max: every pid gets a filter
+/// byte and (up to MAX_INFLIGHT) its own in-flight slot.
+fn pid_max() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4 << 20)
+}
+
+pub fn load(opts: &LoadOptions) -> Result<Probes> {
     let btf = Btf::from_sys_fs().map_err(|e| {
         failure(
             1,
             format!("cannot read the kernel's BTF: {e}: zc-trace needs /sys/kernel/btf/vmlinux"),
         )
     })?;
-    let follow = follow_forks as u32;
+    let follow = opts.follow_forks as u32;
+    let timed = opts.timed as u32;
+    let pid_max = pid_max().clamp(PIDS_PER_SLOT, 4 << 20);
+    let target_slots = pid_max.div_ceil(PIDS_PER_SLOT);
+    let inflight_slots = pid_max.next_power_of_two().min(limits::MAX_INFLIGHT);
+    let inflight_mask = inflight_slots - 1;
+    let o = &opts.offsets;
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))
         .override_global("FOLLOW_FORKS", &follow, true)
-        .override_global("OFFSETS", &offsets, true)
+        .override_global("TIMED", &timed, true)
+        .override_global("INFLIGHT_MASK", &inflight_mask, true)
+        .override_global("OFF_TASK_FILES", &o.task_files, true)
+        .override_global("OFF_TASK_TGID", &o.task_tgid, true)
+        .override_global("OFF_FILES_FDT", &o.files_fdt, true)
+        .override_global("OFF_FDT_MAX_FDS", &o.fdt_max_fds, true)
+        .override_global("OFF_FDT_FD", &o.fdt_fd, true)
+        .override_global("OFF_FILE_INODE", &o.file_inode, true)
+        .override_global("OFF_INODE_MODE", &o.inode_mode, true)
+        .map_max_entries("TARGET_SLOTS", target_slots)
+        .map_max_entries("INFLIGHT", if opts.timed { inflight_slots } else { 1 })
         .load(OBJECT)
         .map_err(|e| {
             failure(
@@ -93,6 +131,9 @@ pub fn load(follow_forks: bool, offsets: KernelOffsets) -> Result<Probes> {
     let pretend_missing = std::env::var("ZC_TRACE_TEST_MISSING_HOOK").unwrap_or_default();
     let mut missing = Vec::new();
     for hook in HOOKS {
+        if hook.program == "sys_enter" && !opts.timed {
+            continue;
+        }
         let attached = if hook.tracepoint == pretend_missing {
             Err("no such BTF tracepoint (simulated)".to_owned())
         } else {
@@ -132,21 +173,28 @@ fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook) -> Result<(), String> {
     Ok(())
 }
 
-/// aya's load error carries the verifier log; keep its last useful line.
+/// aya's load error carries the whole verifier log; a one-line error keeps
+/// the syscall's error and the verifier's last complaint.
 fn verifier_error(e: &aya::programs::ProgramError) -> String {
-    let text = format!("{e:#}");
-    let line = match e {
-        aya::programs::ProgramError::LoadError { verifier_log, .. } => {
+    match e {
+        aya::programs::ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
             let log = verifier_log.to_string();
-            log.lines()
+            let complaint = log
+                .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty() && !l.starts_with("processed"))
-                .map(str::to_owned)
+                .map(str::trim)
+                .find(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("processed")
+                        && !l.starts_with("verification time")
+                        && !l.starts_with("stack depth")
+                })
+                .unwrap_or("no verifier output");
+            format!("the verifier rejected it: {io_error}: {complaint}")
         }
-        _ => None,
-    };
-    match line {
-        Some(l) => format!("{text}: {l}"),
-        None => text,
+        other => other.to_string(),
     }
 }

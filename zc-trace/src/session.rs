@@ -56,6 +56,8 @@ pub struct TraceOptions {
     pub duration: Option<Duration>,
     /// Print the "zc-trace: tracing ..." line when the probes are live.
     pub announce: bool,
+    /// Time every syscall (a second probe per call); off: counts only.
+    pub timed: bool,
 }
 
 /// The outcome of a run.
@@ -96,7 +98,11 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         Default::default()
     });
     let follow = matches!(opts.spec, TargetSpec::Wrap(_)) || opts.follow_forks;
-    let mut probes = loader::load(follow, offsets)?;
+    let mut probes = loader::load(&loader::LoadOptions {
+        follow_forks: follow,
+        timed: opts.timed,
+        offsets,
+    })?;
     for m in &probes.missing {
         eprintln!("zc-trace: warning: {m}");
     }

@@ -4,7 +4,7 @@
 mod faults;
 mod process;
 mod sched;
-mod syscalls;
+pub(crate) mod syscalls;
 
 use crate::maps::{COUNTERS, count_drop};
 use zc_trace_common::{ProcCounters, drop};

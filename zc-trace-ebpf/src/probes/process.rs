@@ -6,19 +6,24 @@
 //!   TP_PROTO(struct task_struct *parent, struct task_struct *child)
 //! sched:sched_process_exec
 //!   TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+//! sched:sched_process_exit
+//!   TP_PROTO(struct task_struct *p, bool group_dead)
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_comm, bpf_probe_read_kernel},
+    bindings::{BPF_NOEXIST, pt_regs},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs,
+    },
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use zc_trace_common::{ProcInfo, drop};
+use zc_trace_common::{FdKind, ProcInfo, drop, syscalls::never_returns};
 
 use crate::{
-    config::{FOLLOW_FORKS, OFFSETS},
+    config::{FOLLOW_FORKS, OFF_TASK_TGID},
     maps::{PROCS, TARGETS, count_drop},
-    target::current_target,
+    probes::syscalls::record,
+    target::{current_target, set_target},
 };
 
 #[btf_tracepoint(function = "sched_process_fork")]
@@ -30,7 +35,7 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
         return 0;
     };
     let child: u64 = ctx.arg(1);
-    let off = OFFSETS.load().task_tgid as u64;
+    let off = OFF_TASK_TGID.load() as u64;
     // SAFETY: bpf_probe_read_kernel tolerates any address.
     let Ok(child_tgid) = (unsafe { bpf_probe_read_kernel((child + off) as *const i32) }) else {
         return 0;
@@ -40,13 +45,12 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     if off == 0 || child_tgid == parent_tgid {
         return 0;
     }
-    if TARGETS.insert(&child_tgid, &1, BPF_NOEXIST as u64).is_err() {
-        // EEXIST is fine (a recycled pid); anything else is a full map.
-        if !crate::target::is_target(child_tgid) {
-            count_drop(drop::TARGETS_FULL);
-            return 0;
-        }
+    if !set_target(child_tgid, true) {
+        count_drop(drop::TARGETS_FULL);
+        return 0;
     }
+    // EEXIST is fine (a recycled pid); the collector only lists these.
+    let _ = TARGETS.insert(&child_tgid, &1, BPF_NOEXIST as u64);
     let info = ProcInfo {
         ppid: parent_tgid,
         execs: 0,
@@ -76,6 +80,33 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
             };
             let _ = PROCS.insert(&tgid, &info, 0);
         }
+    }
+    0
+}
+
+/// Counts exit and exit_group, which never reach sys_exit, from the
+/// exiting thread's saved syscall number; and stops tracing a process once
+/// its last thread is gone, so a recycled pid is not traced by mistake.
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+    let Some((tgid, _)) = current_target() else {
+        return 0;
+    };
+    // SAFETY: helpers on the current task; the result is a BTF pointer to
+    // its saved user registers, checked by the verifier.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const pt_regs;
+    if !regs.is_null() {
+        // SAFETY: as above.
+        let id = unsafe { (*regs).orig_rax } as u32;
+        // A thread killed by another's exit_group has some other (or no)
+        // syscall in orig_ax: only the caller's own exit is counted.
+        if never_returns(id) {
+            record(tgid, id, FdKind::None, FdKind::None, 0, 0, 0);
+        }
+    }
+    let group_dead: u64 = ctx.arg(1);
+    if group_dead & 0xff != 0 {
+        set_target(tgid, false);
     }
     0
 }

@@ -4,12 +4,11 @@
 //! raw_syscalls:sys_enter  TP_PROTO(struct pt_regs *regs, long id)
 //! raw_syscalls:sys_exit   TP_PROTO(struct pt_regs *regs, long ret)
 //!
-//! A call is counted at sys_exit, and only if its sys_enter was seen while
-//! traced, so a call already blocked when tracing began (e.g. the wrapped
-//! child waiting to be released) is not half-counted. exit and exit_group
-//! never reach sys_exit and are counted at entry. The arguments are read at
-//! exit from the saved user registers, which the kernel keeps intact for the
-//! whole call.
+//! A call is counted at sys_exit, where the saved user registers still hold
+//! its number (orig_ax) and arguments: one program run per call is enough to
+//! count it. sys_enter is attached only to time calls (`TIMED`). exit and
+//! exit_group never reach sys_exit; probes/process.rs counts them when the
+//! thread exits.
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, pt_regs},
@@ -19,10 +18,11 @@ use aya_ebpf::{
 };
 use zc_trace_common::{
     FdKind, Inflight, SyscallKey, SyscallStats, drop, limits,
-    syscalls::{self as nr, MAP_ANONYMOUS, never_returns, shape},
+    syscalls::{self as nr, MAP_ANONYMOUS, shape},
 };
 
 use crate::{
+    config::{INFLIGHT_MASK, TIMED},
     fds::fd_kind,
     maps::{INFLIGHT, STATS, count_drop},
     target::current_target,
@@ -30,22 +30,20 @@ use crate::{
 
 #[btf_tracepoint(function = "sys_enter")]
 pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
-    let Some((tgid, tid)) = current_target() else {
+    let Some((_, tid)) = current_target() else {
         return 0;
     };
     let id: i64 = ctx.arg(1);
-    let id = id as u32;
-    if never_returns(id) {
-        record(tgid, id, FdKind::None, FdKind::None, 0, 0, 0);
-        return 0;
-    }
-    let start = Inflight {
-        // SAFETY: a plain helper call.
-        start_ns: unsafe { bpf_ktime_get_ns() },
-        nr: id as u64,
-    };
-    if INFLIGHT.insert(&tid, &start, 0).is_err() {
-        count_drop(drop::INFLIGHT_FULL);
+    if let Some(slot) = INFLIGHT.get_ptr_mut(tid & INFLIGHT_MASK.load()) {
+        // SAFETY: only this thread writes a slot with its tid while it is
+        // in a syscall; a colliding thread is caught by the tid check.
+        unsafe {
+            *slot = Inflight {
+                start_ns: bpf_ktime_get_ns(),
+                tid,
+                nr: id as u32,
+            }
+        };
     }
     0
 }
@@ -55,16 +53,15 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     let Some((tgid, tid)) = current_target() else {
         return 0;
     };
-    // SAFETY: copied out before the entry is removed.
-    let Some(start) = (unsafe { INFLIGHT.get(&tid) }).copied() else {
-        return 0;
-    };
-    let _ = INFLIGHT.remove(&tid);
-    // SAFETY: a plain helper call.
-    let elapsed = unsafe { bpf_ktime_get_ns() }.saturating_sub(start.start_ns);
     let regs: *const pt_regs = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
-    let id = start.nr as u32;
+    // SAFETY: a BTF-typed pointer to the live pt_regs (see `arg`).
+    let id = unsafe { (*regs).orig_rax } as u32;
+    let elapsed = if TIMED.load() != 0 {
+        elapsed(tid, id)
+    } else {
+        0
+    };
     let failed = (-4095..0).contains(&ret);
 
     let shape = shape(id);
@@ -97,6 +94,26 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     };
     record(tgid, id, kind, src_kind, bytes, elapsed, failed as u64);
     0
+}
+
+/// Time since this thread's sys_enter of call `id`, or 0 (counted as
+/// untimed) when the entry was not seen.
+#[inline(always)]
+fn elapsed(tid: u32, id: u32) -> u64 {
+    let Some(slot) = INFLIGHT.get_ptr_mut(tid & INFLIGHT_MASK.load()) else {
+        return 0;
+    };
+    // SAFETY: see sys_enter.
+    let start = unsafe { *slot };
+    if start.tid != tid || start.nr != id || start.start_ns == 0 {
+        count_drop(drop::UNTIMED);
+        return 0;
+    }
+    // SAFETY: as above; cleared so a later exit without entry is not timed
+    // against this start.
+    unsafe { (*slot).start_ns = 0 };
+    // SAFETY: a plain helper call.
+    unsafe { bpf_ktime_get_ns() }.saturating_sub(start.start_ns)
 }
 
 /// Syscall argument `i` from the saved user registers (x86_64 ABI:
@@ -143,7 +160,7 @@ fn mmsg_bytes(vec: u64, n: u64) -> u64 {
 
 /// Adds one call to its row of the per-CPU statistics.
 #[inline(always)]
-fn record(
+pub(crate) fn record(
     tgid: u32,
     id: u32,
     kind: FdKind,
