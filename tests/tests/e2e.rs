@@ -126,6 +126,7 @@ fn check_scenario(
     count: u64,
     size: u64,
     threads: u64,
+    flags: &[&str],
 ) -> Option<Traced> {
     if !require_root(test) {
         return None;
@@ -135,7 +136,7 @@ fn check_scenario(
     let t = run_traced(
         &dir,
         scenario,
-        &[],
+        flags,
         &workload_cmd(&dir, scenario, count, size, threads),
     );
     assert!(
@@ -177,7 +178,7 @@ macro_rules! scenario_tests {
     ($($name:ident => $scenario:literal,)*) => {$(
         #[test]
         fn $name() {
-            check_scenario(stringify!($name), $scenario, COUNT, SIZE, THREADS);
+            check_scenario(stringify!($name), $scenario, COUNT, SIZE, THREADS, &[]);
         }
     )*};
 }
@@ -204,6 +205,7 @@ fn udp_largest_batch() {
         zc_trace_tests::MAX_MMSG,
         512,
         THREADS,
+        &[],
     );
 }
 
@@ -211,12 +213,25 @@ fn udp_largest_batch() {
 /// multiple of the page size (and a different count and thread number).
 #[test]
 fn all_unaligned() {
-    check_scenario("all_unaligned", "all", 5, 1001, 4);
+    check_scenario("all_unaligned", "all", 5, 1001, 4, &[]);
+}
+
+/// --no-latency attaches sys_exit alone: the same exact counts and bytes,
+/// and no time.
+#[test]
+fn all_untimed() {
+    let Some(t) = check_scenario("all_untimed", "all", 5, 1001, 4, &["--no-latency"]) else {
+        return;
+    };
+    assert_eq!(
+        t.report.0["totals"]["time_ns"], 0,
+        "--no-latency must not time calls"
+    );
 }
 
 #[test]
 fn mmap_write() {
-    let Some(t) = check_scenario("mmap_write", "mmap-write", COUNT, SIZE, THREADS) else {
+    let Some(t) = check_scenario("mmap_write", "mmap-write", COUNT, SIZE, THREADS, &[]) else {
         return;
     };
     // Weak on purpose: the dynamic loader's copy-on-write faults on libc's
@@ -276,7 +291,7 @@ fn check_fork_processes(r: &Report, parent_pid: u64, base: Option<&Report>) {
 
 #[test]
 fn fork() {
-    let Some(t) = check_scenario("fork", "fork", COUNT, SIZE, THREADS) else {
+    let Some(t) = check_scenario("fork", "fork", COUNT, SIZE, THREADS, &[]) else {
         return;
     };
     let pid = u64_field(&t.report.0, "/target/pid");

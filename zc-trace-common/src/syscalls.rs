@@ -21,6 +21,9 @@ pub const SENDTO: u32 = 44;
 pub const RECVFROM: u32 = 45;
 pub const SENDMSG: u32 = 46;
 pub const RECVMSG: u32 = 47;
+pub const CLONE: u32 = 56;
+pub const FORK: u32 = 57;
+pub const VFORK: u32 = 58;
 pub const EXIT: u32 = 60;
 pub const EXIT_GROUP: u32 = 231;
 pub const SPLICE: u32 = 275;
@@ -34,6 +37,7 @@ pub const COPY_FILE_RANGE: u32 = 326;
 pub const PREADV2: u32 = 327;
 pub const PWRITEV2: u32 = 328;
 pub const IO_URING_ENTER: u32 = 426;
+pub const CLONE3: u32 = 435;
 
 /// Where a syscall's bytes go in the copy ledger.
 #[repr(u8)]
@@ -151,6 +155,14 @@ pub const fn shape(nr: u32) -> Shape {
 #[inline(always)]
 pub const fn never_returns(nr: u32) -> bool {
     matches!(nr, EXIT | EXIT_GROUP)
+}
+
+/// Whether a sys_exit with return value `ret` is a new child's first return
+/// from fork/clone (it returns 0 there without having entered the call):
+/// not a call of its own, as strace counts.
+#[inline(always)]
+pub const fn is_child_return(nr: u32, ret: i64) -> bool {
+    ret == 0 && matches!(nr, CLONE | FORK | VFORK | CLONE3)
 }
 
 /// The syscalls the issue names as the read/write, zero-copy and mapping

@@ -18,7 +18,7 @@ use aya_ebpf::{
 };
 use zc_trace_common::{
     FdKind, Inflight, SyscallKey, SyscallStats, drop, limits,
-    syscalls::{self as nr, MAP_ANONYMOUS, shape},
+    syscalls::{self as nr, MAP_ANONYMOUS, is_child_return, shape},
 };
 
 use crate::{
@@ -57,6 +57,9 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     let ret: i64 = ctx.arg(1);
     // SAFETY: a BTF-typed pointer to the live pt_regs (see `arg`).
     let id = unsafe { (*regs).orig_rax } as u32;
+    if is_child_return(id, ret) {
+        return 0;
+    }
     let elapsed = if TIMED.load() != 0 {
         elapsed(tid, id)
     } else {
