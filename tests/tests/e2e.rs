@@ -115,6 +115,24 @@ fn check_totals(r: &Report) {
         switches >= 2 * syscalls,
         "mode_switches {switches} < 2 x syscalls {syscalls}"
     );
+    // The tracer's own cost: sys_exit ran at least once per counted call
+    // (it runs for every process on the machine, traced or not).
+    assert_eq!(r.0["cost"]["bpf_stats"], true, "BPF run-time statistics are on");
+    let sys_exit = r.0["cost"]["programs"]
+        .as_array()
+        .expect("cost.programs")
+        .iter()
+        .find(|p| p["program"] == "sys_exit")
+        .expect("sys_exit's cost");
+    let exits = ["exit", "exit_group"]
+        .iter()
+        .map(|n| r.0["syscalls"][n]["count"].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert!(
+        u64_field(sys_exit, "/events") >= syscalls - exits,
+        "sys_exit ran fewer times than the calls it counted"
+    );
+    assert!(u64_field(sys_exit, "/run_time_ns") > 0);
 }
 
 /// Traces `scenario` in wrap mode and checks every declared call exactly

@@ -71,6 +71,34 @@ pub struct Probes {
     pub ebpf: Ebpf,
     /// What this run lacks, one line per missing optional hook.
     pub missing: Vec<String>,
+    /// Keeps the kernel's BPF run-time statistics on while open
+    /// (BPF_ENABLE_STATS is reference-counted and ends with the last fd,
+    /// so nothing needs restoring, even after a crash).
+    stats: Option<std::os::fd::OwnedFd>,
+}
+
+impl Probes {
+    /// Run count and run time of every attached program so far.
+    pub fn cost(&self) -> crate::model::report::Cost {
+        let mut cost = crate::model::report::Cost {
+            bpf_stats: self.stats.is_some(),
+            ..Default::default()
+        };
+        for (name, program) in self.ebpf.programs() {
+            let Ok(info) = program.info() else { continue };
+            let (events, run_time_ns) = (info.run_count(), info.run_time().as_nanos() as u64);
+            cost.bpf_events += events;
+            cost.bpf_run_time_ns += run_time_ns;
+            cost.programs.push(crate::model::report::ProgramCost {
+                program: name.to_owned(),
+                events,
+                run_time_ns,
+            });
+        }
+        cost.programs
+            .sort_by(|a, b| b.run_time_ns.cmp(&a.run_time_ns));
+        cost
+    }
 }
 
 /// What the probes are set up to do.
@@ -157,7 +185,13 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
             }
         }
     }
-    Ok(Probes { ebpf, missing })
+    // Statistics from here on: only while this run's probes are attached.
+    let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
+    Ok(Probes {
+        ebpf,
+        missing,
+        stats,
+    })
 }
 
 fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook) -> Result<(), String> {

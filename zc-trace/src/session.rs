@@ -164,6 +164,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         }
     };
     let started = Instant::now();
+    let cpu_at_start = own_cpu_ns();
     let started_at_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -210,12 +211,23 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         }
         _ => None,
     };
+    report.cost = probes.cost();
+    report.cost.collector_cpu_ns = own_cpu_ns().saturating_sub(cpu_at_start);
     drop(probes);
     Ok(Traced {
         report,
         exit_code,
         stopped_by,
     })
+}
+
+/// User + system CPU time of this process (not its children) so far.
+fn own_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000;
+    ns(ru.ru_utime) + ns(ru.ru_stime)
 }
 
 /// Reaps the command and every orphan re-parented to us; says when the

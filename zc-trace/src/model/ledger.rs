@@ -170,6 +170,7 @@ pub fn build_report(
         timeline: run.timeline,
         dropped,
         notes: NOTES.iter().map(|s| (*s).to_owned()).collect(),
+        cost: Default::default(),
     }
 }
 

@@ -24,6 +24,41 @@ pub struct Report {
     pub dropped: BTreeMap<String, u64>,
     /// How the derived figures were computed (model, not measurement).
     pub notes: Vec<String>,
+    /// What tracing cost: the probes' own run time and the collector's CPU.
+    #[serde(default)]
+    pub cost: Cost,
+}
+
+/// zc-trace's own cost during the run, from the kernel's BPF run-time
+/// statistics (BPF_ENABLE_STATS) and the collector's rusage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// False when the kernel refused to collect BPF run-time statistics.
+    pub bpf_stats: bool,
+    /// Probe runs, all programs, for every process of the machine (the
+    /// filter runs even for processes that are not traced).
+    pub bpf_events: u64,
+    pub bpf_run_time_ns: u64,
+    pub programs: Vec<ProgramCost>,
+    /// User + system CPU of zc-trace itself while tracing.
+    pub collector_cpu_ns: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgramCost {
+    pub program: String,
+    pub events: u64,
+    pub run_time_ns: u64,
+}
+
+impl Cost {
+    pub fn ns_per_event(&self) -> f64 {
+        if self.bpf_events == 0 {
+            0.0
+        } else {
+            self.bpf_run_time_ns as f64 / self.bpf_events as f64
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -141,6 +141,18 @@ pub fn render(r: &Report) -> String {
         }
     }
 
+    let c = &r.cost;
+    if c.bpf_stats {
+        let _ = writeln!(
+            s,
+            "\n  zc-trace cost: {} probe runs, {:.0} ns each, {} CPU in total ({} in probes, {} in the collector)",
+            grouped(c.bpf_events),
+            c.ns_per_event(),
+            duration_ns(c.bpf_run_time_ns + c.collector_cpu_ns),
+            duration_ns(c.bpf_run_time_ns),
+            duration_ns(c.collector_cpu_ns)
+        );
+    }
     let lost: Vec<String> = r
         .dropped
         .iter()
@@ -247,6 +259,13 @@ mod tests {
             },
         );
         r.dropped.insert("stats_map_full".into(), 2);
+        r.cost = crate::model::report::Cost {
+            bpf_stats: true,
+            bpf_events: 1000,
+            bpf_run_time_ns: 200_000,
+            collector_cpu_ns: 1_000_000,
+            ..Default::default()
+        };
         let out = render(&r);
         assert!(
             out.contains("`./srv` (pid 7), 1.50 s, exit code 0"),
@@ -257,6 +276,10 @@ mod tests {
         assert!(out.contains("zero-copy\n    sendfile"), "{out}");
         assert!(out.contains("file->socket 3"), "{out}");
         assert!(out.contains("stats_map_full: 2"), "{out}");
+        assert!(
+            out.contains("zc-trace cost: 1,000 probe runs, 200 ns each, 1.2 ms CPU in total"),
+            "{out}"
+        );
         assert!(
             !out.contains("\n  copying\n"),
             "empty groups are left out: {out}"
