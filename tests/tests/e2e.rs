@@ -117,7 +117,10 @@ fn check_totals(r: &Report) {
     );
     // The tracer's own cost: sys_exit ran at least once per counted call
     // (it runs for every process on the machine, traced or not).
-    assert_eq!(r.0["cost"]["bpf_stats"], true, "BPF run-time statistics are on");
+    assert_eq!(
+        r.0["cost"]["bpf_stats"], true,
+        "BPF run-time statistics are on"
+    );
     let sys_exit = r.0["cost"]["programs"]
         .as_array()
         .expect("cost.programs")
@@ -133,6 +136,33 @@ fn check_totals(r: &Report) {
         "sys_exit ran fewer times than the calls it counted"
     );
     assert!(u64_field(sys_exit, "/run_time_ns") > 0);
+
+    // Every timed call is in its syscall's latency histogram, once; calls
+    // whose entry was not seen (in progress at attach) are not timed.
+    let timed = r.0["totals"]["time_ns"].as_u64() != Some(0);
+    let untimed = r.u64_at("/dropped/untimed_calls");
+    let mut histogram_total = 0;
+    let mut timed_calls = 0;
+    for (name, s) in r.syscalls().as_object().expect("syscalls object") {
+        let in_histogram: u64 = r.0["latency"][name]
+            .as_array()
+            .map(|b| b.iter().map(|n| n.as_u64().unwrap()).sum())
+            .unwrap_or(0);
+        let count = u64_field(s, "/count");
+        assert!(
+            in_histogram <= count,
+            "latency histogram of {name}: {in_histogram} > {count} calls"
+        );
+        histogram_total += in_histogram;
+        if timed && name != "exit" && name != "exit_group" {
+            timed_calls += count;
+        }
+    }
+    assert_eq!(
+        histogram_total,
+        timed_calls - untimed.min(timed_calls),
+        "calls in the latency histograms"
+    );
 }
 
 /// Traces `scenario` in wrap mode and checks every declared call exactly

@@ -167,6 +167,38 @@ pub mod drop {
     ];
 }
 
+/// The in-kernel latency histogram: log2 buckets of time in the kernel,
+/// per syscall number. Bucket `b` counts calls that took [2^b, 2^(b+1)) ns
+/// (bucket 0 also holds 0 and 1 ns); the last bucket is open-ended.
+pub mod latency {
+    pub const BUCKETS: u32 = 40;
+    /// Syscall numbers histogrammed (all of x86_64's fit).
+    pub const MAX_NR: u32 = 512;
+    pub const SLOTS: u32 = BUCKETS * MAX_NR;
+
+    /// The bucket of a duration.
+    #[inline(always)]
+    pub const fn bucket(ns: u64) -> u32 {
+        let b = 63 - (ns | 1).leading_zeros();
+        if b >= BUCKETS { BUCKETS - 1 } else { b }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn buckets_are_log2() {
+            assert_eq!(bucket(0), 0);
+            assert_eq!(bucket(1), 0);
+            assert_eq!(bucket(2), 1);
+            assert_eq!(bucket(1023), 9);
+            assert_eq!(bucket(1024), 10);
+            assert_eq!(bucket(u64::MAX), BUCKETS - 1);
+        }
+    }
+}
+
 /// Map sizes, shared so the collector can say how close a run came to them.
 pub mod limits {
     pub const MAX_TARGETS: u32 = 16384;

@@ -5,7 +5,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
 };
 use zc_trace_common::{
-    Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop, limits,
+    Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop, latency, limits,
 };
 
 /// The hot-path filter: byte `tgid % 64` of slot `tgid / 64` is 1 while
@@ -38,6 +38,11 @@ pub static COUNTERS: PerCpuHashMap<u32, ProcCounters> =
 /// An array rather than a hash: no allocation or lock on the hot path.
 #[map]
 pub static INFLIGHT: Array<Inflight> = Array::with_max_entries(limits::MAX_INFLIGHT, 0);
+
+/// Log2 histogram of time in the kernel per syscall (timed runs only):
+/// slot `nr * BUCKETS + bucket`, per CPU.
+#[map]
+pub static LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(latency::SLOTS, 0);
 
 /// What the probes could not record (indices in `zc_trace_common::drop`).
 #[map]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result, anyhow};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap};
 use zc_trace_common::{
-    PIDS_PER_SLOT, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop,
+    PIDS_PER_SLOT, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop, latency,
 };
 
 use crate::{
@@ -22,6 +22,7 @@ pub struct Collector {
     stats: PerCpuHashMap<MapData, SyscallKey, SyscallStats>,
     counters: PerCpuHashMap<MapData, u32, ProcCounters>,
     drops: PerCpuArray<MapData, u64>,
+    latency: PerCpuArray<MapData, u64>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
@@ -44,6 +45,7 @@ impl Collector {
             stats: take(probes, "STATS")?,
             counters: take(probes, "COUNTERS")?,
             drops: take(probes, "DROPS")?,
+            latency: take(probes, "LATENCY")?,
         })
     }
 
@@ -107,6 +109,27 @@ impl Collector {
                 )
             })
             .collect()
+    }
+
+    /// The latency histogram of each syscall in `nrs` (summed over CPUs),
+    /// leaving out syscalls with no timed call. One lookup per bucket, so
+    /// read once at the end, not every sample.
+    pub fn latency(&self, nrs: impl IntoIterator<Item = u32>) -> BTreeMap<u32, Vec<u64>> {
+        let mut out = BTreeMap::new();
+        for nr in nrs.into_iter().filter(|&nr| nr < latency::MAX_NR) {
+            let buckets: Vec<u64> = (0..latency::BUCKETS)
+                .map(|b| {
+                    self.latency
+                        .get(&(nr * latency::BUCKETS + b), 0)
+                        .map(|per_cpu| per_cpu.iter().sum())
+                        .unwrap_or(0)
+                })
+                .collect();
+            if buckets.iter().any(|&n| n > 0) {
+                out.insert(nr, buckets);
+            }
+        }
+        out
     }
 
     /// Reads every counter, summed over CPUs.

@@ -106,6 +106,8 @@ pub struct LoadOptions {
     pub follow_forks: bool,
     /// Time each syscall (attaches sys_enter: a second program run per call).
     pub timed: bool,
+    /// Keep BPF run-time statistics for the run's cost report.
+    pub stats: bool,
     pub offsets: KernelOffsets,
 }
 
@@ -186,7 +188,11 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         }
     }
     // Statistics from here on: only while this run's probes are attached.
-    let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
+    let stats = if opts.stats {
+        aya::sys::enable_stats(aya::sys::Stats::RunTime).ok()
+    } else {
+        None
+    };
     Ok(Probes {
         ebpf,
         missing,

@@ -58,6 +58,8 @@ pub struct TraceOptions {
     pub announce: bool,
     /// Time every syscall (a second probe per call); off: counts only.
     pub timed: bool,
+    /// Measure the probes' own run time (BPF_ENABLE_STATS).
+    pub cost: bool,
 }
 
 /// The outcome of a run.
@@ -101,6 +103,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     let mut probes = loader::load(&loader::LoadOptions {
         follow_forks: follow,
         timed: opts.timed,
+        stats: opts.cost,
         offsets,
     })?;
     for m in &probes.missing {
@@ -211,6 +214,14 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         }
         _ => None,
     };
+    let mut nrs: Vec<u32> = counters.syscalls.iter().map(|(k, _)| k.nr).collect();
+    nrs.sort_unstable();
+    nrs.dedup();
+    report.latency = collector
+        .latency(nrs)
+        .into_iter()
+        .map(|(nr, buckets)| (crate::model::syscall_name(nr), buckets))
+        .collect();
     report.cost = probes.cost();
     report.cost.collector_cpu_ns = own_cpu_ns().saturating_sub(cpu_at_start);
     drop(probes);

@@ -17,14 +17,14 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use zc_trace_common::{
-    FdKind, Inflight, SyscallKey, SyscallStats, drop, limits,
+    FdKind, Inflight, SyscallKey, SyscallStats, drop, latency, limits,
     syscalls::{self as nr, MAP_ANONYMOUS, is_child_return, shape},
 };
 
 use crate::{
     config::{INFLIGHT_MASK, TIMED},
     fds::fd_kind,
-    maps::{INFLIGHT, STATS, count_drop},
+    maps::{INFLIGHT, LATENCY, STATS, count_drop},
     target::current_target,
 };
 
@@ -116,7 +116,14 @@ fn elapsed(tid: u32, id: u32) -> u64 {
     // against this start.
     unsafe { (*slot).start_ns = 0 };
     // SAFETY: a plain helper call.
-    unsafe { bpf_ktime_get_ns() }.saturating_sub(start.start_ns)
+    let ns = unsafe { bpf_ktime_get_ns() }.saturating_sub(start.start_ns);
+    if id < latency::MAX_NR {
+        if let Some(count) = LATENCY.get_ptr_mut(id * latency::BUCKETS + latency::bucket(ns)) {
+            // SAFETY: a per-CPU slot, written only by this CPU.
+            unsafe { *count += 1 };
+        }
+    }
+    ns
 }
 
 /// Syscall argument `i` from the saved user registers (x86_64 ABI:

@@ -171,6 +171,7 @@ pub fn build_report(
         dropped,
         notes: NOTES.iter().map(|s| (*s).to_owned()).collect(),
         cost: Default::default(),
+        latency: BTreeMap::new(),
     }
 }
 

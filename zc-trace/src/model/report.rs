@@ -27,6 +27,11 @@ pub struct Report {
     /// What tracing cost: the probes' own run time and the collector's CPU.
     #[serde(default)]
     pub cost: Cost,
+    /// Time in the kernel per call, by syscall: log2 buckets, where entry
+    /// `b` counts calls of [2^b, 2^(b+1)) ns (the last is open-ended).
+    /// Empty with --no-latency.
+    #[serde(default)]
+    pub latency: BTreeMap<String, Vec<u64>>,
 }
 
 /// zc-trace's own cost during the run, from the kernel's BPF run-time

@@ -142,7 +142,9 @@ pub fn render(r: &Report) -> String {
     }
 
     let c = &r.cost;
-    if c.bpf_stats {
+    if !c.bpf_stats {
+        let _ = writeln!(s, "\n  zc-trace cost: not measured (--no-cost); collector CPU {}", duration_ns(c.collector_cpu_ns));
+    } else {
         let _ = writeln!(
             s,
             "\n  zc-trace cost: {} probe runs, {:.0} ns each, {} CPU in total ({} in probes, {} in the collector)",
