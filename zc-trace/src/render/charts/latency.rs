@@ -1,0 +1,211 @@
+//! Chart 5, latency: how long calls spent in the kernel, as the in-kernel
+//! log2 histograms of the busiest I/O syscalls, one panel each on a shared
+//! time axis so their shapes compare at a glance.
+
+use anyhow::Result;
+use plotters::prelude::*;
+
+use super::draw::{CAPTION_SIZE, LABEL_SIZE, font, footer, header, legend, message, muted};
+use super::palette::{AXIS, BACKGROUND, GRID, class_colour, class_rank};
+use super::{Area, title, units};
+use crate::model::report::Report;
+use crate::render::format::{duration_ns, grouped};
+
+pub const NAME: &str = "Latency";
+
+/// Panels drawn at most (2 rows of 3).
+pub const TOP: usize = 6;
+
+/// The syscalls to draw: those with a histogram, I/O classes first (the
+/// copying, zero-copy and mapping calls are what this tool is about), then
+/// by calls.
+pub fn chosen(r: &Report) -> Vec<(&str, &[u64])> {
+    let mut rows: Vec<(&str, &[u64])> = r
+        .latency
+        .iter()
+        .filter(|(_, b)| b.iter().any(|&n| n > 0))
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let class = |name: &str| r.syscalls.get(name).map_or("other", |e| e.class.as_str());
+    let io = |name: &str| class(name) != "other";
+    let calls = |b: &[u64]| b.iter().sum::<u64>();
+    rows.sort_by(|a, b| {
+        io(b.0)
+            .cmp(&io(a.0))
+            .then(calls(b.1).cmp(&calls(a.1)))
+            .then(a.0.cmp(b.0))
+    });
+    rows.truncate(TOP);
+    rows.sort_by(|a, b| {
+        class_rank(class(a.0))
+            .cmp(&class_rank(class(b.0)))
+            .then(calls(b.1).cmp(&calls(a.1)))
+    });
+    rows
+}
+
+/// The lower bound of bucket `b` (2^b ns) in human form: "256 ns", "1 us".
+pub fn bucket_label(b: u32) -> String {
+    let ns = 1u64 << b.min(63);
+    // Powers of two are not round in decimal units: one significant figure
+    // is enough to read an axis.
+    let (v, unit) = match ns {
+        n if n < 1_000 => (n as f64, "ns"),
+        n if n < 1_000_000 => (n as f64 / 1e3, "us"),
+        n if n < 1_000_000_000 => (n as f64 / 1e6, "ms"),
+        n => (n as f64 / 1e9, "s"),
+    };
+    if v >= 10.0 {
+        format!("{v:.0} {unit}")
+    } else {
+        format!("{v:.1} {unit}").replace(".0 ", " ")
+    }
+}
+
+pub fn draw<DB: DrawingBackend>(root: &Area<DB>, r: &Report) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let rows = chosen(r);
+    let subtitle = "time in the kernel per call, log2 buckets measured in kernel: a bar at 1 us counts calls of 1-2 us";
+    let body = header(root, &title(NAME, r), subtitle)?;
+    if rows.is_empty() {
+        let why = if r.totals.syscalls == 0 {
+            "No syscalls were traced.".to_owned()
+        } else {
+            "This run did not time its calls (--no-latency), or the report predates latency histograms.".to_owned()
+        };
+        return message(&body, "No latency data", &[why]);
+    }
+    // One x range for all panels: from the fastest to the slowest bucket seen.
+    let lo = rows
+        .iter()
+        .filter_map(|(_, b)| b.iter().position(|&n| n > 0))
+        .min()
+        .unwrap_or(0) as u32;
+    let hi = rows
+        .iter()
+        .filter_map(|(_, b)| b.iter().rposition(|&n| n > 0))
+        .max()
+        .unwrap_or(0) as u32;
+    let (lo, hi) = (lo.saturating_sub(1), (hi + 2).max(lo + 6));
+
+    let (grid, foot) = footer(&body, 34);
+    let cols = rows.len().min(3);
+    let panels = grid.split_evenly((rows.len().div_ceil(3), cols));
+    for ((name, buckets), area) in rows.iter().zip(panels.iter()) {
+        let colour = class_colour(r.syscalls.get(*name).map_or("other", |e| e.class.as_str()));
+        let calls: u64 = buckets.iter().sum();
+        let peak = *buckets.iter().max().unwrap_or(&1) as f64;
+        let scale = units::count(peak);
+        let mut chart = ChartBuilder::on(area)
+            .caption(
+                format!("{name}: {} calls", grouped(calls)),
+                font(CAPTION_SIZE - 2.0),
+            )
+            .margin(12)
+            // Room for the last axis label, centred on the panel's edge.
+            .margin_right(28)
+            .x_label_area_size(34)
+            .y_label_area_size(58)
+            .build_cartesian_2d(lo as f64..hi as f64, 0.0..scale.apply(peak) * 1.15)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(BACKGROUND)
+            .bold_line_style(GRID)
+            .axis_style(AXIS)
+            // A label on every second bucket edge: plotters may also offer
+            // points between edges, which get no label.
+            .x_labels((hi - lo + 1) as usize)
+            .x_label_formatter(&|x| {
+                let b = x.round();
+                if (x - b).abs() < 1e-6 && (b as u32).is_multiple_of(2) {
+                    bucket_label(b.max(0.0) as u32)
+                } else {
+                    String::new()
+                }
+            })
+            .y_labels(5)
+            .y_label_formatter(&|y| units::tick(*y) + scale.unit)
+            .label_style(font(LABEL_SIZE - 2.0))
+            .draw()?;
+        chart.draw_series(
+            buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(b, n)| {
+                    let x = b as f64;
+                    Rectangle::new(
+                        [(x + 0.08, 0.0), (x + 0.92, scale.apply(*n as f64))],
+                        colour.filled(),
+                    )
+                }),
+        )?;
+        let entry = r.syscalls.get(*name);
+        if let Some(e) = entry.filter(|e| e.counts.count > 0) {
+            let avg = duration_ns(e.counts.time_ns / e.counts.count);
+            let (w, _) = area.dim_in_pixel();
+            area.draw_text(
+                &format!("avg {avg}"),
+                &muted(LABEL_SIZE - 1.0),
+                (w as i32 - 110, 40),
+            )?;
+        }
+    }
+    let mut items: Vec<(String, RGBColor)> = Vec::new();
+    for (class, label) in [
+        ("copy_to_user", "copying, kernel → user"),
+        ("copy_from_user", "copying, user → kernel"),
+        ("zero_copy", "zero-copy"),
+        ("mapping", "mapping"),
+        ("other", "other"),
+    ] {
+        if rows
+            .iter()
+            .any(|(n, _)| r.syscalls.get(*n).map_or("other", |e| e.class.as_str()) == class)
+        {
+            items.push((label.to_owned(), class_colour(class)));
+        }
+    }
+    legend(&foot, &items)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_labels_are_readable() {
+        assert_eq!(bucket_label(0), "1 ns");
+        assert_eq!(bucket_label(8), "256 ns");
+        assert_eq!(bucket_label(10), "1 us");
+        assert_eq!(bucket_label(20), "1 ms");
+        assert_eq!(bucket_label(30), "1.1 s");
+    }
+
+    #[test]
+    fn io_syscalls_come_first() {
+        let mut r = Report::default();
+        for (name, class, calls) in [
+            ("read", "copy_to_user", 5),
+            ("futex", "other", 500),
+            ("sendfile", "zero_copy", 2),
+        ] {
+            r.syscalls.insert(
+                name.into(),
+                crate::model::report::SyscallEntry {
+                    class: class.into(),
+                    ..Default::default()
+                },
+            );
+            let mut b = vec![0; 40];
+            b[10] = calls;
+            r.latency.insert(name.into(), b);
+        }
+        let names: Vec<&str> = chosen(&r).iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["read", "sendfile", "futex"]);
+    }
+}

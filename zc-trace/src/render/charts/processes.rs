@@ -1,0 +1,108 @@
+//! Chart 4, the processes: bytes by path for each traced process (stacked
+//! in the ledger's colours) beside its syscall count.
+
+use anyhow::Result;
+use plotters::prelude::*;
+
+use super::draw::{Bar, Bars, footer, hbars, header, legend, message};
+use super::palette::{Path, SYSCALLS};
+use super::{Area, title, units};
+use crate::model::report::{Process, Report, Totals};
+use crate::render::format::{bytes, grouped};
+
+pub const NAME: &str = "Processes";
+
+/// Processes drawn before the rest are summed into one row.
+pub const TOP: usize = 15;
+
+fn moved(t: &Totals) -> u64 {
+    Path::ALL.iter().map(|p| p.of(&t.bytes)).sum()
+}
+
+pub fn draw<DB: DrawingBackend>(root: &Area<DB>, r: &Report) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let mut procs: Vec<&Process> = r.processes.iter().collect();
+    procs.sort_by(|a, b| {
+        moved(&b.totals)
+            .cmp(&moved(&a.totals))
+            .then(b.totals.syscalls.cmp(&a.totals.syscalls))
+            .then(a.pid.cmp(&b.pid))
+    });
+    let mut subtitle = format!("{} processes traced", r.processes.len());
+    if procs.len() > TOP {
+        subtitle += &format!("; the {TOP} that moved the most bytes, the rest summed");
+    }
+    subtitle += "; bytes stacked by path";
+    let body = header(root, &title(NAME, r), &subtitle)?;
+    if procs.is_empty() {
+        return message(&body, "No process was traced", &[]);
+    }
+
+    let row = |label: String, t: &Totals| {
+        let parts = Path::ALL
+            .iter()
+            .map(|p| (p.of(&t.bytes) as f64, p.colour()))
+            .collect();
+        (
+            Bar {
+                label: label.clone(),
+                parts,
+                value: bytes(moved(t)),
+            },
+            Bar::single(label, t.syscalls as f64, SYSCALLS, grouped(t.syscalls)),
+        )
+    };
+    let mut rows: Vec<(Bar, Bar)> = procs
+        .iter()
+        .take(TOP)
+        .map(|p| row(format!("{} ({})", p.comm, p.pid), &p.totals))
+        .collect();
+    if procs.len() > TOP {
+        let mut sum = Totals::default();
+        for p in &procs[TOP..] {
+            let (s, t) = (&mut sum, &p.totals);
+            s.syscalls += t.syscalls;
+            s.bytes.copied_to_user += t.bytes.copied_to_user;
+            s.bytes.copied_from_user += t.bytes.copied_from_user;
+            s.bytes.zero_copy += t.bytes.zero_copy;
+            s.bytes.mapped += t.bytes.mapped;
+        }
+        // Still split by path: the label says it is a sum.
+        rows.push(row(format!("+ {} more processes", procs.len() - TOP), &sum));
+    }
+    let (by_path, calls): (Vec<Bar>, Vec<Bar>) = rows.into_iter().unzip();
+
+    let (main, foot) = footer(&body, 34);
+    let (left, right) = main.split_horizontally(850);
+    let total = |b: &Bar| b.parts.iter().map(|p| p.0).sum::<f64>();
+    let max_bytes = by_path.iter().map(total).fold(0.0, f64::max);
+    let max_calls = calls.iter().map(total).fold(0.0, f64::max);
+    hbars(
+        &left,
+        &Bars {
+            caption: "Bytes by path",
+            bars: &by_path,
+            scale: units::bytes(max_bytes),
+            axis: "bytes",
+            label_width: 210,
+        },
+    )?;
+    hbars(
+        &right,
+        &Bars {
+            caption: "Syscalls",
+            bars: &calls,
+            scale: units::count(max_calls),
+            axis: "calls",
+            label_width: 0,
+        },
+    )?;
+    let items: Vec<(String, RGBColor)> = Path::ALL
+        .iter()
+        .map(|p| (p.label().to_owned(), p.colour()))
+        .collect();
+    legend(&foot, &items)?;
+    Ok(())
+}

@@ -1,0 +1,542 @@
+//! report.html: one self-contained page (inline CSS and SVG, no scripts, no
+//! external resources) with the summary tables and the charts.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+
+use super::charts::{self, BytePath, hex, metrics};
+use super::format::{bytes, duration_ns, grouped};
+use crate::model::compare::Basis;
+use crate::model::report::{Report, SyscallEntry};
+
+/// "other" syscalls listed before the rest fold into a <details>.
+const OTHER_ROWS: usize = 8;
+
+const STYLE: &str = "\
+body{font-family:'DejaVu Sans',system-ui,sans-serif;color:#212121;margin:0 auto;max-width:1320px;padding:0 20px 40px}
+h1{margin:24px 0 4px}h2{margin:32px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.meta{color:#666;margin:2px 0}.target{margin:4px 0 8px;font-size:17px;overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:8px 0;font-size:14px}
+th,td{padding:4px 10px;text-align:left;border-bottom:1px solid #eee;vertical-align:top}
+th{background:#f5f5f5}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.group td{background:#fafafa;font-weight:bold}
+.swatch{display:inline-block;width:12px;height:12px;margin-right:6px;vertical-align:-1px}
+.warn{background:#fff3cd;border:1px solid #e0c36c;padding:8px 12px}
+figure{margin:16px 0}figure svg{width:100%;height:auto;border:1px solid #eee}
+figcaption{font-weight:bold;margin-bottom:4px}
+details summary{cursor:pointer;color:#666;font-size:14px}
+";
+
+/// The full report of one run as an HTML document.
+pub fn render(report: &Report) -> Result<String> {
+    let svgs = charts::run_svgs(report)?;
+    let target = target(report);
+    let mut s = String::new();
+    head(&mut s, &format!("zc-trace: {target}"));
+    let _ = writeln!(
+        s,
+        "<h1>zc-trace report</h1>\n<p class=target><code>{}</code></p>",
+        esc(&target)
+    );
+    let mut meta = format!(
+        "{} mode, traced for {}, started {}",
+        esc(&report.target.mode),
+        duration_ns(report.duration_ns),
+        utc(report.started_at_unix_ms)
+    );
+    if let Some(code) = report.target.exit_code {
+        let _ = write!(meta, ", exit code {code}");
+    }
+    let _ = writeln!(s, "<p class=meta>{meta}</p>");
+    let _ = writeln!(
+        s,
+        "<p class=meta>{} {}, schema version {}</p>",
+        esc(&report.tool.name),
+        esc(&report.tool.version),
+        report.schema_version
+    );
+
+    ledger(&mut s, report);
+    cost(&mut s, report);
+    syscalls(&mut s, report);
+    if report.processes.len() > 1 {
+        processes(&mut s, report);
+    }
+    dropped(&mut s, report);
+    if !report.notes.is_empty() {
+        let _ = writeln!(s, "<h2>Notes</h2><ul>");
+        for note in &report.notes {
+            let _ = writeln!(s, "<li>{}</li>", esc(note));
+        }
+        let _ = writeln!(s, "</ul>");
+    }
+
+    let _ = writeln!(s, "<h2 id=charts>Charts</h2>");
+    for (title, svg) in &svgs {
+        figure(&mut s, title, svg);
+    }
+    let _ = writeln!(s, "</body></html>");
+    Ok(s)
+}
+
+/// The comparison of several runs (label, report): a table of the
+/// normalised figures and the comparison chart.
+pub fn render_compare(runs: &[(String, Report)], basis: Basis) -> Result<String> {
+    let (title, svg) = charts::compare_svg(runs, basis)?;
+    let noun = basis.noun();
+    let mut s = String::new();
+    let labels: Vec<&str> = runs.iter().map(|(l, _)| l.as_str()).collect();
+    head(&mut s, &format!("zc-trace: {}", labels.join(" vs ")));
+    let _ = writeln!(s, "<h1>zc-trace: {}</h1>", esc(&labels.join(" vs ")));
+    let _ = writeln!(
+        s,
+        "<p class=meta>moved = copied kernel → user + copied user → kernel + zero-copy; delivered = bytes the receiver got; mode switches are derived</p>"
+    );
+    let _ = writeln!(
+        s,
+        "<h2>Runs</h2><table><tr><th>run</th><th>target</th><th class=n>duration</th><th class=n>{noun}</th><th class=n>syscalls</th></tr>"
+    );
+    for (i, (label, r)) in runs.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            esc(label),
+            esc(&target(r)),
+            duration_ns(r.duration_ns),
+            bytes(basis.bytes(i, r)),
+            grouped(r.totals.syscalls)
+        );
+    }
+    let _ = writeln!(s, "</table>");
+
+    let _ = write!(s, "<h2>Per MiB {noun}</h2><table><tr><th>figure</th>");
+    for label in &labels {
+        let _ = write!(s, "<th class=n>{}</th>", esc(label));
+    }
+    let _ = writeln!(s, "</tr>");
+    let all: Vec<_> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, r))| metrics(r, basis.bytes(i, r), noun))
+        .collect();
+    for (i, m) in all.first().into_iter().flatten().enumerate() {
+        let _ = write!(s, "<tr><td>{}</td>", esc(&m.name));
+        for run in &all {
+            let v = run[i]
+                .value
+                .map(charts::figure)
+                .unwrap_or_else(|| "n/a".into());
+            let _ = write!(s, "<td class=n>{v}</td>");
+        }
+        let _ = writeln!(s, "</tr>");
+    }
+    let _ = writeln!(s, "</table>");
+    let _ = writeln!(s, "<h2>Chart</h2>");
+    figure(&mut s, &title, &svg);
+    let _ = writeln!(s, "</body></html>");
+    Ok(s)
+}
+
+fn head(s: &mut String, title: &str) {
+    let _ = writeln!(
+        s,
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>\
+         <meta name=viewport content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>\n{STYLE}</style></head><body>",
+        esc(title)
+    );
+}
+
+fn figure(s: &mut String, title: &str, svg: &str) {
+    // The SVG goes in as it is: plotters writes a complete <svg> element
+    // with its own view box and escapes its text.
+    let svg = svg.trim_start_matches(|c| c != '<');
+    let svg = svg.strip_prefix("<?xml").map_or(svg, |rest| {
+        rest.split_once("?>")
+            .map_or(svg, |(_, after)| after.trim_start())
+    });
+    let id = title.to_lowercase().replace(' ', "-");
+    let _ = writeln!(
+        s,
+        "<figure id=\"{}\"><figcaption>{}</figcaption>\n{svg}</figure>",
+        esc(&id),
+        esc(title)
+    );
+}
+
+fn ledger(s: &mut String, r: &Report) {
+    let b = &r.totals.bytes;
+    let _ = writeln!(
+        s,
+        "<h2>Copy ledger</h2><table><tr><th>path</th><th class=n>bytes</th><th class=n>exact</th><th>by</th></tr>"
+    );
+    let via = [
+        "read, pread64, readv, recv* ...",
+        "write, pwrite64, writev, send* ...",
+        "sendfile, splice, tee, vmsplice, copy_file_range",
+        "file-backed mmap length",
+    ];
+    for (path, via) in BytePath::ALL.iter().zip(via) {
+        let n = path.of(b);
+        let _ = writeln!(
+            s,
+            "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{} B</td><td>{via}</td></tr>",
+            hex(path.colour()),
+            esc(path.label()),
+            bytes(n),
+            grouped(n)
+        );
+    }
+    let _ = writeln!(s, "</table>");
+}
+
+fn cost(s: &mut String, r: &Report) {
+    let t = &r.totals;
+    let cs = &t.context_switches;
+    let pf = &t.page_faults;
+    let rows = [
+        (
+            "syscalls".to_owned(),
+            grouped(t.syscalls),
+            format!(
+                "{} failed, {} in the kernel",
+                grouped(t.errors),
+                duration_ns(t.time_ns)
+            ),
+        ),
+        (
+            "mode switches (derived)".to_owned(),
+            grouped(t.mode_switches),
+            "2 per returning syscall, 1 per exit, 2 per user-mode page fault".to_owned(),
+        ),
+        (
+            "context switches".to_owned(),
+            grouped(cs.voluntary + cs.involuntary),
+            format!(
+                "{} voluntary, {} involuntary",
+                grouped(cs.voluntary),
+                grouped(cs.involuntary)
+            ),
+        ),
+        (
+            "page faults".to_owned(),
+            grouped(pf.user + pf.kernel),
+            format!(
+                "{} in user mode, {} in kernel mode; {} file-backed",
+                grouped(pf.user),
+                grouped(pf.kernel),
+                grouped(pf.file)
+            ),
+        ),
+    ];
+    let _ = writeln!(
+        s,
+        "<h2>Cost</h2><table><tr><th></th><th class=n>count</th><th></th></tr>"
+    );
+    for (what, n, detail) in rows {
+        let _ = writeln!(
+            s,
+            "<tr><td>{what}</td><td class=n>{n}</td><td>{detail}</td></tr>"
+        );
+    }
+    let _ = writeln!(s, "</table>");
+}
+
+fn syscalls(s: &mut String, r: &Report) {
+    let _ = writeln!(s, "<h2>Syscalls</h2>");
+    if r.syscalls.is_empty() {
+        let _ = writeln!(s, "<p>No syscall was traced.</p>");
+        return;
+    }
+    let header = "<tr><th>syscall</th><th class=n>calls</th><th class=n>errors</th><th class=n>bytes</th>\
+                  <th class=n>time</th><th class=n>avg</th><th>by fd kind</th></tr>";
+    let _ = writeln!(s, "<table>{header}");
+    let mut folded: Vec<(&String, &SyscallEntry)> = Vec::new();
+    for (title, classes) in [
+        ("copying", &["copy_to_user", "copy_from_user"][..]),
+        ("zero-copy", &["zero_copy"][..]),
+        ("mapping", &["mapping"][..]),
+        ("other", &["other"][..]),
+    ] {
+        let mut group: Vec<(&String, &SyscallEntry)> = r
+            .syscalls
+            .iter()
+            .filter(|(_, e)| {
+                classes.contains(&e.class.as_str())
+                    || (title == "other"
+                        && !["copy_to_user", "copy_from_user", "zero_copy", "mapping"]
+                            .contains(&e.class.as_str()))
+            })
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        group.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(b.0)));
+        let _ = writeln!(s, "<tr class=group><td colspan=7>{title}</td></tr>");
+        let shown = if title == "other" {
+            OTHER_ROWS
+        } else {
+            usize::MAX
+        };
+        for (name, e) in group.iter().take(shown) {
+            syscall_row(s, name, e);
+        }
+        folded.extend(group.iter().skip(shown));
+    }
+    let _ = writeln!(s, "</table>");
+    if !folded.is_empty() {
+        let calls: u64 = folded.iter().map(|(_, e)| e.counts.count).sum();
+        let _ = writeln!(
+            s,
+            "<details><summary>{} more syscalls, {} calls</summary><table>{header}",
+            folded.len(),
+            grouped(calls)
+        );
+        for (name, e) in folded {
+            syscall_row(s, name, e);
+        }
+        let _ = writeln!(s, "</table></details>");
+    }
+}
+
+fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
+    let c = &e.counts;
+    let avg = c
+        .time_ns
+        .checked_div(c.count)
+        .map_or_else(|| "-".into(), duration_ns);
+    let moved = if e.class == "other" && c.bytes == 0 {
+        "-".into()
+    } else {
+        bytes(c.bytes)
+    };
+    let kinds: Vec<String> = e
+        .by_fd_kind
+        .iter()
+        .filter(|(k, _)| k.as_str() != "none")
+        .map(|(k, v)| format!("{} {}", esc(k), grouped(v.count)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{}</td>\
+         <td class=n>{moved}</td><td class=n>{}</td><td class=n>{avg}</td><td>{}</td></tr>",
+        hex(charts::class_colour(&e.class)),
+        esc(name),
+        grouped(c.count),
+        grouped(c.errors),
+        duration_ns(c.time_ns),
+        kinds.join(", ")
+    );
+}
+
+fn processes(s: &mut String, r: &Report) {
+    let _ = writeln!(
+        s,
+        "<h2>Processes</h2><table><tr><th class=n>pid</th><th class=n>ppid</th><th>process</th><th class=n>syscalls</th>\
+         <th class=n>kernel → user</th><th class=n>user → kernel</th><th class=n>zero-copy</th><th class=n>mapped</th>\
+         <th class=n>page faults</th><th class=n>ctx switches</th></tr>"
+    );
+    for p in &r.processes {
+        let t = &p.totals;
+        let b = &t.bytes;
+        let _ = writeln!(
+            s,
+            "<tr><td class=n>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td>\
+             <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            p.pid,
+            p.ppid,
+            esc(&p.comm),
+            grouped(t.syscalls),
+            bytes(b.copied_to_user),
+            bytes(b.copied_from_user),
+            bytes(b.zero_copy),
+            bytes(b.mapped),
+            grouped(t.page_faults.user + t.page_faults.kernel),
+            grouped(t.context_switches.voluntary + t.context_switches.involuntary)
+        );
+    }
+    let _ = writeln!(s, "</table>");
+}
+
+fn dropped(s: &mut String, r: &Report) {
+    let lost: Vec<String> = r
+        .dropped
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{}: {}", esc(k), grouped(*n)))
+        .collect();
+    if !lost.is_empty() {
+        let _ = writeln!(
+            s,
+            "<p class=warn><b>Records lost in kernel</b> ({}): the figures above are lower bounds.</p>",
+            lost.join(", ")
+        );
+    }
+}
+
+fn target(r: &Report) -> String {
+    match &r.target.command {
+        Some(cmd) if !cmd.is_empty() => format!("{} (pid {})", cmd.join(" "), r.target.pid),
+        _ => format!("pid {}", r.target.pid),
+    }
+}
+
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// "2026-11-23 12:26:36 UTC" from Unix milliseconds (proleptic Gregorian,
+/// Howard Hinnant's days-to-civil), so no date crate is needed for one line.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::charts::tests::report;
+
+    /// Every inline <svg> element, as text.
+    fn svgs(html: &str) -> Vec<&str> {
+        html.match_indices("<svg")
+            .map(|(start, _)| {
+                let end =
+                    html[start..].find("</svg>").expect("closed svg") + start + "</svg>".len();
+                &html[start..end]
+            })
+            .collect()
+    }
+
+    fn self_contained(html: &str) {
+        for external in ["<script", "<link", "src=", "href=", "url(", "@import"] {
+            assert!(!html.contains(external), "external resource: {external}");
+        }
+    }
+
+    #[test]
+    fn report_has_tables_titles_and_inline_svg() {
+        let mut r = report(2_000_000_000, 20);
+        let mut child = r.processes[0].clone();
+        child.pid += 1;
+        child.comm = "child".into();
+        r.processes.push(child);
+        r.notes.push("mode_switches is derived".into());
+        r.dropped.insert("stats_map_full".into(), 3);
+        let html = render(&r).unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.trim_end().ends_with("</html>"));
+        self_contained(&html);
+        for title in ["Copy ledger", "Timeline", "Syscalls", "Processes"] {
+            assert!(
+                html.contains(&format!("<figcaption>{title}</figcaption>")),
+                "{title}"
+            );
+        }
+        for section in [
+            "<h2>Cost</h2>",
+            "<h2>Notes</h2>",
+            "zero-copy",
+            "mapping",
+            "other",
+        ] {
+            assert!(html.contains(section), "{section}");
+        }
+        assert!(html.contains("cp big.iso /tmp/ (pid 4242)"));
+        assert!(html.contains("67,108,864 B"));
+        assert!(html.contains("stats_map_full: 3"));
+        let inline = svgs(&html);
+        assert_eq!(inline.len(), 5);
+        for svg in inline {
+            roxmltree::Document::parse(svg).expect("inline SVG parses");
+        }
+    }
+
+    #[test]
+    fn odd_input_is_escaped_and_does_not_panic() {
+        let mut r = Report::default();
+        r.target.command = Some(vec!["<script>alert(1)</script>".into(), "a&b".into()]);
+        let html = render(&r).unwrap();
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(html.contains("No syscall was traced"));
+        assert!(
+            !html.contains("<h2>Processes</h2>"),
+            "one process or none: no table"
+        );
+        self_contained(&html);
+        for svg in svgs(&html) {
+            roxmltree::Document::parse(svg).expect("inline SVG parses");
+        }
+    }
+
+    #[test]
+    fn compare_of_two_runs() {
+        let a = report(1_000_000_000, 10);
+        let mut b = report(3_000_000_000, 30);
+        b.totals.bytes.zero_copy = 0;
+        let html = render_compare(&[("sendfile".into(), a), ("read-write".into(), b)], Basis::Moved).unwrap();
+        self_contained(&html);
+        assert!(html.contains("sendfile") && html.contains("read-write"));
+        assert!(html.contains("syscalls per MiB moved"));
+        assert_eq!(svgs(&html).len(), 1);
+        roxmltree::Document::parse(svgs(&html)[0]).unwrap();
+        assert!(render_compare(&[], Basis::Moved).is_err());
+    }
+
+    /// With ZC_CHART_DIR set, writes pages to open in a browser: a synthetic
+    /// run, results/demo.json if present, and a comparison of the two.
+    #[test]
+    fn pages_for_a_look() {
+        let Some(dir) = std::env::var_os("ZC_CHART_DIR").map(std::path::PathBuf::from) else {
+            return;
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        let synthetic = report(12_000_000_000, 120);
+        std::fs::write(dir.join("synthetic.html"), render(&synthetic).unwrap()).unwrap();
+        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/demo.json");
+        if let Ok(text) = std::fs::read_to_string(demo) {
+            let demo: Report = serde_json::from_str(&text).unwrap();
+            std::fs::write(dir.join("demo.html"), render(&demo).unwrap()).unwrap();
+            let runs = [
+                ("demo".to_owned(), demo),
+                ("synthetic".to_owned(), synthetic),
+            ];
+            std::fs::write(dir.join("compare.html"), render_compare(&runs, Basis::Moved).unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_795_436_796_069), "2026-11-23 12:26:36 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+}
