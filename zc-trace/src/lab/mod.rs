@@ -1,0 +1,554 @@
+//! `zc-trace lab`: the textbook table of zero-copy methods, measured on
+//! this machine.
+//!
+//! The lab writes a test file, then for each method (read+write,
+//! mmap+write, sendfile, splice, readv/writev, copy_file_range) runs a
+//! sender process (`zc-trace lab-sender`, see `sender.rs`) under the core
+//! tracer (`session::trace`, the same probes as `zc-trace -- CMD`) while a
+//! thread of this process receives, counts and checksums the stream. The
+//! sender doing everything but the transfer (`noop`) is traced too and
+//! subtracted, so the figures are the method's own. Each method runs
+//! `--runs` times; the table shows the median beside the textbook's value.
+//!
+//! checksum.rs: test data and checksum; method.rs: the methods and the
+//! model; sender.rs: the traced process; receiver.rs: the receiving thread;
+//! measure.rs: baseline subtraction and medians; results.rs: figures, JSON
+//! and chart input; table.rs: the terminal table.
+
+mod checksum;
+mod measure;
+mod method;
+mod receiver;
+mod results;
+mod sender;
+mod table;
+
+use std::{
+    fs::File,
+    io::{Read as _, Write as _},
+    net::TcpListener,
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, AtomicI32, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+use crate::{
+    cli::{LabArgs, TargetSpec},
+    error::{EXIT_USAGE, failure},
+    preflight,
+    render::format::{bytes, duration_ns, grouped},
+    session::{self, TraceOptions},
+};
+
+use checksum::{Filler, Hasher};
+use measure::Sample;
+use method::Method;
+use results::{LabResults, MethodResult, Run};
+use sender::SenderArgs;
+
+/// The largest chunk the lab accepts (the sender allocates one).
+const MAX_CHUNK: u64 = 1 << 30;
+/// Blocks in which the test file is written and copies are read back.
+const IO_BLOCK: usize = 1 << 20;
+
+/// The hidden `zc-trace lab-sender ...`: the traced process.
+pub fn sender_main(args: &[String]) -> Result<u8> {
+    sender::main(args)
+}
+
+/// The syscall number of `name` on this architecture (0 if unknown).
+pub(crate) fn syscall_nr(name: &str) -> u32 {
+    name.parse::<syscalls::Sysno>().map_or(0, |s| s.id() as u32)
+}
+
+pub fn run(args: &LabArgs) -> Result<u8> {
+    let methods = method::parse_list(&args.methods)?;
+    if args.runs == 0 {
+        return Err(failure(
+            EXIT_USAGE,
+            "--runs 0: give at least 1 run per method",
+        ));
+    }
+    if args.chunk > MAX_CHUNK {
+        return Err(failure(
+            EXIT_USAGE,
+            format!(
+                "--chunk {} is larger than the lab allows ({}): choose a smaller chunk",
+                bytes(args.chunk),
+                bytes(MAX_CHUNK)
+            ),
+        ));
+    }
+    if usize::try_from(args.size).is_err() {
+        return Err(failure(EXIT_USAGE, "--size is too large for this machine"));
+    }
+    // Everything that can fail early does, before a byte is written.
+    preflight::check_privileges()?;
+    preflight::check_btf()?;
+    let json_out = args
+        .json
+        .as_deref()
+        .map(|p| preflight::create_output(p, "lab JSON"))
+        .transpose()?;
+    if let Some(dir) = &args.output_dir {
+        preflight::check_output_dir(dir)?;
+    }
+    let exe = std::env::current_exe()
+        .context("cannot find zc-trace's own executable to run the lab's sender")?;
+    catch_interrupts();
+    same_layout_every_run();
+
+    let started = Instant::now();
+    let work = WorkDir::new(args.dir.as_deref())?;
+    let file = work.path("data.bin");
+    eprintln!(
+        "zc-trace lab: writing a {} test file in {}",
+        bytes(args.size),
+        work.dir.display()
+    );
+    let sum = create_file(&file, args.size, args.cold)?;
+    let listener =
+        TcpListener::bind("127.0.0.1:0").context("the receiver cannot listen on 127.0.0.1")?;
+    let lab = Lab {
+        exe: exe.display().to_string(),
+        file,
+        dest: work.path("copy.bin"),
+        result: work.path("result.bin"),
+        listener,
+        size: args.size,
+        chunk: args.chunk,
+        pipe: sender::pipe_capacity(args.chunk),
+        cold: args.cold,
+        checksum: sum,
+    };
+
+    let mut baseline_runs = Vec::new();
+    for k in 1..=args.runs {
+        eprintln!("zc-trace lab: baseline (noop) run {k}/{}", args.runs);
+        baseline_runs.push(lab.run_once(Method::Noop)?);
+    }
+    let baseline = Sample::median(
+        &baseline_runs
+            .iter()
+            .map(|r| r.sample.clone())
+            .collect::<Vec<_>>(),
+    );
+
+    // SAFETY: sysconf has no preconditions.
+    let page_size = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .unwrap_or(4096)
+        .max(1);
+    let mut out = Vec::new();
+    let mut dropped = 0;
+    for &m in &methods {
+        let mut runs = Vec::new();
+        for k in 1..=args.runs {
+            let mut run = lab.run_once(m)?;
+            run.sample = run.sample.minus(&baseline);
+            eprintln!(
+                "zc-trace lab: {} run {k}/{}: {} in {}, {:.0} MiB/s, {} syscalls",
+                m.label(),
+                args.runs,
+                bytes(run.delivered),
+                duration_ns(run.timing.transfer_ns),
+                run.timing.mib_per_s(run.delivered),
+                grouped(run.sample.syscalls.max(0) as u64)
+            );
+            dropped += run.dropped;
+            runs.push(run);
+        }
+        out.push(MethodResult::new(
+            m,
+            runs,
+            m.model(args.size, args.chunk, page_size, lab.pipe),
+        ));
+    }
+    dropped += baseline_runs.iter().map(|r| r.dropped).sum::<u64>();
+
+    let mut notes = results::notes();
+    if methods.contains(&Method::Splice) && lab.pipe < args.chunk {
+        notes.push(format!(
+            "NOTE: a pipe holds at most {} here (fs.pipe-max-size, no CAP_SYS_RESOURCE): splice moves at most \
+             that per call, and the model counts its calls so",
+            bytes(lab.pipe)
+        ));
+    }
+    if args.size < 16 << 20 {
+        notes.push(format!(
+            "NOTE: the file is small ({}): the few page faults and context switches of any run weigh heavily per MiB",
+            bytes(args.size)
+        ));
+    }
+    if dropped > 0 {
+        notes.push(format!(
+            "WARNING: the probes lost {} records (full maps): some counts are lower bounds",
+            grouped(dropped)
+        ));
+    }
+    let results = LabResults {
+        size: args.size,
+        chunk: args.chunk,
+        runs: args.runs,
+        cold: args.cold,
+        page_size,
+        pipe_size: lab.pipe,
+        baseline: results::clamped(&baseline),
+        baseline_runs: args.runs,
+        methods: out,
+        elapsed_ns: started.elapsed().as_nanos() as u64,
+        notes,
+    };
+    drop(work);
+
+    print!("{}", table::render(&results));
+    std::io::stdout().flush().ok();
+    let json = results::to_json(&results);
+    if let Some(o) = json_out {
+        write_json(&json, o.file, &o.path)?;
+    }
+    if let Some(dir) = &args.output_dir {
+        let path = dir.join("lab.json");
+        let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        write_json(&json, f, &path)?;
+        let mut written = vec![path];
+        written.extend(write_charts(&results, dir)?);
+        eprintln!(
+            "zc-trace lab: wrote {} files to {}",
+            written.len(),
+            dir.display()
+        );
+    }
+    Ok(0)
+}
+
+/// The comparison chart, one group per method.
+fn write_charts(r: &LabResults, dir: &Path) -> Result<Vec<PathBuf>> {
+    let runs = results::chart_runs(r);
+    // Per byte delivered, like the table: read+write moves each byte twice.
+    let delivered: Vec<u64> = r.methods.iter().map(|m| m.delivered).collect();
+    crate::render::charts::render_compare(
+        &runs,
+        crate::render::charts::Basis::Delivered(&delivered),
+        dir,
+        crate::render::charts::Format::Png,
+    )
+        .context("drawing the lab's comparison chart")
+}
+
+fn write_json(v: &serde_json::Value, f: File, path: &Path) -> Result<()> {
+    let mut w = std::io::BufWriter::new(f);
+    serde_json::to_writer_pretty(&mut w, v)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(w.write_all(b"\n")?))
+        .and_then(|()| Ok(w.flush()?))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// What every run shares.
+struct Lab {
+    exe: String,
+    file: PathBuf,
+    dest: PathBuf,
+    result: PathBuf,
+    listener: TcpListener,
+    size: u64,
+    chunk: u64,
+    /// The pipe size splice gets (a chunk, if the kernel allows).
+    pipe: u64,
+    cold: bool,
+    checksum: u64,
+}
+
+impl Lab {
+    /// Traces the sender once with `method` while the receiver drains the
+    /// connection; checks that every byte arrived intact.
+    fn run_once(&self, method: Method) -> Result<Run> {
+        check_interrupted()?;
+        let _ = std::fs::remove_file(&self.result);
+        if self.cold && method != Method::Noop {
+            drop_from_cache(&self.file)?;
+        }
+        let port = self.listener.local_addr()?.port();
+        let mut argv = vec![self.exe.clone(), "lab-sender".to_owned()];
+        argv.extend(
+            SenderArgs {
+                method,
+                file: self.file.clone(),
+                dest: self.dest.clone(),
+                port,
+                size: self.size,
+                chunk: self.chunk,
+                pipe: self.pipe,
+                result: self.result.clone(),
+            }
+            .to_args(),
+        );
+        let stop = AtomicBool::new(false);
+        let (traced, received) = std::thread::scope(|s| {
+            let rx = s.spawn(|| receiver::receive(&self.listener, &stop));
+            let traced = session::trace(&TraceOptions {
+                spec: TargetSpec::Wrap(argv),
+                follow_forks: false,
+                // The lab uses the totals only: sample the timeline rarely.
+                interval: Duration::from_secs(1),
+                duration: None,
+                announce: false,
+                // As `zc-trace -- CMD` by default: same probes, same numbers.
+                timed: true,
+                cost: true,
+            });
+            stop.store(true, Ordering::Release);
+            let received = rx
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("the receiver thread panicked")));
+            (traced, received)
+        });
+        let traced = traced?;
+        check_interrupted()?;
+        if let Some(sig) = traced.stopped_by {
+            return Err(failure(
+                (128 + sig) as u8,
+                format!("interrupted by signal {sig}: the lab stopped and removed its test files"),
+            ));
+        }
+        match traced.exit_code {
+            Some(0) => {}
+            Some(code) => bail!(
+                "the {} sender failed (exit code {code}; its error is above): the lab cannot measure this method here",
+                method.label()
+            ),
+            None => bail!("the {} sender did not exit", method.label()),
+        }
+        let received =
+            received.with_context(|| format!("receiving the {} transfer", method.label()))?;
+        let record = std::fs::read(&self.result)
+            .with_context(|| format!("reading the {} sender's result", method.label()))?;
+        let timing = sender::decode(&record)?;
+
+        let delivered = match method {
+            Method::Noop => {
+                if received.bytes != 0 {
+                    bail!("the baseline sender sent {} bytes", received.bytes);
+                }
+                0
+            }
+            Method::CopyFileRange => {
+                if received.bytes != 0 {
+                    bail!(
+                        "copy_file_range sent {} bytes over the socket",
+                        received.bytes
+                    );
+                }
+                let (n, sum) = checksum_file(&self.dest)?;
+                self.verify(method, n, sum)?;
+                n
+            }
+            _ => {
+                self.verify(method, received.bytes, received.checksum)?;
+                received.bytes
+            }
+        };
+        let _ = std::fs::remove_file(&self.dest);
+        let report = &traced.report;
+        Ok(Run {
+            sample: Sample::from_report(report),
+            timing,
+            delivered,
+            pid: report.target.pid,
+            dropped: report.dropped.values().sum(),
+        })
+    }
+
+    fn verify(&self, method: Method, n: u64, sum: u64) -> Result<()> {
+        if n != self.size || sum != self.checksum {
+            bail!(
+                "{} delivered {} bytes with checksum {sum:016x}; the file has {} bytes with checksum {:016x}: \
+                 the transfer is broken",
+                method.label(),
+                grouped(n),
+                grouped(self.size),
+                self.checksum
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Writes `size` pseudo-random bytes to `path`; returns their checksum.
+/// With `durable`, the file is synced so that it can be dropped from the
+/// page cache later.
+fn create_file(path: &Path, size: u64, durable: bool) -> Result<u64> {
+    let mut f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut buf = vec![0u8; IO_BLOCK];
+    let mut fill = Filler::new(0x5eed_0f2c_7ace);
+    let mut h = Hasher::new();
+    let mut left = size;
+    while left > 0 {
+        check_interrupted()?;
+        let n = left.min(IO_BLOCK as u64) as usize;
+        fill.fill(&mut buf[..n]);
+        h.update(&buf[..n]);
+        f.write_all(&buf[..n]).with_context(|| {
+            format!(
+                "writing {} (is there {} free?)",
+                path.display(),
+                bytes(size)
+            )
+        })?;
+        left -= n as u64;
+    }
+    if durable {
+        f.sync_all()
+            .with_context(|| format!("syncing {}", path.display()))?;
+    }
+    Ok(h.finish())
+}
+
+/// Byte count and checksum of a file.
+fn checksum_file(path: &Path) -> Result<(u64, u64)> {
+    let mut f = File::open(path).with_context(|| format!("opening the copy {}", path.display()))?;
+    let mut buf = vec![0u8; IO_BLOCK];
+    let mut h = Hasher::new();
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok((h.len(), h.finish()))
+}
+
+/// `--cold`: asks the kernel to drop the file's pages from the page cache,
+/// so the next run reads the disk.
+fn drop_from_cache(path: &Path) -> Result<()> {
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: advice on our own open fd.
+    let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if r != 0 {
+        bail!(
+            "posix_fadvise(DONTNEED) on {}: {}",
+            path.display(),
+            std::io::Error::from_raw_os_error(r)
+        );
+    }
+    Ok(())
+}
+
+/// The lab's directory: a new one under `--dir` or the temp dir, removed
+/// with everything in it when the lab ends, however it ends.
+struct WorkDir {
+    dir: PathBuf,
+}
+
+impl WorkDir {
+    fn new(parent: Option<&Path>) -> Result<Self> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = parent.join(format!("zc-trace-lab-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| {
+            failure(
+                1,
+                format!(
+                    "cannot create the lab's directory in {}: {}: give a writable directory with --dir",
+                    parent.display(),
+                    preflight::io_reason(&e)
+                ),
+            )
+        })?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Turns address-space randomisation off for the senders this process
+/// starts (the personality is inherited through fork and exec): with the
+/// same layout every run, the start-up page faults the baseline subtracts
+/// are the same every run.
+fn same_layout_every_run() {
+    // SAFETY: personality only changes how later execs lay out memory.
+    unsafe {
+        let current = libc::personality(0xffff_ffff);
+        if current >= 0 {
+            libc::personality(
+                (current as libc::c_ulong) | libc::ADDR_NO_RANDOMIZE as libc::c_ulong,
+            );
+        }
+    }
+}
+
+/// The signal that asked the lab to stop (0: none).
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    INTERRUPTED.store(sig, Ordering::SeqCst);
+}
+
+/// Ctrl-C and SIGTERM set a flag the lab checks between steps, so it stops
+/// cleanly and removes its files. (A tracing session installs its own
+/// handlers later; they chain to this one.)
+fn catch_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installing an async-signal-safe handler (one atomic store).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn check_interrupted() -> Result<()> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        sig => Err(failure(
+            (128 + sig) as u8,
+            format!("interrupted by signal {sig}: the lab stopped and removed its test files"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_numbers() {
+        assert_eq!(syscall_nr("read"), 0);
+        assert_eq!(syscall_nr("sendfile"), 40);
+        assert_eq!(syscall_nr("no_such_call"), 0);
+    }
+
+    #[test]
+    fn test_file_checksum_matches_a_reread() {
+        let work = WorkDir::new(None).unwrap();
+        let p = work.path("f");
+        let sum = create_file(&p, 3 * IO_BLOCK as u64 + 12345, false).unwrap();
+        assert_eq!(
+            checksum_file(&p).unwrap(),
+            (3 * IO_BLOCK as u64 + 12345, sum)
+        );
+        drop_from_cache(&p).unwrap();
+        let dir = work.dir.clone();
+        drop(work);
+        assert!(!dir.exists(), "the work dir is removed on drop");
+    }
+}
