@@ -24,7 +24,8 @@ const BUILD_PACKAGES: &[&str] = &[
     "libzstd-dev",
     "zlib1g-dev",
 ];
-const TEST_PACKAGES: &[&str] = &["strace"];
+/// strace is the oracle of the e2e tests; chromium renders report.html.
+const TEST_PACKAGES: &[&str] = &["strace", "chromium"];
 
 pub fn all(for_tests: bool) -> Result<()> {
     let mut packages = BUILD_PACKAGES.to_vec();
@@ -46,7 +47,7 @@ fn installed(package: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn apt(packages: &[&str]) -> Result<()> {
+pub(crate) fn apt(packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use crate::error::{EXIT_USAGE, failure};
 
@@ -12,6 +12,10 @@ Examples:
   zc-trace --json run.json -- ./server      also write the full report as JSON
   zc-trace -p 1234 --duration 10s           attach to a running process for 10 s
   zc-trace -p 1234 -f                       ... and follow the children it forks
+  zc-trace -o out/ -- ./server              report.json, charts and report.html in out/
+  zc-trace report run.json -o out/          charts from a saved report (no root needed)
+  zc-trace compare a.json b.json -o out/    two runs side by side, per MiB moved
+  zc-trace lab                              read+write vs mmap vs sendfile vs splice, measured
 
 The summary goes to stderr (or --summary FILE); the command's own stdin,
 stdout and stderr pass through untouched. Needs root (or CAP_BPF and
@@ -23,9 +27,13 @@ CAP_PERFMON) and a kernel with BTF.";
     version,
     about = "Where do my bytes get copied? Counts the syscalls, bytes, copies, zero-copy \
              transfers, mode switches, context switches and page faults of a process, in kernel.",
-    after_help = EXAMPLES
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub subcommand: Option<Command>,
+
     /// Attach to a running process (all its threads).
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pid: Option<String>,
@@ -39,6 +47,14 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
+    /// Write report.json, the charts and report.html into DIR.
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// With -o: charts as SVG instead of PNG.
+    #[arg(long)]
+    pub svg: bool,
+
     /// Write the summary to FILE instead of stderr.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
@@ -51,6 +67,16 @@ pub struct Cli {
     #[arg(short, long, value_name = "TIME", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
+    /// Do not time syscalls: one probe run per call instead of two, for the
+    /// lowest overhead (time columns then read 0).
+    #[arg(long)]
+    pub no_latency: bool,
+
+    /// Do not measure zc-trace's own cost (BPF run-time statistics add two
+    /// clock reads to every probe run).
+    #[arg(long)]
+    pub no_cost: bool,
+
     /// How often to sample the counters for the timeline.
     #[arg(long, value_name = "TIME", default_value = "100ms", value_parser = parse_duration)]
     pub interval: Duration,
@@ -58,6 +84,80 @@ pub struct Cli {
     /// The command to run and trace, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the charts and report.html of a saved JSON report (no root needed).
+    Report {
+        /// A report written by `zc-trace --json` or `-o`.
+        #[arg(value_name = "RUN.json")]
+        report: PathBuf,
+        /// Where to write the charts.
+        #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+        output_dir: PathBuf,
+        /// Charts as SVG instead of PNG.
+        #[arg(long)]
+        svg: bool,
+    },
+    /// Compare runs side by side, normalised per MiB moved (table + charts).
+    Compare {
+        /// Two or more saved JSON reports.
+        #[arg(value_name = "RUN.json", num_args = 2.., required = true)]
+        reports: Vec<PathBuf>,
+        /// Where to write the comparison chart and HTML.
+        #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+        /// Charts as SVG instead of PNG.
+        #[arg(long)]
+        svg: bool,
+    },
+    /// The zero-copy methods lab: send a file over loopback TCP with each
+    /// method and measure what the textbook table only claims.
+    Lab(LabArgs),
+    /// The lab's sender process (internal: run by `zc-trace lab`).
+    #[command(hide = true)]
+    LabSender {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Options of `zc-trace lab`.
+#[derive(Debug, Clone, Args)]
+pub struct LabArgs {
+    /// Size of the test file (e.g. 256M, 1G, 64K).
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    pub size: u64,
+
+    /// Bytes per read/write/splice/sendfile call.
+    #[arg(long, default_value = "64K", value_parser = parse_size)]
+    pub chunk: u64,
+
+    /// Methods to run, comma-separated: read-write, mmap-write, sendfile,
+    /// splice, readv-writev, copy-file-range.
+    #[arg(long, value_delimiter = ',', value_name = "METHOD,...")]
+    pub methods: Vec<String>,
+
+    /// Drop the file from the page cache before each run, so disk reads show.
+    #[arg(long)]
+    pub cold: bool,
+
+    /// Runs per method; the table shows the median.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+
+    /// Write the measured table as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Also write the comparison chart (and lab.json) into DIR.
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Where to put the test file (default: a new directory under $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// What to trace.
@@ -139,6 +239,33 @@ impl Cli {
     }
 }
 
+/// "256M", "64K", "1G", "4096" (bytes); binary units.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 64K or 256M"))?;
+    let mult: u64 = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        other => return Err(format!("unknown unit `{other}` in `{s}`: use K, M or G")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("`{s}` is zero: give a positive size")),
+        Some(v) => Ok(v),
+        None => Err(format!("`{s}` is too large")),
+    }
+}
+
 /// "250ms", "1.5s", "2m", "1h", "100us"; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -172,6 +299,50 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2kb"), Ok(2048));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5T").is_err());
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = Cli::try_parse_from([
+            "zc-trace",
+            "lab",
+            "--size",
+            "1M",
+            "--methods",
+            "sendfile,splice",
+        ])
+        .unwrap();
+        match cli.subcommand {
+            Some(Command::Lab(a)) => {
+                assert_eq!(a.size, 1 << 20);
+                assert_eq!(a.chunk, 64 << 10);
+                assert_eq!(a.methods, ["sendfile", "splice"]);
+                assert_eq!(a.runs, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["zc-trace", "compare", "a.json"]).is_err(),
+            "compare needs two"
+        );
+        let cli = Cli::try_parse_from(["zc-trace", "report", "r.json", "-o", "out"]).unwrap();
+        assert!(matches!(cli.subcommand, Some(Command::Report { .. })));
+        // A command to trace is not mistaken for a subcommand.
+        let cli = Cli::try_parse_from(["zc-trace", "--", "report"]).unwrap();
+        assert!(cli.subcommand.is_none());
+        assert_eq!(cli.command, ["report"]);
+    }
 
     #[test]
     fn durations() {

@@ -88,6 +88,23 @@ pub fn create_output(path: &Path, what: &str) -> Result<Output> {
     }
 }
 
+/// An output directory: created if missing, and proven writable now.
+pub fn check_output_dir(dir: &Path) -> Result<()> {
+    let probe = dir.join(".zc-trace-write-test");
+    let result = std::fs::create_dir_all(dir).and_then(|()| File::create(&probe).map(drop));
+    let _ = std::fs::remove_file(&probe);
+    result.map_err(|e| {
+        failure(
+            1,
+            format!(
+                "cannot write to the output directory {}: {}: choose a writable directory",
+                dir.display(),
+                io_reason(&e)
+            ),
+        )
+    })
+}
+
 /// The OS error without Rust's "(os error N)" suffix.
 pub fn io_reason(e: &std::io::Error) -> String {
     let s = e.to_string();

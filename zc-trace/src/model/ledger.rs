@@ -300,6 +300,6 @@ mod tests {
         assert_eq!(r.processes[1].totals.bytes.copied_from_user, 7);
         assert_eq!(r.processes[1].totals.context_switches.voluntary, 4);
         assert_eq!(r.totals.bytes.copied_from_user, 12);
-        assert_eq!(r.dropped["inflight_map_full"], 2);
+        assert_eq!(r.dropped["untimed_calls"], 2);
     }
 }

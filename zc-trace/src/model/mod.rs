@@ -4,6 +4,7 @@
 //! `ledger` turns counters into the copy ledger; `report` holds the
 //! serialisable result every renderer reads.
 
+pub mod compare;
 pub mod ledger;
 pub mod report;
 pub mod timeline;
