@@ -7,11 +7,11 @@ use anyhow::Result;
 
 use super::charts::{self, BytePath, hex, metrics};
 use super::format::{bytes, duration_ns, grouped};
+use super::groups::groups;
 use crate::model::compare::Basis;
 use crate::model::report::{Report, SyscallEntry};
 
 /// "other" syscalls listed before the rest fold into a <details>.
-const OTHER_ROWS: usize = 8;
 
 const STYLE: &str = "\
 body{font-family:'DejaVu Sans',system-ui,sans-serif;color:#212121;margin:0 auto;max-width:1320px;padding:0 20px 40px}
@@ -252,37 +252,13 @@ fn syscalls(s: &mut String, r: &Report) {
     let header = "<tr><th>syscall</th><th class=n>calls</th><th class=n>errors</th><th class=n>bytes</th>\
                   <th class=n>time</th><th class=n>avg</th><th>by fd kind</th></tr>";
     let _ = writeln!(s, "<table>{header}");
-    let mut folded: Vec<(&String, &SyscallEntry)> = Vec::new();
-    for (title, classes) in [
-        ("copying", &["copy_to_user", "copy_from_user"][..]),
-        ("zero-copy", &["zero_copy"][..]),
-        ("mapping", &["mapping"][..]),
-        ("other", &["other"][..]),
-    ] {
-        let mut group: Vec<(&String, &SyscallEntry)> = r
-            .syscalls
-            .iter()
-            .filter(|(_, e)| {
-                classes.contains(&e.class.as_str())
-                    || (title == "other"
-                        && !["copy_to_user", "copy_from_user", "zero_copy", "mapping"]
-                            .contains(&e.class.as_str()))
-            })
-            .collect();
-        if group.is_empty() {
-            continue;
-        }
-        group.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(b.0)));
-        let _ = writeln!(s, "<tr class=group><td colspan=7>{title}</td></tr>");
-        let shown = if title == "other" {
-            OTHER_ROWS
-        } else {
-            usize::MAX
-        };
-        for (name, e) in group.iter().take(shown) {
+    let mut folded: Vec<(&str, &SyscallEntry)> = Vec::new();
+    for group in groups(r) {
+        let _ = writeln!(s, "<tr class=group><td colspan=7>{}</td></tr>", group.title);
+        for (name, e) in &group.shown {
             syscall_row(s, name, e);
         }
-        folded.extend(group.iter().skip(shown));
+        folded.extend(group.folded);
     }
     let _ = writeln!(s, "</table>");
     if !folded.is_empty() {
@@ -502,7 +478,11 @@ mod tests {
         let a = report(1_000_000_000, 10);
         let mut b = report(3_000_000_000, 30);
         b.totals.bytes.zero_copy = 0;
-        let html = render_compare(&[("sendfile".into(), a), ("read-write".into(), b)], Basis::Moved).unwrap();
+        let html = render_compare(
+            &[("sendfile".into(), a), ("read-write".into(), b)],
+            Basis::Moved,
+        )
+        .unwrap();
         self_contained(&html);
         assert!(html.contains("sendfile") && html.contains("read-write"));
         assert!(html.contains("syscalls per MiB moved"));
@@ -529,7 +509,11 @@ mod tests {
                 ("demo".to_owned(), demo),
                 ("synthetic".to_owned(), synthetic),
             ];
-            std::fs::write(dir.join("compare.html"), render_compare(&runs, Basis::Moved).unwrap()).unwrap();
+            std::fs::write(
+                dir.join("compare.html"),
+                render_compare(&runs, Basis::Moved).unwrap(),
+            )
+            .unwrap();
         }
     }
 

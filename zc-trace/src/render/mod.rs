@@ -4,6 +4,7 @@
 pub mod charts;
 pub mod compare;
 pub mod format;
+pub mod groups;
 pub mod html;
 pub mod json;
 pub mod output;

@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 
 use crate::model::report::{Report, SyscallEntry};
 
-use super::format::{bytes, duration_ns, grouped};
-
-/// How many "other" syscalls to list before summarising the rest.
-const OTHER_ROWS: usize = 8;
+use super::{
+    format::{bytes, duration_ns, grouped},
+    groups::groups,
+};
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
@@ -84,37 +84,17 @@ pub fn render(r: &Report) -> String {
         "\n  {:<18} {:>10} {:>7} {:>11} {:>10} {:>9}  by fd kind",
         "syscall", "calls", "errors", "bytes", "time", "avg"
     );
-    for (title, classes) in [
-        ("copying", &["copy_to_user", "copy_from_user"][..]),
-        ("zero-copy", &["zero_copy"][..]),
-        ("mapping", &["mapping"][..]),
-        ("other", &["other"][..]),
-    ] {
-        let mut group: Vec<(&String, &SyscallEntry)> = r
-            .syscalls
-            .iter()
-            .filter(|(_, e)| classes.contains(&e.class.as_str()))
-            .collect();
-        if group.is_empty() {
-            continue;
-        }
-        group.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(b.0)));
-        let _ = writeln!(s, "  {title}");
-        let limit = if title == "other" {
-            OTHER_ROWS
-        } else {
-            usize::MAX
-        };
-        for (name, e) in group.iter().take(limit) {
+    for group in groups(r) {
+        let _ = writeln!(s, "  {}", group.title);
+        for (name, e) in &group.shown {
             syscall_row(&mut s, name, e);
         }
-        if group.len() > limit {
-            let rest = &group[limit..];
-            let calls: u64 = rest.iter().map(|(_, e)| e.counts.count).sum();
+        if !group.folded.is_empty() {
+            let calls: u64 = group.folded.iter().map(|(_, e)| e.counts.count).sum();
             let _ = writeln!(
                 s,
                 "    ({} more syscalls, {} calls: see the JSON report)",
-                rest.len(),
+                group.folded.len(),
                 grouped(calls)
             );
         }
@@ -143,7 +123,11 @@ pub fn render(r: &Report) -> String {
 
     let c = &r.cost;
     if !c.bpf_stats {
-        let _ = writeln!(s, "\n  zc-trace cost: not measured (--no-cost); collector CPU {}", duration_ns(c.collector_cpu_ns));
+        let _ = writeln!(
+            s,
+            "\n  zc-trace cost: not measured (--no-cost); collector CPU {}",
+            duration_ns(c.collector_cpu_ns)
+        );
     } else {
         let _ = writeln!(
             s,

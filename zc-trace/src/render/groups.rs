@@ -1,0 +1,101 @@
+//! The syscall table's grouping, shared by the summary and the HTML: the
+//! copying calls first, then zero-copy, mapping and everything else, each
+//! group busiest first, the long tail of "other" folded.
+
+use crate::model::report::{Report, SyscallEntry};
+
+/// "other" rows shown before the rest are folded.
+pub const OTHER_ROWS: usize = 8;
+
+pub struct Group<'a> {
+    pub title: &'static str,
+    /// Rows shown, busiest first.
+    pub shown: Vec<(&'a str, &'a SyscallEntry)>,
+    /// Rows folded away (only ever in "other").
+    pub folded: Vec<(&'a str, &'a SyscallEntry)>,
+}
+
+/// The non-empty groups of a report, in display order.
+pub fn groups(r: &Report) -> Vec<Group<'_>> {
+    const GROUPS: [(&str, &[&str]); 4] = [
+        ("copying", &["copy_to_user", "copy_from_user"]),
+        ("zero-copy", &["zero_copy"]),
+        ("mapping", &["mapping"]),
+        ("other", &[]),
+    ];
+    let known: Vec<&str> = GROUPS.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+    GROUPS
+        .iter()
+        .filter_map(|(title, classes)| {
+            // "other" takes every class the others do not, so a class added
+            // later is never lost from the table.
+            let mut rows: Vec<(&str, &SyscallEntry)> = r
+                .syscalls
+                .iter()
+                .filter(|(_, e)| {
+                    let class = e.class.as_str();
+                    if classes.is_empty() {
+                        !known.contains(&class)
+                    } else {
+                        classes.contains(&class)
+                    }
+                })
+                .map(|(n, e)| (n.as_str(), e))
+                .collect();
+            if rows.is_empty() {
+                return None;
+            }
+            rows.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(b.0)));
+            let folded = if classes.is_empty() && rows.len() > OTHER_ROWS {
+                rows.split_off(OTHER_ROWS)
+            } else {
+                Vec::new()
+            };
+            Some(Group {
+                title,
+                shown: rows,
+                folded,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::report::Counts;
+
+    #[test]
+    fn groups_in_order_busiest_first_with_the_tail_folded() {
+        let mut r = Report::default();
+        let mut add = |name: &str, class: &str, count: u64| {
+            r.syscalls.insert(
+                name.into(),
+                SyscallEntry {
+                    class: class.into(),
+                    counts: Counts {
+                        count,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            );
+        };
+        add("write", "copy_from_user", 5);
+        add("read", "copy_to_user", 9);
+        add("sendfile", "zero_copy", 1);
+        for i in 0..10 {
+            add(&format!("other{i}"), "other", i);
+        }
+        let g = groups(&r);
+        let titles: Vec<&str> = g.iter().map(|g| g.title).collect();
+        assert_eq!(titles, ["copying", "zero-copy", "other"]);
+        assert_eq!(
+            g[0].shown.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ["read", "write"]
+        );
+        assert_eq!(g[2].shown.len(), OTHER_ROWS);
+        assert_eq!(g[2].shown[0].0, "other9");
+        assert_eq!(g[2].folded.len(), 2);
+    }
+}
