@@ -6,8 +6,6 @@
 //! here, in /sys/kernel/btf/vmlinux, and handed to the probes as a global.
 //! Format: https://docs.kernel.org/bpf/btf.html
 
-use std::collections::HashMap;
-
 use anyhow::{Context as _, Result, anyhow, bail};
 use zc_trace_common::KernelOffsets;
 
@@ -27,23 +25,15 @@ const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
 
-struct Member {
-    name: String,
-    type_id: u32,
-    bit_offset: u32,
-}
-
-struct Type {
-    kind: u32,
-    /// Referenced type for modifiers and typedefs.
-    type_id: u32,
-    members: Vec<Member>,
-}
-
-/// The struct and union types of a BTF blob.
+/// A BTF blob and where each type record starts in it. Names and members
+/// are read from the bytes when asked for, not copied out: vmlinux has
+/// ~100k types and the tool needs seven fields of them.
 pub struct Btf {
-    types: Vec<Type>,
-    structs: HashMap<String, u32>,
+    data: Vec<u8>,
+    types: std::ops::Range<usize>,
+    strings: std::ops::Range<usize>,
+    /// Start of type `id`'s record within `types` (index 0: void).
+    starts: Vec<u32>,
 }
 
 fn u32_at(data: &[u8], at: usize) -> Result<u32> {
@@ -53,92 +43,89 @@ fn u32_at(data: &[u8], at: usize) -> Result<u32> {
     Ok(u32::from_le_bytes(bytes.try_into().expect("4 bytes")))
 }
 
-fn str_at(strings: &[u8], off: u32) -> String {
-    let s = strings.get(off as usize..).unwrap_or_default();
-    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-    String::from_utf8_lossy(&s[..end]).into_owned()
-}
+/// A struct or union member: (name offset, type id, bit offset).
+type Member = (u32, u32, u32);
 
 impl Btf {
-    pub fn parse(data: &[u8]) -> Result<Self> {
+    pub fn parse(data: Vec<u8>) -> Result<Self> {
         if data.get(0..2) != Some(&[0x9f, 0xeb]) {
             bail!("not little-endian BTF (bad magic)");
         }
-        let hdr_len = u32_at(data, 4)? as usize;
-        let (type_off, type_len) = (u32_at(data, 8)? as usize, u32_at(data, 12)? as usize);
-        let (str_off, str_len) = (u32_at(data, 16)? as usize, u32_at(data, 20)? as usize);
-        let types_data = data
-            .get(hdr_len + type_off..hdr_len + type_off + type_len)
-            .ok_or_else(|| anyhow!("BTF type section out of bounds"))?;
-        let strings = data
-            .get(hdr_len + str_off..hdr_len + str_off + str_len)
-            .ok_or_else(|| anyhow!("BTF string section out of bounds"))?;
-
-        // Type ids start at 1; id 0 is void.
-        let mut types = vec![Type {
-            kind: 0,
-            type_id: 0,
-            members: vec![],
-        }];
-        let mut structs = HashMap::new();
-        let mut at = 0;
-        while at < types_data.len() {
-            let name_off = u32_at(types_data, at)?;
-            let info = u32_at(types_data, at + 4)?;
-            let size_or_type = u32_at(types_data, at + 8)?;
-            at += 12;
-            let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            let mut members = vec![];
-            // Bytes of kind-specific data after the common header.
-            let extra = match kind {
-                1 | 14 | 17 => 4, // int, var, decl_tag
-                3 => 12,          // array
-                KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen {
-                        let m = at + i * 12;
-                        let off = u32_at(types_data, m + 8)?;
-                        members.push(Member {
-                            name: str_at(strings, u32_at(types_data, m)?),
-                            type_id: u32_at(types_data, m + 4)?,
-                            bit_offset: if kind_flag { off & 0xff_ffff } else { off },
-                        });
-                    }
-                    vlen * 12
-                }
-                6 => vlen * 8,   // enum
-                13 => vlen * 8,  // func_proto
-                15 => vlen * 12, // datasec
-                19 => vlen * 12, // enum64
-                _ => 0,          // ptr, fwd, typedef, modifiers, func, float, type_tag
-            };
-            at += extra;
-            let name = str_at(strings, name_off);
-            if kind == KIND_STRUCT && !name.is_empty() {
-                // The first definition wins; duplicates do not occur in vmlinux.
-                structs.entry(name).or_insert(types.len() as u32);
-            }
-            types.push(Type {
-                kind,
-                type_id: size_or_type,
-                members,
-            });
+        let hdr_len = u32_at(&data, 4)? as usize;
+        let (type_off, type_len) = (u32_at(&data, 8)? as usize, u32_at(&data, 12)? as usize);
+        let (str_off, str_len) = (u32_at(&data, 16)? as usize, u32_at(&data, 20)? as usize);
+        let types = hdr_len + type_off..hdr_len + type_off + type_len;
+        let strings = hdr_len + str_off..hdr_len + str_off + str_len;
+        if types.end > data.len() || strings.end > data.len() {
+            bail!("BTF sections run past the end of the data");
         }
-        Ok(Self { types, structs })
+        let t = &data[types.clone()];
+        let mut starts = vec![0];
+        let mut at = 0;
+        while at < t.len() {
+            starts.push(at as u32);
+            let info = u32_at(t, at + 4)?;
+            let vlen = (info & 0xffff) as usize;
+            // The common 12-byte header, then kind-specific data.
+            at += 12
+                + match (info >> 24) & 0x1f {
+                    1 | 14 | 17 => 4, // int, var, decl_tag
+                    3 => 12,          // array
+                    KIND_STRUCT | KIND_UNION => vlen * 12,
+                    6 | 13 => vlen * 8,   // enum, func_proto
+                    15 | 19 => vlen * 12, // datasec, enum64
+                    _ => 0,               // ptr, fwd, typedef, modifiers, func, float, type_tag
+                };
+        }
+        Ok(Self {
+            data,
+            types,
+            strings,
+            starts,
+        })
+    }
+
+    fn record(&self, id: u32) -> Option<&[u8]> {
+        let start = *self.starts.get(id as usize)? as usize;
+        (id != 0).then(|| &self.data[self.types.start + start..self.types.end])
+    }
+
+    fn kind(&self, id: u32) -> Option<u32> {
+        Some((u32_at(self.record(id)?, 4).ok()? >> 24) & 0x1f)
+    }
+
+    fn name(&self, name_off: u32) -> &[u8] {
+        let s = self.data[self.strings.clone()]
+            .get(name_off as usize..)
+            .unwrap_or_default();
+        &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())]
+    }
+
+    fn members(&self, id: u32) -> Vec<Member> {
+        let Some(r) = self.record(id) else {
+            return vec![];
+        };
+        let info = u32_at(r, 4).unwrap_or(0);
+        if !matches!((info >> 24) & 0x1f, KIND_STRUCT | KIND_UNION) {
+            return vec![];
+        }
+        let bitfields = info >> 31 == 1;
+        (0..(info & 0xffff) as usize)
+            .filter_map(|i| {
+                let m = 12 + i * 12;
+                let off = u32_at(r, m + 8).ok()?;
+                let bits = if bitfields { off & 0xff_ffff } else { off };
+                Some((u32_at(r, m).ok()?, u32_at(r, m + 4).ok()?, bits))
+            })
+            .collect()
     }
 
     /// Strips typedefs and qualifiers.
     fn resolve(&self, mut id: u32) -> u32 {
         for _ in 0..32 {
-            match self.types.get(id as usize) {
-                Some(t)
-                    if matches!(
-                        t.kind,
-                        KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG
-                    ) =>
-                {
-                    id = t.type_id
+            match self.kind(id) {
+                Some(KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG) => {
+                    id = self.record(id).and_then(|r| u32_at(r, 8).ok()).unwrap_or(0)
                 }
                 _ => break,
             }
@@ -146,30 +133,40 @@ impl Btf {
         id
     }
 
+    fn find_struct(&self, name: &str) -> Option<u32> {
+        (1..self.starts.len() as u32).find(|&id| {
+            self.kind(id) == Some(KIND_STRUCT)
+                && self
+                    .record(id)
+                    .and_then(|r| u32_at(r, 0).ok())
+                    .map(|n| self.name(n))
+                    == Some(name.as_bytes())
+        })
+    }
+
     /// Byte offset of `field` in struct `name`, searching anonymous
     /// struct/union members too (the kernel nests many fields that way).
     pub fn offset(&self, name: &str, field: &str) -> Result<u32> {
-        let id = *self
-            .structs
-            .get(name)
+        let id = self
+            .find_struct(name)
             .ok_or_else(|| anyhow!("struct {name} not in BTF"))?;
-        self.find(id, field, 0)
+        self.find(id, field.as_bytes(), 0, 0)
             .map(|bits| bits / 8)
             .ok_or_else(|| anyhow!("struct {name} has no field {field} in BTF"))
     }
 
-    fn find(&self, id: u32, field: &str, base_bits: u32) -> Option<u32> {
-        let t = self.types.get(self.resolve(id) as usize)?;
-        for m in &t.members {
-            if m.name == field {
-                return Some(base_bits + m.bit_offset);
+    fn find(&self, id: u32, field: &[u8], base_bits: u32, depth: u32) -> Option<u32> {
+        if depth > 8 {
+            return None;
+        }
+        for (name_off, type_id, bits) in self.members(self.resolve(id)) {
+            let name = self.name(name_off);
+            if name == field {
+                return Some(base_bits + bits);
             }
-            if m.name.is_empty() {
-                let inner = self.types.get(self.resolve(m.type_id) as usize)?;
-                if matches!(inner.kind, KIND_STRUCT | KIND_UNION) {
-                    if let Some(bits) = self.find(m.type_id, field, base_bits + m.bit_offset) {
-                        return Some(bits);
-                    }
+            if name.is_empty() {
+                if let Some(found) = self.find(type_id, field, base_bits + bits, depth + 1) {
+                    return Some(found);
                 }
             }
         }
@@ -181,7 +178,7 @@ impl Btf {
 pub fn kernel_offsets() -> Result<KernelOffsets> {
     let path = vmlinux_path();
     let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    offsets_from(&Btf::parse(&data)?)
+    offsets_from(&Btf::parse(data)?)
 }
 
 pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
@@ -213,7 +210,7 @@ mod tests {
             );
             return;
         };
-        let off = offsets_from(&Btf::parse(&data).unwrap()).unwrap();
+        let off = offsets_from(&Btf::parse(data).unwrap()).unwrap();
         // fdtable starts with `unsigned int max_fds;` then `struct file **fd`.
         assert_eq!(off.fdt_max_fds, 0);
         assert_eq!(off.fdt_fd, 8);
@@ -222,7 +219,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert!(Btf::parse(b"not btf at all, not at all").is_err());
-        assert!(Btf::parse(&[0x9f, 0xeb, 1, 0]).is_err());
+        assert!(Btf::parse(b"not btf at all, not at all".to_vec()).is_err());
+        assert!(Btf::parse(vec![0x9f, 0xeb, 1, 0]).is_err());
+        let mut header_only = vec![0x9f, 0xeb, 1, 0, 24, 0, 0, 0];
+        header_only.extend([0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(Btf::parse(header_only).is_err(), "sections past the end");
     }
 }

@@ -121,12 +121,6 @@ fn pid_max() -> u32 {
 }
 
 pub fn load(opts: &LoadOptions) -> Result<Probes> {
-    let btf = Btf::from_sys_fs().map_err(|e| {
-        failure(
-            1,
-            format!("cannot read the kernel's BTF: {e}: zc-trace needs /sys/kernel/btf/vmlinux"),
-        )
-    })?;
     let follow = opts.follow_forks as u32;
     let timed = opts.timed as u32;
     let pid_max = pid_max().clamp(PIDS_PER_SLOT, 4 << 20);
@@ -134,8 +128,10 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     let inflight_slots = pid_max.next_power_of_two().min(limits::MAX_INFLIGHT);
     let inflight_mask = inflight_slots - 1;
     let o = &opts.offsets;
+    // EbpfLoader::new() parses the kernel's BTF itself (~17 MiB in memory);
+    // it is dropped with the loader, before the attach step parses its own
+    // copy, so the two are never alive together (peak RSS).
     let mut ebpf = EbpfLoader::new()
-        .btf(Some(&btf))
         .override_global("FOLLOW_FORKS", &follow, true)
         .override_global("TIMED", &timed, true)
         .override_global("INFLIGHT_MASK", &inflight_mask, true)
@@ -155,6 +151,13 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
                 format!("the kernel refused zc-trace's eBPF maps: {e}: check `ulimit -l` and that BPF is enabled (CONFIG_BPF_SYSCALL)"),
             )
         })?;
+
+    let btf = Btf::from_sys_fs().map_err(|e| {
+        failure(
+            1,
+            format!("cannot read the kernel's BTF: {e}: zc-trace needs /sys/kernel/btf/vmlinux"),
+        )
+    })?;
 
     // ZC_TRACE_TEST_MISSING_HOOK=NAME makes the tests see a kernel without
     // tracepoint NAME, the one failure they cannot cause for real.
