@@ -3,6 +3,7 @@
 //! Every command installs what it needs first (idempotently), so the two
 //! README commands work on a fresh machine.
 
+mod bench;
 mod setup;
 
 use std::{
@@ -29,11 +30,15 @@ enum Cmd {
     Setup,
     /// Build the zc-trace binary (release).
     Build,
-    /// The main job: build, then trace the built-in workload and print the summary.
+    /// The main job: build, then run the methods lab (read+write vs mmap vs
+    /// sendfile vs splice ...) and trace the workload suite, with charts.
     Run {
-        /// Where to write the JSON report.
-        #[arg(long, default_value = "results/demo.json")]
-        json: PathBuf,
+        /// Where the reports and charts go.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Size of the lab's test file.
+        #[arg(long, default_value = "256M")]
+        size: String,
     },
     /// Build, then run every test (unit and end-to-end, with real eBPF: needs root).
     Test {
@@ -41,6 +46,9 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build, then measure zc-trace's overhead against strace, perf and
+    /// bpftrace (results/bench-DATE/: bench.md, bench.json, bench.png).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,7 +71,7 @@ fn run() -> Result<()> {
             setup::all(false)?;
             cargo(&["build", "--release", "-p", "zc-trace"])
         }
-        Cmd::Run { json } => {
+        Cmd::Run { out, size } => {
             setup::all(false)?;
             cargo(&[
                 "build",
@@ -77,8 +85,18 @@ fn run() -> Result<()> {
                 "--bin",
                 "zc-workload",
             ])?;
-            demo(&root, &json)
+            let zc_trace = root.join("target/release/zc-trace");
+            // The lab: every method measured, its table on stdout, its chart in out/lab.
+            run_cmd(
+                Command::new(&zc_trace)
+                    .args(["lab", "--size", &size, "--json"])
+                    .arg(out.join("lab.json"))
+                    .arg("-o")
+                    .arg(out.join("lab")),
+            )?;
+            demo(&root, &out.join("demo"))
         }
+        Cmd::Bench(args) => bench::run(&root, args),
         Cmd::Test { args } => {
             setup::all(true)?;
             // The e2e tests run the real binary; build it with the tests' profile.
@@ -112,8 +130,9 @@ pub fn run_cmd(cmd: &mut Command) -> Result<()> {
 }
 
 /// Traces the workload suite: file reads, pipes, sockets, sendfile, splice,
-/// mmap, copy_file_range, a forked child and threads.
-fn demo(root: &Path, json: &Path) -> Result<()> {
+/// mmap, copy_file_range, a forked child and threads; report and charts
+/// into `out`.
+fn demo(root: &Path, out: &Path) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("zc-trace-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let input = dir.join("input.bin");
@@ -121,13 +140,10 @@ fn demo(root: &Path, json: &Path) -> Result<()> {
     let mut data = vec![0u8; 16 * 4096];
     zc_trace_tests::fill_pattern(&mut data, 0);
     std::fs::write(&input, data)?;
-    if let Some(parent) = json.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
     let result = run_cmd(
         Command::new(root.join("target/release/zc-trace"))
-            .arg("--json")
-            .arg(json)
+            .arg("-o")
+            .arg(out)
             .arg("--")
             .arg(root.join("target/release/zc-workload"))
             .args(["all", "--count", "16", "--size", "4096", "--file"])
@@ -137,6 +153,9 @@ fn demo(root: &Path, json: &Path) -> Result<()> {
     );
     let _ = std::fs::remove_dir_all(&dir);
     result?;
-    eprintln!("xtask: the full report is in {}", json.display());
+    eprintln!(
+        "xtask: reports and charts are in {}/ (lab/compare.png, demo/report.html ...)",
+        out.parent().unwrap_or(out).display()
+    );
     Ok(())
 }

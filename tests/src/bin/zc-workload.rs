@@ -29,10 +29,18 @@ use zc_trace_tests::{
 type Res<T = ()> = Result<T, String>;
 
 const USAGE: &str = "usage: zc-workload <scenario> [--count N] [--size K] [--file PATH] \
-[--file2 PATH] [--threads T]
+[--file2 PATH] [--threads T] [--report-time FILE] [--cpu C]
 scenarios: noop file-read file-pread pipe socket udp sendfile splice mmap-write
   copy-file-range fork threads errors all sleep, 'wait-signal <scenario>',
-  make-input (writes a pattern input file of count*size bytes to --file)";
+  make-input (writes a pattern input file of count*size bytes to --file)
+timed scenarios (for `cargo xtask bench`; --report-time FILE writes the
+  nanoseconds of the measured loop to FILE, --cpu C pins the process, its
+  threads and children to CPU C): pingpong bulk-copy sendfile-loop threads-rw";
+
+/// The scenarios `cargo xtask bench` times. They are not in
+/// `zc_trace_tests::expected` (they are timed, not counted), and they are
+/// the only ones that take `--report-time` and `--cpu`.
+const TIMED: &[&str] = &["pingpong", "bulk-copy", "sendfile-loop", "threads-rw"];
 
 /// Blocking socket calls give up after this long instead of hanging a test
 /// when the other side failed.
@@ -77,6 +85,10 @@ struct Opts {
     file: Option<CString>,
     file2: Option<CString>,
     threads: u64,
+    /// Timed scenarios only: where to write the measured loop's nanoseconds.
+    report_time: Option<CString>,
+    /// Timed scenarios only: the CPU to pin to.
+    cpu: Option<usize>,
 }
 
 impl Opts {
@@ -108,6 +120,17 @@ fn run(args: &[String]) -> Res {
         (first.as_str(), None, &args[1..])
     };
     let opts = parse_opts(rest)?;
+    if (opts.report_time.is_some() || opts.cpu.is_some())
+        && !TIMED.contains(&inner.unwrap_or(scenario))
+    {
+        return Err(format!(
+            "--report-time and --cpu are for the timed scenarios only ({})",
+            TIMED.join(" ")
+        ));
+    }
+    if let Some(cpu) = opts.cpu {
+        pin_to(cpu)?;
+    }
     match inner {
         Some(inner) => {
             scenario_fn(inner)?;
@@ -125,6 +148,8 @@ fn parse_opts(rest: &[String]) -> Res<Opts> {
         file: None,
         file2: None,
         threads: 2,
+        report_time: None,
+        cpu: None,
     };
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
@@ -139,6 +164,8 @@ fn parse_opts(rest: &[String]) -> Res<Opts> {
             "--threads" => o.threads = num(value()?)?,
             "--file" => o.file = Some(cstring(value()?)?),
             "--file2" => o.file2 = Some(cstring(value()?)?),
+            "--report-time" => o.report_time = Some(cstring(value()?)?),
+            "--cpu" => o.cpu = Some(num(value()?)? as usize),
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
     }
@@ -170,6 +197,10 @@ fn scenario_fn(name: &str) -> Res<fn(&Opts) -> Res> {
         "sleep" => sleep,
         "all" => all,
         "make-input" => make_input,
+        "pingpong" => pingpong,
+        "bulk-copy" => bulk_copy,
+        "sendfile-loop" => sendfile_loop,
+        "threads-rw" => threads_rw,
         _ => return Err(format!("unknown scenario {name:?}\n{USAGE}")),
     })
 }
@@ -540,6 +571,7 @@ fn tcp(o: &Opts) -> Res {
         count: 2 * o.count,
         file: None,
         file2: None,
+        report_time: None,
         ..*o
     };
     with_receiver(server.0, &count2, 0, || {
@@ -979,4 +1011,227 @@ fn all(o: &Opts) -> Res {
         scenario_fn(part)?(o).map_err(|e| format!("{part}: {e}"))?;
     }
     Ok(())
+}
+
+// ------------------------------------------------- timed (for the bench)
+//
+// These move data in a loop and time the loop itself (`--report-time`), so
+// the benchmark compares the work, not a tracer's start-up. Their calls
+// are not checked against `expected`; a failed or short transfer is still
+// an error.
+
+/// Pins this process (and so the threads and children it creates later)
+/// to `cpu`.
+fn pin_to(cpu: usize) -> Res {
+    // SAFETY: set is a plain bit set, filled before the call.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        ok(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            &format!("sched_setaffinity to CPU {cpu}"),
+        )
+        .map(drop)
+    }
+}
+
+/// Writes `elapsed` in nanoseconds (decimal) to `--report-time`, if given.
+/// Runs after the measured loop, so its open/write/close are not timed.
+fn report_time(o: &Opts, elapsed: Duration) -> Res {
+    let Some(path) = &o.report_time else {
+        return Ok(());
+    };
+    let fd = open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC)?;
+    write_once(
+        fd.0,
+        elapsed.as_nanos().to_string().as_bytes(),
+        "write --report-time",
+    )
+}
+
+fn file_len(fd: c_int, what: &str) -> Res<u64> {
+    // SAFETY: st is a plain struct the kernel fills.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    ok(unsafe { libc::fstat(fd, &mut st) }, what)?;
+    Ok(st.st_size as u64)
+}
+
+/// Opens `--file` and returns it with the number of whole `--size` chunks
+/// it holds (at least one).
+fn open_chunks(o: &Opts) -> Res<(Fd, u64)> {
+    let fd = open(o.file()?, libc::O_RDONLY)?;
+    let chunks = file_len(fd.0, "fstat --file")? / o.size as u64;
+    if chunks == 0 {
+        return Err(format!(
+            "--file is shorter than one chunk of {} bytes; create it with \
+             `zc-workload make-input --file PATH --count N --size K`",
+            o.size
+        ));
+    }
+    Ok((fd, chunks))
+}
+
+/// Forks; the parent writes 1 byte into pipe A and reads it back from pipe
+/// B, `count` times; the child reads from A and writes to B. Timed in the
+/// parent, from the first write to the last read.
+fn pingpong(o: &Opts) -> Res {
+    let (ar, aw) = pipe(0)?;
+    let (br, bw) = pipe(0)?;
+    // SAFETY: no other threads exist; the child only makes syscalls and exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(os_err("fork"));
+    }
+    if pid == 0 {
+        // SAFETY: the parent's ends, closed so that a parent that stops
+        // early ends this loop with EOF instead of a hang. The Fd values
+        // are never dropped here (_exit below).
+        unsafe {
+            libc::close(aw.0);
+            libc::close(br.0);
+        }
+        let mut b = [0u8; 1];
+        let res = (0..o.count).try_for_each(|_| {
+            read_exact_once(ar.0, &mut b, "child read pipe")?;
+            write_once(bw.0, &b, "child write pipe")
+        });
+        let code = match res {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("zc-workload (pingpong child): {e}");
+                1
+            }
+        };
+        // SAFETY: leaves the child without running the parent's exit code.
+        unsafe { libc::_exit(code) };
+    }
+    drop(ar);
+    drop(bw);
+    let mut b = [0x5au8; 1];
+    let start = std::time::Instant::now();
+    let res = (0..o.count).try_for_each(|_| {
+        write_once(aw.0, &b, "parent write pipe")?;
+        read_exact_once(br.0, &mut b, "parent read pipe")
+    });
+    let elapsed = start.elapsed();
+    drop(aw);
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(os_err("waitpid"));
+    }
+    res?;
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("pingpong child failed (wait status {status:#x})"));
+    }
+    report_time(o, elapsed)
+}
+
+/// count x [read(size) from --file, write(size) to --file2 (not truncated,
+/// so a rerun reuses its pages) or /dev/null]. At the end of the input both
+/// rewind (lseek to 0) and the copy goes on.
+fn bulk_copy(o: &Opts) -> Res {
+    let (input, chunks) = open_chunks(o)?;
+    let out = match &o.file2 {
+        Some(path) => open(path, libc::O_WRONLY | libc::O_CREAT)?,
+        None => dev(c"/dev/null", libc::O_WRONLY)?,
+    };
+    let mut buf = vec![0u8; o.size];
+    let start = std::time::Instant::now();
+    for i in 0..o.count {
+        if i > 0 && i % chunks == 0 {
+            // SAFETY: plain syscalls on fds we own.
+            unsafe {
+                if libc::lseek(input.0, 0, libc::SEEK_SET) != 0 {
+                    return Err(os_err("lseek --file"));
+                }
+                if libc::lseek(out.0, 0, libc::SEEK_SET) < 0 {
+                    return Err(os_err("lseek output"));
+                }
+            }
+        }
+        read_exact_once(input.0, &mut buf, "read --file")?;
+        write_once(out.0, &buf, "write output")?;
+    }
+    let elapsed = start.elapsed();
+    report_time(o, elapsed)
+}
+
+/// count x sendfile(socket <- --file, size) at offsets that wrap around
+/// the file; a thread receives on loopback TCP and discards (checking only
+/// the byte total). Timed from the first sendfile until the receiver has
+/// everything.
+fn sendfile_loop(o: &Opts) -> Res {
+    let (file, chunks) = open_chunks(o)?;
+    let (client, server) = tcp_pair()?;
+    let total = o.count * o.size as u64;
+    let size = o.size;
+    let start = std::time::Instant::now();
+    let res = std::thread::scope(|s| {
+        let server = server.0;
+        let reader = s.spawn(move || -> Res {
+            let mut buf = vec![0u8; size];
+            let mut got = 0u64;
+            while got < total {
+                let want = size.min((total - got) as usize);
+                // SAFETY: buf has at least `want` bytes.
+                let n = unsafe { libc::recv(server, buf.as_mut_ptr().cast(), want, 0) };
+                if n <= 0 {
+                    return Err(if n == 0 {
+                        format!("recv: EOF after {got} of {total} bytes")
+                    } else {
+                        os_err("recv")
+                    });
+                }
+                got += n as u64;
+            }
+            Ok(())
+        });
+        let sent = (0..o.count).try_for_each(|i| {
+            let mut off = ((i % chunks) * size as u64) as libc::off_t;
+            // SAFETY: plain syscall; off is a valid offset variable.
+            let n = unsafe { libc::sendfile(client.0, file.0, &mut off, size) };
+            full(n, size, "sendfile")
+        });
+        if sent.is_err() {
+            // Unblock the receiver.
+            // SAFETY: plain syscall on a socket we own.
+            unsafe { libc::shutdown(client.0, libc::SHUT_WR) };
+        }
+        let received = reader
+            .join()
+            .map_err(|_| "reader thread panicked".to_string())?;
+        sent.and(received)
+    });
+    let elapsed = start.elapsed();
+    res?;
+    report_time(o, elapsed)
+}
+
+/// `threads` threads, each count x [read(size) from /dev/zero, write(size)
+/// to /dev/null]: `dd bs=size` on every core. Timed from the first spawn
+/// to the last join.
+fn threads_rw(o: &Opts) -> Res {
+    let zero = dev(c"/dev/zero", libc::O_RDONLY)?;
+    let null = dev(c"/dev/null", libc::O_WRONLY)?;
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..o.threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut buf = vec![0u8; o.size];
+                    (0..o.count).try_for_each(|_| {
+                        read_exact_once(zero.0, &mut buf, "thread read /dev/zero")?;
+                        write_once(null.0, &buf, "thread write /dev/null")
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().map_err(|_| "thread panicked".to_string())?)
+    })?;
+    let elapsed = start.elapsed();
+    report_time(o, elapsed)
 }

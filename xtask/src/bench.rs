@@ -1,0 +1,1252 @@
+//! `cargo xtask bench`: what tracing costs the traced program, zc-trace
+//! against strace, perf and bpftrace, on deterministic workloads.
+//!
+//! Every (workload, tracer) cell is measured as interleaved pairs: an
+//! untraced run, then the traced run of the same size, in every round; the
+//! ratio traced/untraced is taken pair by pair, so slow drifts of the
+//! machine (other jobs, frequency) cancel, and the median and spread of
+//! the ratios are reported. The time compared is the workload's own: dd's
+//! `copied, X s` line, or the loop the zc-workload timed scenarios measure
+//! themselves (`--report-time`); a tracer's start-up and teardown are
+//! measured apart (`zc-trace -- true`, probes live).
+//!
+//! strace and perf trace cost tens of microseconds per call: on the
+//! syscall-heavy workloads they run at 1/10 of the count (against untraced
+//! pairs of the same count), or the bench would take an hour.
+//!
+//! Every child has a deadline and is killed (with its process group) when
+//! it passes.
+
+mod chart;
+mod proc;
+mod report;
+mod stats;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde_json::Value;
+
+use crate::setup;
+
+/// Chunk size of the bulk and sendfile workloads.
+const CHUNK: u64 = 65536;
+/// strace and perf trace run syscall-heavy workloads at this fraction.
+const SLOW_DIVISOR: u64 = 10;
+/// Longest any single child may run.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// What zc-trace prints on stderr once its probes are live.
+const LIVE_LINE: &str = "zc-trace: tracing";
+/// Peers measured on dd bs=1 when the targets were set (the issue).
+pub const EARLIER_PEERS: &str = "bpftrace counting script 8.4x, perf stat 2.3x, strace 100x";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Interleaved (untraced, traced) pairs per workload and tracer
+    /// [default: 7; 2 with --quick].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// A fast end-to-end check: workloads at 1/4 size, 2 rounds.
+    #[arg(long)]
+    quick: bool,
+    /// Only these workloads: dd, pingpong, bulk, sendfile, threads.
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<String>,
+    /// Only these tracers: zc-trace, zc-trace-nolat, perf-stat, bpftrace,
+    /// strace, perf-trace.
+    #[arg(long, value_delimiter = ',')]
+    tracers: Vec<String>,
+    /// Output folder [default: results/bench-YYYY-MM-DD].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Tracer {
+    Zc,
+    ZcNoLatency,
+    /// --no-latency --no-cost: one program per syscall, no BPF statistics.
+    ZcMinimal,
+    PerfStat,
+    Bpftrace,
+    Strace,
+    PerfTrace,
+}
+
+pub const TRACERS: [Tracer; 7] = [
+    Tracer::Zc,
+    Tracer::ZcNoLatency,
+    Tracer::ZcMinimal,
+    Tracer::PerfStat,
+    Tracer::Bpftrace,
+    Tracer::Strace,
+    Tracer::PerfTrace,
+];
+
+impl Tracer {
+    pub fn key(self) -> &'static str {
+        match self {
+            Tracer::Zc => "zc-trace",
+            Tracer::ZcNoLatency => "zc-trace-nolat",
+            Tracer::ZcMinimal => "zc-trace-minimal",
+            Tracer::PerfStat => "perf-stat",
+            Tracer::Bpftrace => "bpftrace",
+            Tracer::Strace => "strace",
+            Tracer::PerfTrace => "perf-trace",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tracer::Zc => "zc-trace",
+            Tracer::ZcNoLatency => "zc-trace --no-latency",
+            Tracer::ZcMinimal => "zc-trace --no-latency --no-cost",
+            Tracer::PerfStat => "perf stat",
+            Tracer::Bpftrace => "bpftrace",
+            Tracer::Strace => "strace -f -c",
+            Tracer::PerfTrace => "perf trace -s",
+        }
+    }
+
+    /// How it is run (for the report).
+    pub fn command(self, bpftrace_script: &str) -> String {
+        match self {
+            Tracer::Zc => "zc-trace --quiet --json FILE -- CMD".into(),
+            Tracer::ZcNoLatency => "zc-trace --quiet --no-latency --json FILE -- CMD".into(),
+            Tracer::ZcMinimal => {
+                "zc-trace --quiet --no-latency --no-cost --json FILE -- CMD".into()
+            }
+            Tracer::PerfStat => "perf stat -e raw_syscalls:sys_enter -o FILE -- CMD".into(),
+            Tracer::Bpftrace => format!("bpftrace -c 'CMD' -e '{bpftrace_script}'"),
+            Tracer::Strace => "strace -f -c -o /dev/null -- CMD".into(),
+            Tracer::PerfTrace => "perf trace -s -o FILE -- CMD".into(),
+        }
+    }
+
+    pub fn slow(self) -> bool {
+        matches!(self, Tracer::Strace | Tracer::PerfTrace)
+    }
+
+    fn is_zc(self) -> bool {
+        matches!(self, Tracer::Zc | Tracer::ZcNoLatency | Tracer::ZcMinimal)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Workload {
+    Dd,
+    PingPong,
+    Bulk,
+    Sendfile,
+    Threads,
+}
+
+pub const WORKLOADS: [Workload; 5] = [
+    Workload::Dd,
+    Workload::PingPong,
+    Workload::Bulk,
+    Workload::Sendfile,
+    Workload::Threads,
+];
+
+impl Workload {
+    pub fn key(self) -> &'static str {
+        match self {
+            Workload::Dd => "dd",
+            Workload::PingPong => "pingpong",
+            Workload::Bulk => "bulk",
+            Workload::Sendfile => "sendfile",
+            Workload::Threads => "threads",
+        }
+    }
+
+    /// A few calls per byte or per round trip: the tracer's per-call cost
+    /// dominates.
+    pub fn syscall_heavy(self) -> bool {
+        matches!(self, Workload::Dd | Workload::PingPong | Workload::Threads)
+    }
+}
+
+/// Workload sizes (the count each workload runs at).
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// dd bs=1 count.
+    pub dd: u64,
+    /// Ping-pong round trips.
+    pub pingpong: u64,
+    /// Per thread: 1-byte read + write pairs.
+    pub threads: u64,
+    /// 64 KiB chunks read and written.
+    pub bulk: u64,
+    /// 64 KiB chunks sent.
+    pub sendfile: u64,
+    /// 64 KiB chunks in the input file (bulk and sendfile wrap around it).
+    pub file_chunks: u64,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        let s = Sizes {
+            dd: 200_000,
+            pingpong: 20_000,
+            threads: 100_000,
+            bulk: 8192,
+            sendfile: 8192,
+            file_chunks: 4096,
+        };
+        if !quick {
+            return s;
+        }
+        Sizes {
+            dd: s.dd / 4,
+            pingpong: s.pingpong / 4,
+            threads: s.threads / 4,
+            bulk: s.bulk / 4,
+            sendfile: s.sendfile / 4,
+            file_chunks: s.file_chunks / 4,
+        }
+    }
+
+    pub fn base(&self, w: Workload) -> u64 {
+        match w {
+            Workload::Dd => self.dd,
+            Workload::PingPong => self.pingpong,
+            Workload::Bulk => self.bulk,
+            Workload::Sendfile => self.sendfile,
+            Workload::Threads => self.threads,
+        }
+    }
+
+    /// The count `w` runs at for tracer `t` (and its untraced partner).
+    pub fn count(&self, w: Workload, t: Tracer) -> u64 {
+        let n = self.base(w);
+        if w.syscall_heavy() && t.slow() {
+            n / SLOW_DIVISOR
+        } else {
+            n
+        }
+    }
+}
+
+/// What zc-trace's JSON report said about one run.
+#[derive(Clone, Debug)]
+pub struct ZcJson {
+    pub duration_ns: u64,
+    pub syscalls: u64,
+    /// `report["cost"]`, when this zc-trace writes one.
+    pub cost: Option<Value>,
+}
+
+/// One run of a workload.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The workload's own time (dd's line or --report-time).
+    pub ns: u64,
+    /// Whole command, spawn to reap (tracer start-up included).
+    pub wall: Duration,
+    /// User + system CPU of the command and what it reaped.
+    pub cpu: Duration,
+    pub maxrss_kib: u64,
+    pub zc: Option<ZcJson>,
+}
+
+/// One interleaved pair.
+#[derive(Clone, Debug)]
+pub struct Pair {
+    pub round: usize,
+    pub untraced: Run,
+    pub traced: Run,
+    /// Someone else's tracer, tests or build was seen just before or just
+    /// after the pair.
+    pub disturbed: bool,
+}
+
+impl Pair {
+    pub fn ratio(&self) -> f64 {
+        self.traced.ns as f64 / self.untraced.ns.max(1) as f64
+    }
+}
+
+/// Every pair of one (workload, tracer), and what failed.
+#[derive(Clone, Debug, Default)]
+pub struct CellData {
+    pub count: u64,
+    pub pairs: Vec<Pair>,
+    pub errors: Vec<String>,
+}
+
+/// zc-trace's own figures.
+#[derive(Debug, Default)]
+pub struct Startup {
+    /// Spawn of `zc-trace -- sleep 1` to its "tracing" line, seconds.
+    pub live_s: Vec<f64>,
+    /// Wall time of `true`, untraced and under zc-trace, seconds (pairs).
+    pub true_untraced_s: Vec<f64>,
+    pub true_traced_s: Vec<f64>,
+    /// Peak RSS of the `sleep 1` runs, KiB.
+    pub sleep_rss_kib: Vec<u64>,
+}
+
+/// zc-trace's CPU over a window of a run.
+#[derive(Debug, Clone)]
+pub struct CpuWindow {
+    pub target: String,
+    pub window_s: f64,
+    /// CPU of zc-trace's threads in the window (schedstat), ns.
+    pub cpu_ns: u64,
+    pub json: Option<ZcJson>,
+}
+
+/// The untraced neighbour: dd bs=1 alone, beside an untraced dd, beside a
+/// traced dd, and while zc-trace traces an idle `sleep` (one of each per
+/// round).
+#[derive(Debug, Default)]
+pub struct Neighbour {
+    pub count: u64,
+    pub alone_ns: Vec<f64>,
+    pub beside_untraced_ns: Vec<f64>,
+    pub beside_traced_ns: Vec<f64>,
+    pub idle_tracer_ns: Vec<f64>,
+    /// Rounds where the partner was still running when the neighbour ended.
+    pub overlapped: usize,
+    /// Per round (as the vectors above): someone else's tracer, tests or
+    /// build was seen before or after it.
+    pub disturbed: Vec<bool>,
+    pub errors: Vec<String>,
+}
+
+/// What else ran on the machine, sampled from /proc before every pair
+/// (none of the bench's own children exist then).
+#[derive(Debug, Default, Clone)]
+pub struct Activity {
+    pub checks: usize,
+    /// Checks that saw a tracer or the test workload of someone else.
+    pub tracing: usize,
+    /// Checks that saw a compiler or linker.
+    pub building: usize,
+    pub seen: BTreeSet<String>,
+    /// The first few processes seen, with their parent and command line.
+    pub examples: Vec<String>,
+}
+
+impl Activity {
+    /// One check; true if something that disturbs a measurement runs.
+    fn sample(&mut self) -> bool {
+        const TRACING: &[&str] = &[
+            "zc-trace",
+            "zc-workload",
+            "strace",
+            "perf",
+            "bpftrace",
+            "bpftool",
+        ];
+        const BUILDING: &[&str] = &[
+            "rustc",
+            "cc1",
+            "ld",
+            "ld.lld",
+            "clang",
+            "bpf-linker",
+            "rust-lld",
+        ];
+        let me = std::process::id().to_string();
+        let (mut tracing, mut building) = (false, false);
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str() else { continue };
+            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+                continue;
+            }
+            let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+                continue;
+            };
+            let comm = comm.trim();
+            if !TRACING.contains(&comm) && !BUILDING.contains(&comm) {
+                continue;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let field = |k: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .map_or("?".to_string(), |v| v.trim().to_string())
+            };
+            // A zombie runs nothing (orphans wait a while for init to reap them).
+            if field("State:").starts_with('Z') {
+                continue;
+            }
+            let hit = if TRACING.contains(&comm) {
+                tracing = true;
+                true
+            } else if BUILDING.contains(&comm) {
+                building = true;
+                true
+            } else {
+                false
+            };
+            if hit {
+                self.seen.insert(comm.to_string());
+                let tag = format!("pid {pid} ");
+                if self.examples.len() < 10 && !self.examples.iter().any(|e| e.starts_with(&tag)) {
+                    let cmdline = std::fs::read(entry.path().join("cmdline"))
+                        .map(|b| {
+                            String::from_utf8_lossy(&b)
+                                .replace('\0', " ")
+                                .chars()
+                                .take(160)
+                                .collect::<String>()
+                        })
+                        .unwrap_or_default();
+                    self.examples.push(format!(
+                        "pid {pid} ppid {} state {}: {}",
+                        field("PPid:"),
+                        field("State:"),
+                        cmdline.trim()
+                    ));
+                }
+            }
+        }
+        self.checks += 1;
+        self.tracing += usize::from(tracing);
+        self.building += usize::from(building);
+        tracing || building
+    }
+}
+
+/// Everything measured, for the report.
+pub struct Results {
+    pub date: String,
+    pub started_utc: String,
+    pub machine: Vec<(String, String)>,
+    pub tools: Vec<(String, String)>,
+    pub rounds: usize,
+    pub quick: bool,
+    pub sizes: Sizes,
+    pub threads: usize,
+    pub bpftrace_script: String,
+    pub workloads: Vec<Workload>,
+    pub tracers: Vec<Tracer>,
+    /// Tracers that failed their preflight, with why.
+    pub unavailable: Vec<(Tracer, String)>,
+    pub cells: BTreeMap<(Workload, Tracer), CellData>,
+    pub startup: Startup,
+    pub collector: Vec<CpuWindow>,
+    /// Failures of the figures outside the pairs (start-up, collector CPU).
+    pub extra_errors: Vec<String>,
+    pub neighbour: Neighbour,
+    pub load_start: String,
+    pub load_end: String,
+    pub activity: Activity,
+    pub measure_s: f64,
+    pub total_s: f64,
+}
+
+pub fn run(root: &Path, args: Args) -> Result<()> {
+    let began = Instant::now();
+    let started_utc = utc(SystemTime::now(), true);
+    let date = utc(SystemTime::now(), false);
+    setup::all(false)?;
+    // SAFETY: plain getter.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the benchmark traces with eBPF, perf and bpftrace: run it as root");
+    }
+    install_peers()?;
+    crate::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "zc-trace",
+        "-p",
+        "zc-trace-tests",
+        "--bin",
+        "zc-trace",
+        "--bin",
+        "zc-workload",
+    ])?;
+
+    let workloads = select(&args.workloads, &WORKLOADS, |w| w.key(), "workload")?;
+    let tracers = select(&args.tracers, &TRACERS, |t| t.key(), "tracer")?;
+    let rounds = args.rounds.unwrap_or(if args.quick { 2 } else { 7 }).max(1);
+    let sizes = Sizes::new(args.quick);
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("results").join(format!("bench-{date}")));
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+
+    let mut ctx = Ctx::new(root, sizes)?;
+    let load_start = loadavg();
+    let measuring = Instant::now();
+    eprintln!(
+        "xtask: bench: {} workloads x {} tracers, {rounds} interleaved rounds{}",
+        workloads.len(),
+        tracers.len(),
+        if args.quick { " (quick)" } else { "" }
+    );
+
+    // Warm-up (page cache, binaries) and a check that every workload runs.
+    for &w in &workloads {
+        ctx.run_once(w, None, sizes.base(w) / 4)
+            .with_context(|| format!("untraced workload {} failed", w.key()))?;
+    }
+    // Preflight: a tracer that cannot run is reported, not fatal (except zc-trace).
+    let mut unavailable = vec![];
+    let mut live_tracers = vec![];
+    for &t in &tracers {
+        if t == Tracer::Bpftrace {
+            match ctx.pick_bpftrace_script() {
+                Ok(()) => {}
+                Err(e) => {
+                    eprintln!("xtask: bench: bpftrace unavailable: {e:#}");
+                    unavailable.push((t, format!("{e:#}")));
+                    continue;
+                }
+            }
+        }
+        match ctx.run_once(Workload::Dd, Some(t), 1000) {
+            Ok(_) => live_tracers.push(t),
+            Err(e) if t.is_zc() => return Err(e.context("zc-trace does not run")),
+            Err(e) => {
+                eprintln!("xtask: bench: {} unavailable: {e:#}", t.name());
+                unavailable.push((t, format!("{e:#}")));
+            }
+        }
+    }
+
+    let mut cells: BTreeMap<(Workload, Tracer), CellData> = BTreeMap::new();
+    for round in 0..rounds {
+        eprintln!(
+            "xtask: bench: round {}/{rounds} ({:.0} s so far)",
+            round + 1,
+            measuring.elapsed().as_secs_f64()
+        );
+        for &w in &workloads {
+            let mut order = live_tracers.clone();
+            let len = order.len().max(1);
+            order.rotate_left(round % len);
+            for &t in &order {
+                let cell = cells.entry((w, t)).or_default();
+                if cell.errors.len() >= 2 {
+                    continue;
+                }
+                let count = sizes.count(w, t);
+                cell.count = count;
+                let before = ctx.disturbed();
+                let untraced = ctx
+                    .run_once(w, None, count)
+                    .with_context(|| format!("untraced workload {} failed", w.key()))?;
+                match ctx.run_once(w, Some(t), count) {
+                    Ok(traced) => cell.pairs.push(Pair {
+                        round,
+                        untraced,
+                        traced,
+                        disturbed: before | ctx.disturbed(),
+                    }),
+                    Err(e) => {
+                        eprintln!("xtask: bench: {} under {} failed: {e:#}", w.key(), t.name());
+                        cell.errors.push(format!("{e:#}"));
+                    }
+                }
+            }
+        }
+    }
+
+    eprintln!("xtask: bench: start-up, memory, collector CPU, neighbours");
+    let mut extra_errors = vec![];
+    let startup = ctx.startup(rounds).unwrap_or_else(|e| {
+        extra_errors.push(format!("start-up figures: {e:#}"));
+        Startup::default()
+    });
+    let mut collector = vec![];
+    for idle in [true, false] {
+        match ctx.cpu_window(idle) {
+            Ok(w) => collector.push(w),
+            Err(e) => extra_errors.push(format!("collector CPU: {e:#}")),
+        }
+    }
+    let neighbour = ctx.neighbour(rounds);
+    let load_end = loadavg();
+    let measure_s = measuring.elapsed().as_secs_f64();
+
+    let results = Results {
+        date,
+        started_utc,
+        machine: machine(),
+        tools: tools(&ctx.zc),
+        rounds,
+        quick: args.quick,
+        sizes,
+        threads: ctx.threads,
+        bpftrace_script: ctx.bpftrace_script.clone(),
+        workloads,
+        tracers: live_tracers,
+        unavailable,
+        cells,
+        startup,
+        collector,
+        extra_errors,
+        neighbour,
+        load_start,
+        load_end,
+        activity: ctx.activity.borrow().clone(),
+        measure_s,
+        total_s: began.elapsed().as_secs_f64(),
+    };
+    let md = report::markdown(&results);
+    std::fs::write(out_dir.join("bench.md"), &md)?;
+    std::fs::write(
+        out_dir.join("bench.json"),
+        serde_json::to_string_pretty(&report::json(&results))?,
+    )?;
+    let (bars, legend) = report::bars(&results);
+    chart::write(
+        &bars,
+        &legend,
+        &format!("zc-trace overhead vs peers, {}", results.date),
+        &out_dir.join("bench.png"),
+        &out_dir.join("bench.svg"),
+    )?;
+    println!("{md}");
+    eprintln!(
+        "xtask: bench: wrote {}/bench.{{md,json,png,svg}} in {:.0} s ({:.0} s measuring)",
+        out_dir.display(),
+        began.elapsed().as_secs_f64(),
+        measure_s
+    );
+    Ok(())
+}
+
+/// strace, perf and bpftrace, through setup's idempotent apt; each must
+/// then answer its version query.
+fn install_peers() -> Result<()> {
+    setup::apt(&["strace", "linux-perf", "bpftrace"]).context(
+        "installing the benchmark's peers (strace, linux-perf, bpftrace) failed: \
+         install them by hand (apt-get install strace linux-perf bpftrace) and rerun",
+    )?;
+    for argv in [
+        &["strace", "-V"][..],
+        &["perf", "--version"],
+        &["bpftrace", "--version"],
+    ] {
+        if proc::first_line(argv).is_none() {
+            bail!(
+                "`{}` does not run although its package is installed; the benchmark needs it",
+                argv.join(" ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn select<T: Copy>(
+    names: &[String],
+    all: &[T],
+    key: impl Fn(T) -> &'static str,
+    what: &str,
+) -> Result<Vec<T>> {
+    if names.is_empty() {
+        return Ok(all.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            all.iter()
+                .copied()
+                .find(|&x| key(x) == n.as_str())
+                .ok_or_else(|| {
+                    let keys: Vec<&str> = all.iter().map(|&x| key(x)).collect();
+                    anyhow!("unknown {what} {n:?}: one of {}", keys.join(", "))
+                })
+        })
+        .collect()
+}
+
+/// Paths and scratch files of one bench run.
+struct Ctx {
+    zc: PathBuf,
+    workload: PathBuf,
+    dd: PathBuf,
+    sleep: PathBuf,
+    truecmd: PathBuf,
+    scratch: PathBuf,
+    input: PathBuf,
+    bulk_out: PathBuf,
+    threads: usize,
+    bpftrace_script: String,
+    sizes: Sizes,
+    seq: Cell<u64>,
+    activity: RefCell<Activity>,
+}
+
+impl Ctx {
+    fn new(root: &Path, sizes: Sizes) -> Result<Self> {
+        let scratch = std::env::temp_dir().join(format!("zc-trace-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch)?;
+        // The bulk copy's output lives in memory (tmpfs) when it can: a
+        // disk file would add writeback noise.
+        let shm = Path::new("/dev/shm");
+        let bulk_out = if shm.is_dir() {
+            shm.join(format!("zc-trace-bench-{}.out", std::process::id()))
+        } else {
+            scratch.join("bulk.out")
+        };
+        let input = scratch.join("input.bin");
+        eprintln!(
+            "xtask: bench: writing a {} MiB input file",
+            (sizes.file_chunks * CHUNK) >> 20
+        );
+        zc_trace_tests::write_input_file(&input, sizes.file_chunks * CHUNK)
+            .with_context(|| format!("writing {}", input.display()))?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Ctx {
+            zc: root.join("target/release/zc-trace"),
+            workload: root.join("target/release/zc-workload"),
+            // bpftrace -c wants one unambiguous absolute path.
+            dd: which("dd")?,
+            sleep: which("sleep")?,
+            truecmd: which("true")?,
+            scratch,
+            input,
+            bulk_out,
+            threads,
+            bpftrace_script: String::new(),
+            sizes,
+            seq: Cell::new(0),
+            activity: RefCell::default(),
+        })
+    }
+
+    /// Whether someone else's tracer, tests or build runs right now.
+    fn disturbed(&self) -> bool {
+        self.activity.borrow_mut().sample()
+    }
+
+    fn tag(&self) -> String {
+        self.seq.set(self.seq.get() + 1);
+        format!("run{}", self.seq.get())
+    }
+
+    /// The CPU the ping-pong is pinned to: the last one (CPU 0 takes more
+    /// of the machine's interrupts).
+    fn pingpong_cpu(&self) -> usize {
+        self.threads - 1
+    }
+
+    fn dd_argv(&self, count: u64) -> Vec<OsString> {
+        vec![
+            self.dd.clone().into(),
+            "if=/dev/zero".into(),
+            "of=/dev/null".into(),
+            "bs=1".into(),
+            format!("count={count}").into(),
+        ]
+    }
+
+    fn workload_argv(&self, w: Workload, count: u64, report: &Path) -> Vec<OsString> {
+        let mut v: Vec<OsString> = vec![self.workload.clone().into()];
+        let s = |x: &str| OsString::from(x);
+        match w {
+            Workload::Dd => return self.dd_argv(count),
+            // Both processes on one CPU: across CPUs each round trip waits
+            // for an idle vCPU to wake (tens of µs in a VM, twice as long
+            // in one run as in the next), which would drown what a tracer adds.
+            Workload::PingPong => v.extend([
+                s("pingpong"),
+                s("--count"),
+                count.to_string().into(),
+                s("--cpu"),
+                self.pingpong_cpu().to_string().into(),
+            ]),
+            Workload::Bulk => v.extend([
+                s("bulk-copy"),
+                s("--count"),
+                count.to_string().into(),
+                s("--size"),
+                CHUNK.to_string().into(),
+                s("--file"),
+                self.input.clone().into(),
+                s("--file2"),
+                self.bulk_out.clone().into(),
+            ]),
+            Workload::Sendfile => v.extend([
+                s("sendfile-loop"),
+                s("--count"),
+                count.to_string().into(),
+                s("--size"),
+                CHUNK.to_string().into(),
+                s("--file"),
+                self.input.clone().into(),
+            ]),
+            Workload::Threads => v.extend([
+                s("threads-rw"),
+                s("--count"),
+                count.to_string().into(),
+                s("--size"),
+                s("1"),
+                s("--threads"),
+                self.threads.to_string().into(),
+            ]),
+        }
+        v.extend([s("--report-time"), report.into()]);
+        v
+    }
+
+    /// `cmd` under tracer `t`; the path of zc-trace's JSON report if any.
+    fn wrap(
+        &self,
+        t: Option<Tracer>,
+        cmd: Vec<OsString>,
+        tag: &str,
+    ) -> Result<(Vec<OsString>, Option<PathBuf>)> {
+        let s = |x: &str| OsString::from(x);
+        let out: OsString = self.scratch.join(format!("{tag}.out")).into();
+        let mut json = None;
+        let mut argv: Vec<OsString> = match t {
+            None => vec![],
+            Some(Tracer::Zc | Tracer::ZcNoLatency | Tracer::ZcMinimal) => {
+                let mut v = vec![self.zc.clone().into(), s("--quiet")];
+                if matches!(t, Some(Tracer::ZcNoLatency | Tracer::ZcMinimal)) {
+                    v.push(s("--no-latency"));
+                }
+                if t == Some(Tracer::ZcMinimal) {
+                    v.push(s("--no-cost"));
+                }
+                let j = self.scratch.join(format!("{tag}.json"));
+                v.extend([s("--json"), j.clone().into(), s("--")]);
+                json = Some(j);
+                v
+            }
+            Some(Tracer::Strace) => ["strace", "-f", "-c", "-o", "/dev/null", "--"]
+                .map(s)
+                .to_vec(),
+            Some(Tracer::PerfTrace) => vec![s("perf"), s("trace"), s("-s"), s("-o"), out, s("--")],
+            Some(Tracer::PerfStat) => vec![
+                s("perf"),
+                s("stat"),
+                s("-e"),
+                s("raw_syscalls:sys_enter"),
+                s("-o"),
+                out,
+                s("--"),
+            ],
+            Some(Tracer::Bpftrace) => {
+                let words: Vec<String> = cmd
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                if let Some(w) = words.iter().find(|w| {
+                    w.is_empty() || w.contains(|c: char| c.is_whitespace() || "'\"\\$".contains(c))
+                }) {
+                    bail!("bpftrace -c takes one string: cannot pass the argument {w:?}");
+                }
+                return Ok((
+                    vec![
+                        s("bpftrace"),
+                        s("-c"),
+                        words.join(" ").into(),
+                        s("-e"),
+                        self.bpftrace_script.clone().into(),
+                    ],
+                    None,
+                ));
+            }
+        };
+        argv.extend(cmd);
+        Ok((argv, json))
+    }
+
+    /// bpftrace before 0.20 wants `args->id`, later ones `args.id`: the
+    /// first form that runs wins.
+    fn pick_bpftrace_script(&mut self) -> Result<()> {
+        let mut errors = vec![];
+        for field in ["args->id", "args.id"] {
+            let script = format!(
+                "tracepoint:raw_syscalls:sys_enter /pid == cpid/ {{ @[{field}] = count(); }}"
+            );
+            let argv: Vec<OsString> = vec![
+                "bpftrace".into(),
+                "-c".into(),
+                self.truecmd.clone().into(),
+                "-e".into(),
+                script.clone().into(),
+            ];
+            match proc::run(&argv, Duration::from_secs(60)).and_then(|f| f.check()) {
+                Ok(()) => {
+                    self.bpftrace_script = script;
+                    return Ok(());
+                }
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        bail!(
+            "no form of the counting script runs:\n{}",
+            errors.join("\n")
+        )
+    }
+
+    /// Runs `w` at `count`, under `t` or untraced.
+    fn run_once(&self, w: Workload, t: Option<Tracer>, count: u64) -> Result<Run> {
+        let tag = self.tag();
+        let report = self.scratch.join(format!("{tag}.ns"));
+        let cmd = self.workload_argv(w, count, &report);
+        let (argv, json) = self.wrap(t, cmd, &tag)?;
+        let fin = proc::run(&argv, RUN_TIMEOUT)?;
+        fin.check()?;
+        let ns = match w {
+            Workload::Dd => dd_ns(&fin)?,
+            _ => {
+                let text = std::fs::read_to_string(&report)
+                    .with_context(|| format!("{} wrote no --report-time file", w.key()))?;
+                let _ = std::fs::remove_file(&report);
+                text.trim()
+                    .parse()
+                    .with_context(|| format!("--report-time file holds {text:?}"))?
+            }
+        };
+        let _ = std::fs::remove_file(self.scratch.join(format!("{tag}.out")));
+        let zc = match json {
+            Some(path) => {
+                let z = read_zc_json(&path)?;
+                let _ = std::fs::remove_file(&path);
+                Some(z)
+            }
+            None => None,
+        };
+        Ok(Run {
+            ns,
+            wall: fin.wall,
+            cpu: fin.cpu(),
+            maxrss_kib: fin.maxrss_kib(),
+            zc,
+        })
+    }
+
+    /// Probes live, `zc-trace -- true`, peak RSS.
+    fn startup(&self, rounds: usize) -> Result<Startup> {
+        let mut s = Startup::default();
+        let zc = |rest: &[OsString]| {
+            let mut v: Vec<OsString> = vec![self.zc.clone().into(), "--quiet".into(), "--".into()];
+            v.extend_from_slice(rest);
+            v
+        };
+        for _ in 0..rounds {
+            let mut r = proc::spawn(&zc(&[self.sleep.clone().into(), "1".into()]), RUN_TIMEOUT)?;
+            let live = r.wait_for_line(LIVE_LINE, Duration::from_secs(30))?;
+            let fin = r.wait()?;
+            fin.check()?;
+            s.live_s.push(live.as_secs_f64());
+            s.sleep_rss_kib.push(fin.maxrss_kib());
+
+            let untraced = proc::run(&[self.truecmd.clone().into()], RUN_TIMEOUT)?;
+            untraced.check()?;
+            let traced = proc::run(&zc(&[self.truecmd.clone().into()]), RUN_TIMEOUT)?;
+            traced.check()?;
+            s.true_untraced_s.push(untraced.wall.as_secs_f64());
+            s.true_traced_s.push(traced.wall.as_secs_f64());
+        }
+        Ok(s)
+    }
+
+    /// zc-trace's CPU while it traces an idle target (`sleep`) or a busy
+    /// one (dd bs=1), over 2 s from 0.5 s after its probes are live.
+    fn cpu_window(&self, idle: bool) -> Result<CpuWindow> {
+        let tag = self.tag();
+        let json = self.scratch.join(format!("{tag}.json"));
+        let target: Vec<OsString> = if idle {
+            vec![self.sleep.clone().into(), "30".into()]
+        } else {
+            self.dd_argv(1_000_000_000)
+        };
+        let mut argv: Vec<OsString> = vec![
+            self.zc.clone().into(),
+            "--quiet".into(),
+            "--duration".into(),
+            "3s".into(),
+            "--json".into(),
+            json.clone().into(),
+            "--".into(),
+        ];
+        argv.extend(target.iter().cloned());
+        let mut r = proc::spawn(&argv, Duration::from_secs(60))?;
+        r.wait_for_line(LIVE_LINE, Duration::from_secs(30))?;
+        std::thread::sleep(Duration::from_millis(500));
+        let sample = |r: &proc::Running| {
+            let t = Instant::now();
+            proc::threads_cpu_ns(r.pid())
+                .map(|c| (t, c))
+                .ok_or_else(|| anyhow!("zc-trace exited before the CPU window ended"))
+        };
+        let (t0, c0) = sample(&r)?;
+        std::thread::sleep(Duration::from_secs(2));
+        let (t1, c1) = sample(&r)?;
+        let fin = r.wait()?;
+        // The target is stopped by --duration (SIGTERM): zc-trace exits
+        // with its code; the report must be there all the same.
+        let z = read_zc_json(&json).with_context(|| format!("`{}`", fin.what))?;
+        let _ = std::fs::remove_file(&json);
+        Ok(CpuWindow {
+            target: target
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let a = a.to_string_lossy();
+                    match i {
+                        0 => a.rsplit('/').next().unwrap_or(&a).to_string(),
+                        _ => a.into_owned(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            window_s: (t1 - t0).as_secs_f64(),
+            cpu_ns: c1.saturating_sub(c0),
+            json: Some(z),
+        })
+    }
+
+    /// An untraced dd bs=1 alone, beside an untraced dd bs=1, and beside
+    /// a dd bs=1 traced by zc-trace (3x as long, so it runs all along).
+    fn neighbour(&self, rounds: usize) -> Neighbour {
+        let n = self.sizes.dd;
+        let mut out = Neighbour {
+            count: n,
+            ..Default::default()
+        };
+        for round in 0..rounds {
+            let before = self.disturbed();
+            let mut got = [None; 4];
+            for k in 0..4 {
+                let which = (k + round) % 4;
+                let r = match which {
+                    0 => self.dd_alone(n).map(|ns| (ns, true)),
+                    1 => self.dd_beside(n, false),
+                    2 => self.dd_beside(n, true),
+                    _ => self.dd_beside_idle_tracer(n),
+                };
+                match r {
+                    Ok(v) => got[which] = Some(v),
+                    Err(e) => out.errors.push(format!("{e:#}")),
+                }
+            }
+            if let [Some(a), Some(u), Some(t), Some(i)] = got {
+                out.alone_ns.push(a.0 as f64);
+                out.beside_untraced_ns.push(u.0 as f64);
+                out.beside_traced_ns.push(t.0 as f64);
+                out.idle_tracer_ns.push(i.0 as f64);
+                out.disturbed.push(before | self.disturbed());
+                if u.1 && t.1 && i.1 {
+                    out.overlapped += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// The neighbour's time while zc-trace traces `sleep 1` (nothing
+    /// else runs), and whether zc-trace outlived it.
+    fn dd_beside_idle_tracer(&self, n: u64) -> Result<(u64, bool)> {
+        let argv: Vec<OsString> = vec![
+            self.zc.clone().into(),
+            "--quiet".into(),
+            "--".into(),
+            self.sleep.clone().into(),
+            "1".into(),
+        ];
+        let mut tracer = proc::spawn(&argv, RUN_TIMEOUT)?;
+        tracer.wait_for_line(LIVE_LINE, Duration::from_secs(30))?;
+        let fin = proc::run(&self.dd_argv(n), RUN_TIMEOUT)?;
+        fin.check()?;
+        let ns = dd_ns(&fin)?;
+        let t = tracer.wait()?;
+        t.check()?;
+        Ok((ns, t.ended > fin.ended))
+    }
+
+    fn dd_alone(&self, n: u64) -> Result<u64> {
+        let fin = proc::run(&self.dd_argv(n), RUN_TIMEOUT)?;
+        fin.check()?;
+        dd_ns(&fin)
+    }
+
+    /// The neighbour's time, and whether its partner outlived it.
+    fn dd_beside(&self, n: u64, traced: bool) -> Result<(u64, bool)> {
+        let mut argv: Vec<OsString> = vec![];
+        if traced {
+            argv.extend([self.zc.clone().into(), "--quiet".into(), "--".into()]);
+        }
+        argv.extend(self.dd_argv(3 * n));
+        let mut partner = proc::spawn(&argv, RUN_TIMEOUT)?;
+        if traced {
+            partner.wait_for_line(LIVE_LINE, Duration::from_secs(30))?;
+        }
+        let fin = proc::run(&self.dd_argv(n), RUN_TIMEOUT)?;
+        fin.check()?;
+        let ns = dd_ns(&fin)?;
+        let p = partner.wait()?;
+        p.check()?;
+        Ok((ns, p.ended > fin.ended))
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+        let _ = std::fs::remove_file(&self.bulk_out);
+    }
+}
+
+/// The fewest syscalls zc-trace must count in a run of `w` (a sanity
+/// check, reported).
+pub fn min_syscalls(w: Workload, count: u64, threads: usize) -> u64 {
+    match w {
+        Workload::Dd | Workload::Bulk | Workload::Sendfile => 2 * count,
+        Workload::PingPong => 4 * count,
+        Workload::Threads => 2 * count * threads as u64,
+    }
+}
+
+/// dd's own time: its `... copied, 0.131353 s, 1.5 MB/s` line.
+fn dd_ns(fin: &proc::Finished) -> Result<u64> {
+    fin.stderr
+        .iter()
+        .find_map(|(_, l)| {
+            let rest = l.split("copied, ").nth(1)?;
+            let secs: f64 = rest.split(" s").next()?.trim().parse().ok()?;
+            Some((secs * 1e9).round() as u64)
+        })
+        .ok_or_else(|| anyhow!("no `copied, X s` line from dd in:\n{}", fin.stderr_text()))
+}
+
+fn read_zc_json(path: &Path) -> Result<ZcJson> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("zc-trace wrote no report to {}", path.display()))?;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("zc-trace's report {} is not JSON", path.display()))?;
+    Ok(ZcJson {
+        duration_ns: v["duration_ns"].as_u64().unwrap_or(0),
+        syscalls: v["totals"]["syscalls"].as_u64().unwrap_or(0),
+        cost: v.get("cost").filter(|c| c.is_object()).cloned(),
+    })
+}
+
+/// The absolute, symlink-free path of `name` on PATH.
+fn which(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .ok_or_else(|| anyhow!("`{name}` is not on PATH"))
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn machine() -> Vec<(String, String)> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_once(':').map(|x| x.1.trim().to_string()))
+            .unwrap_or_else(|| "?".into())
+    };
+    let mem_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    let os = read("/etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|s| s.trim_matches('"').to_string())
+        .unwrap_or_else(|| "?".into());
+    let virt = proc::first_line(&["systemd-detect-virt"]).unwrap_or_else(|| "?".into());
+    vec![
+        ("cpu".into(), field(&cpuinfo, "model name")),
+        (
+            "nproc".into(),
+            std::thread::available_parallelism()
+                .map_or(0, |n| n.get())
+                .to_string(),
+        ),
+        (
+            "memory".into(),
+            format!("{:.1} GiB", mem_kib as f64 / (1 << 20) as f64),
+        ),
+        (
+            "kernel".into(),
+            read("/proc/sys/kernel/osrelease").trim().to_string(),
+        ),
+        ("os".into(), os),
+        ("virtualization".into(), virt),
+    ]
+}
+
+fn tools(zc: &Path) -> Vec<(String, String)> {
+    let zc = zc.to_string_lossy();
+    [
+        ("zc-trace", vec![zc.as_ref(), "--version"]),
+        ("strace", vec!["strace", "-V"]),
+        ("perf", vec!["perf", "--version"]),
+        ("bpftrace", vec!["bpftrace", "--version"]),
+        ("dd", vec!["dd", "--version"]),
+    ]
+    .into_iter()
+    .map(|(k, argv)| {
+        (
+            k.to_string(),
+            proc::first_line(&argv).unwrap_or_else(|| "?".into()),
+        )
+    })
+    .collect()
+}
+
+/// `YYYY-MM-DD` (and ` HH:MM UTC` with `time`) of `t`, in UTC.
+fn utc(t: SystemTime, time: bool) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let date = format!("{y:04}-{m:02}-{d:02}");
+    if time {
+        format!("{date} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    } else {
+        date
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(utc(at(0), true), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(at(951_782_400), false), "2000-02-29");
+        assert_eq!(utc(at(1_763_901_000), true), "2025-11-23 12:30 UTC");
+    }
+
+    #[test]
+    fn slow_tracers_run_heavy_workloads_smaller() {
+        let s = Sizes::new(false);
+        assert_eq!(s.count(Workload::Dd, Tracer::Zc), 200_000);
+        assert_eq!(s.count(Workload::Dd, Tracer::Strace), 20_000);
+        assert_eq!(s.count(Workload::Bulk, Tracer::PerfTrace), s.bulk);
+    }
+}

@@ -1,0 +1,377 @@
+//! The overhead chart: one horizontal bar per (workload, tracer), the
+//! median ratio traced/untraced on a log scale, with a min-max whisker.
+//! Drawn twice from one list of shapes: a PNG (rasterised here, text from
+//! the embedded DejaVu Sans through ab_glyph) and an SVG.
+
+use std::io::BufWriter;
+use std::path::Path;
+
+use ab_glyph::{Font as _, FontRef, PxScale, ScaleFont as _, point};
+use anyhow::{Context as _, Result};
+
+static FONT_BYTES: &[u8] = include_bytes!("../../../zc-trace/assets/DejaVuSans.ttf");
+
+type Rgb = [u8; 3];
+
+/// One bar of the chart.
+pub struct Bar {
+    /// Shown once per group, above its bars.
+    pub group: String,
+    pub label: String,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Index into the palette (one colour per tracer).
+    pub color: usize,
+}
+
+const PALETTE: &[Rgb] = &[
+    [0x1f, 0x77, 0xb4],
+    [0x6b, 0xae, 0xd6],
+    [0x2c, 0xa0, 0x2c],
+    [0x94, 0x67, 0xbd],
+    [0xff, 0x7f, 0x0e],
+    [0xd6, 0x27, 0x28],
+    [0x8c, 0x56, 0x4b],
+];
+const INK: Rgb = [0x22, 0x22, 0x22];
+const GREY: Rgb = [0x88, 0x88, 0x88];
+const GRID: Rgb = [0xdd, 0xdd, 0xdd];
+const WHITE: Rgb = [0xff, 0xff, 0xff];
+
+enum Anchor {
+    Start,
+    End,
+}
+
+enum Shape {
+    Rect {
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        fill: Rgb,
+    },
+    Text {
+        x: f32,
+        /// Baseline.
+        y: f32,
+        size: f32,
+        fill: Rgb,
+        anchor: Anchor,
+        text: String,
+    },
+}
+
+struct Scene {
+    width: u32,
+    height: u32,
+    shapes: Vec<Shape>,
+}
+
+impl Scene {
+    fn rect(&mut self, x: f32, y: f32, w: f32, h: f32, fill: Rgb) {
+        self.shapes.push(Shape::Rect { x, y, w, h, fill });
+    }
+
+    fn text(
+        &mut self,
+        x: f32,
+        y: f32,
+        size: f32,
+        fill: Rgb,
+        anchor: Anchor,
+        text: impl Into<String>,
+    ) {
+        self.shapes.push(Shape::Text {
+            x,
+            y,
+            size,
+            fill,
+            anchor,
+            text: text.into(),
+        });
+    }
+}
+
+/// Writes the chart as `png` and as `svg`.
+pub fn write(
+    bars: &[Bar],
+    legend: &[(String, usize)],
+    title: &str,
+    png: &Path,
+    svg: &Path,
+) -> Result<()> {
+    let scene = layout(bars, legend, title);
+    std::fs::write(svg, to_svg(&scene)).with_context(|| format!("writing {}", svg.display()))?;
+    to_png(&scene, png).with_context(|| format!("writing {}", png.display()))
+}
+
+const ROW: f32 = 20.0;
+const GROUP_GAP: f32 = 26.0;
+const LEFT: f32 = 200.0;
+const PLOT_W: f32 = 620.0;
+
+fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
+    let hi = bars
+        .iter()
+        .map(|b| b.max.max(b.median))
+        .fold(2.0f64, f64::max);
+    // Below 1x is noise (a traced run faster than its pair), shown all the same.
+    let lo_seen = bars
+        .iter()
+        .map(|b| b.min.min(b.median))
+        .fold(1.0f64, f64::min);
+    let lo = if lo_seen >= 0.5 { 0.5 } else { 0.2 };
+    // Decade-ish ticks: 0.5, 1, 2, 5, 10, 20, 50 ...
+    let mut ticks = if lo < 0.5 { vec![0.2, 0.5] } else { vec![0.5] };
+    let mut decade = 1.0;
+    'outer: loop {
+        for m in [1.0, 2.0, 5.0] {
+            let t = m * decade;
+            ticks.push(t);
+            if t >= hi {
+                break 'outer;
+            }
+        }
+        decade *= 10.0;
+    }
+    let top = *ticks.last().unwrap();
+    let x_of = |v: f64| LEFT + ((v.max(lo) / lo).ln() / (top / lo).ln()) as f32 * PLOT_W;
+
+    let groups = {
+        let mut g: Vec<&str> = bars.iter().map(|b| b.group.as_str()).collect();
+        g.dedup();
+        g.len()
+    };
+    let plot_top = 70.0;
+    let plot_h = bars.len() as f32 * ROW + groups as f32 * GROUP_GAP;
+    let height = plot_top + plot_h + 50.0;
+    let width = LEFT + PLOT_W + 90.0;
+    let mut s = Scene {
+        width: width as u32,
+        height: height as u32,
+        shapes: vec![],
+    };
+    s.rect(0.0, 0.0, width, height, WHITE);
+    s.text(12.0, 24.0, 16.0, INK, Anchor::Start, title);
+    // Legend.
+    let mut lx = 12.0;
+    for (name, color) in legend {
+        s.rect(lx, 40.0, 12.0, 12.0, PALETTE[color % PALETTE.len()]);
+        s.text(lx + 16.0, 50.5, 12.0, INK, Anchor::Start, name.clone());
+        lx += 22.0 + text_width(name, 12.0) + 12.0;
+    }
+    // Grid and ticks.
+    for &t in &ticks {
+        let x = x_of(t);
+        s.rect(x, plot_top, 1.0, plot_h, if t == 1.0 { GREY } else { GRID });
+        s.text(
+            x,
+            plot_top + plot_h + 16.0,
+            11.0,
+            INK,
+            Anchor::Start,
+            format!("{t}x"),
+        );
+    }
+    s.text(
+        LEFT,
+        plot_top + plot_h + 36.0,
+        11.0,
+        GREY,
+        Anchor::Start,
+        "workload time traced / untraced (median of the pairs; whisker: min-max; log scale)",
+    );
+    let mut y = plot_top;
+    let mut last_group = None;
+    for b in bars {
+        if last_group != Some(b.group.as_str()) {
+            y += GROUP_GAP;
+            s.text(12.0, y - 7.0, 13.0, INK, Anchor::Start, b.group.clone());
+            last_group = Some(b.group.as_str());
+        }
+        let color = PALETTE[b.color % PALETTE.len()];
+        s.text(
+            LEFT - 8.0,
+            y + 14.0,
+            11.0,
+            INK,
+            Anchor::End,
+            b.label.clone(),
+        );
+        // From 1x to the median, either way.
+        let (one, x1) = (x_of(1.0), x_of(b.median));
+        s.rect(
+            one.min(x1),
+            y + 3.0,
+            (x1 - one).abs().max(1.0),
+            ROW - 6.0,
+            color,
+        );
+        let (wmin, wmax) = (x_of(b.min), x_of(b.max));
+        s.rect(wmin, y + ROW / 2.0 - 0.5, (wmax - wmin).max(1.0), 1.0, INK);
+        s.rect(wmin, y + 5.0, 1.0, ROW - 10.0, INK);
+        s.rect(wmax, y + 5.0, 1.0, ROW - 10.0, INK);
+        s.text(
+            wmax.max(x1) + 5.0,
+            y + 14.0,
+            11.0,
+            INK,
+            Anchor::Start,
+            format!("{}x", ratio_text(b.median)),
+        );
+        y += ROW;
+    }
+    s
+}
+
+fn ratio_text(r: f64) -> String {
+    if r < 10.0 {
+        format!("{r:.2}")
+    } else if r < 100.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.0}")
+    }
+}
+
+fn font() -> FontRef<'static> {
+    FontRef::try_from_slice(FONT_BYTES).expect("the embedded font parses")
+}
+
+/// `size` is the em size in pixels (as SVG's font-size).
+fn scale(f: &FontRef<'_>, size: f32) -> PxScale {
+    let upem = f.units_per_em().unwrap_or(2048.0);
+    PxScale::from(size * f.height_unscaled() / upem)
+}
+
+fn text_width(text: &str, size: f32) -> f32 {
+    let f = font();
+    let sf = f.as_scaled(scale(&f, size));
+    let mut w = 0.0;
+    let mut prev = None;
+    for c in text.chars() {
+        let id = sf.glyph_id(c);
+        if let Some(p) = prev {
+            w += sf.kern(p, id);
+        }
+        w += sf.h_advance(id);
+        prev = Some(id);
+    }
+    w
+}
+
+fn to_png(s: &Scene, path: &Path) -> Result<()> {
+    let (w, h) = (s.width as usize, s.height as usize);
+    let mut px = vec![0u8; w * h * 3];
+    let mut blend = |x: i32, y: i32, c: Rgb, a: f32| {
+        if x < 0 || y < 0 || x as usize >= w || y as usize >= h {
+            return;
+        }
+        let i = (y as usize * w + x as usize) * 3;
+        for k in 0..3 {
+            px[i + k] = (px[i + k] as f32 * (1.0 - a) + c[k] as f32 * a).round() as u8;
+        }
+    };
+    let f = font();
+    for shape in &s.shapes {
+        match shape {
+            Shape::Rect { x, y, w, h, fill } => {
+                let (x0, y0) = (x.round() as i32, y.round() as i32);
+                let (x1, y1) = ((x + w).round() as i32, (y + h).round() as i32);
+                for yy in y0..y1.max(y0 + 1) {
+                    for xx in x0..x1.max(x0 + 1) {
+                        blend(xx, yy, *fill, 1.0);
+                    }
+                }
+            }
+            Shape::Text {
+                x,
+                y,
+                size,
+                fill,
+                anchor,
+                text,
+            } => {
+                let sc = scale(&f, *size);
+                let sf = f.as_scaled(sc);
+                let mut caret = match anchor {
+                    Anchor::Start => *x,
+                    Anchor::End => x - text_width(text, *size),
+                };
+                let mut prev = None;
+                for c in text.chars() {
+                    let id = sf.glyph_id(c);
+                    if let Some(p) = prev {
+                        caret += sf.kern(p, id);
+                    }
+                    let glyph = id.with_scale_and_position(sc, point(caret, *y));
+                    caret += sf.h_advance(id);
+                    prev = Some(id);
+                    if let Some(og) = f.outline_glyph(glyph) {
+                        let b = og.px_bounds();
+                        og.draw(|gx, gy, cov| {
+                            blend(
+                                b.min.x as i32 + gx as i32,
+                                b.min.y as i32 + gy as i32,
+                                *fill,
+                                cov.clamp(0.0, 1.0),
+                            )
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let file = std::fs::File::create(path)?;
+    let mut enc = png::Encoder::new(BufWriter::new(file), s.width, s.height);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header()?;
+    writer.write_image_data(&px)?;
+    writer.finish()?;
+    Ok(())
+}
+
+fn to_svg(s: &Scene) -> String {
+    let hex = |c: &Rgb| format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
+         font-family=\"DejaVu Sans, Verdana, sans-serif\">\n",
+        w = s.width,
+        h = s.height
+    );
+    for shape in &s.shapes {
+        match shape {
+            Shape::Rect { x, y, w, h, fill } => out.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"{}\"/>\n",
+                hex(fill)
+            )),
+            Shape::Text {
+                x,
+                y,
+                size,
+                fill,
+                anchor,
+                text,
+            } => out.push_str(&format!(
+                "<text x=\"{x:.1}\" y=\"{y:.1}\" font-size=\"{size}\" fill=\"{}\"{}>{}</text>\n",
+                hex(fill),
+                match anchor {
+                    Anchor::Start => "",
+                    Anchor::End => " text-anchor=\"end\"",
+                },
+                escape(text)
+            )),
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

@@ -1,0 +1,875 @@
+//! The bench's outputs: the markdown table (bench.md, also printed), the
+//! raw figures (bench.json) and the chart's bars.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::chart::Bar;
+use super::stats::Spread;
+use super::{
+    CellData, EARLIER_PEERS, Pair, Results, SLOW_DIVISOR, TRACERS, Tracer, Workload, min_syscalls,
+};
+
+fn describe(w: Workload, count: u64, threads: usize) -> String {
+    let mib = count * super::CHUNK / (1 << 20);
+    match w {
+        Workload::Dd => format!("`dd if=/dev/zero of=/dev/null bs=1 count={count}`"),
+        Workload::PingPong => format!(
+            "1-byte pipe ping-pong between 2 processes (pinned to one CPU), {count} round trips"
+        ),
+        Workload::Bulk => {
+            format!("read 64 KiB from a file, write it to a tmpfs file, x{count} ({mib} MiB)")
+        }
+        Workload::Sendfile => format!(
+            "sendfile 64 KiB from a file to loopback TCP, x{count} ({mib} MiB; a thread receives)"
+        ),
+        Workload::Threads => format!(
+            "{threads} threads (one per core), each {count} x (read 1 B /dev/zero, write 1 B /dev/null)"
+        ),
+    }
+}
+
+fn short(w: Workload) -> &'static str {
+    match w {
+        Workload::Dd => "dd bs=1",
+        Workload::PingPong => "pipe ping-pong",
+        Workload::Bulk => "bulk read/write 64 KiB",
+        Workload::Sendfile => "sendfile 64 KiB",
+        Workload::Threads => "threads read/write 1 B",
+    }
+}
+
+/// A ratio: 1.23x, 12.3x, 123x.
+fn x(r: f64) -> String {
+    format!("{}x", num(r))
+}
+
+fn num(r: f64) -> String {
+    if r < 10.0 {
+        format!("{r:.2}")
+    } else if r < 100.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.0}")
+    }
+}
+
+fn ms(ns: f64) -> String {
+    let m = ns / 1e6;
+    if m < 10.0 {
+        format!("{m:.2} ms")
+    } else if m < 100.0 {
+        format!("{m:.1} ms")
+    } else {
+        format!("{m:.0} ms")
+    }
+}
+
+fn ms_num(ns: f64) -> String {
+    ms(ns).trim_end_matches(" ms").to_string()
+}
+
+fn ratio_cell(s: &Spread) -> String {
+    format!("{} [{}–{}]", x(s.median), num(s.min), num(s.max))
+}
+
+fn ms_cell(s: &Spread) -> String {
+    format!("{} [{}–{}]", ms(s.median), ms_num(s.min), ms_num(s.max))
+}
+
+/// Fewest undisturbed pairs (or rounds) a figure is computed from; with
+/// fewer, every pair counts and the figure is marked.
+const MIN_CLEAN: usize = 3;
+
+/// Indices of the items a figure uses: the undisturbed ones if there are
+/// enough, else all.
+fn used_indices(disturbed: &[bool]) -> Vec<usize> {
+    let clean: Vec<usize> = (0..disturbed.len()).filter(|&i| !disturbed[i]).collect();
+    if clean.len() >= MIN_CLEAN.min(disturbed.len()) {
+        clean
+    } else {
+        (0..disturbed.len()).collect()
+    }
+}
+
+/// The pairs a cell's figures use.
+fn used(c: &CellData) -> Vec<&Pair> {
+    let flags: Vec<bool> = c.pairs.iter().map(|p| p.disturbed).collect();
+    used_indices(&flags)
+        .into_iter()
+        .map(|i| &c.pairs[i])
+        .collect()
+}
+
+/// Whether a cell's figures include disturbed pairs.
+fn uses_disturbed(c: &CellData) -> bool {
+    used(c).iter().any(|p| p.disturbed)
+}
+
+fn ratios(c: &CellData) -> Option<Spread> {
+    Spread::of(&used(c).iter().map(|p| p.ratio()).collect::<Vec<_>>())
+}
+
+fn untraced(c: &CellData) -> Option<Spread> {
+    Spread::of(
+        &used(c)
+            .iter()
+            .map(|p| p.untraced.ns as f64)
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn traced(c: &CellData) -> Option<Spread> {
+    Spread::of(
+        &used(c)
+            .iter()
+            .map(|p| p.traced.ns as f64)
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn scaled(w: Workload, t: Tracer) -> bool {
+    w.syscall_heavy() && t.slow()
+}
+
+/// Untraced runs of `w` at its full count, all cells together.
+fn untraced_full(r: &Results, w: Workload) -> Option<Spread> {
+    let v: Vec<f64> = r
+        .cells
+        .iter()
+        .filter(|((cw, _), c)| *cw == w && c.count == r.sizes.base(w))
+        .flat_map(|(_, c)| used(c).into_iter().map(|p| p.untraced.ns as f64))
+        .collect();
+    Spread::of(&v)
+}
+
+/// Peak RSS of every zc-trace run, KiB.
+fn zc_rss(r: &Results) -> Vec<f64> {
+    r.cells
+        .iter()
+        .filter(|((_, t), _)| t.is_zc())
+        .flat_map(|(_, c)| c.pairs.iter().map(|p| p.traced.maxrss_kib as f64))
+        .chain(r.startup.sleep_rss_kib.iter().map(|&k| k as f64))
+        .collect()
+}
+
+/// `f(round)` over the neighbour rounds the figures use.
+fn neighbour_spread(r: &Results, f: impl Fn(usize) -> f64) -> Option<Spread> {
+    let rounds = used_indices(&r.neighbour.disturbed);
+    Spread::of(&rounds.into_iter().map(f).collect::<Vec<_>>())
+}
+
+/// Whether the neighbour figures include disturbed rounds.
+fn neighbour_uses_disturbed(r: &Results) -> bool {
+    used_indices(&r.neighbour.disturbed)
+        .into_iter()
+        .any(|i| r.neighbour.disturbed[i])
+}
+
+/// Beside a traced dd / beside an untraced dd, and / alone, per round.
+fn neighbour_ratios(r: &Results) -> (Option<Spread>, Option<Spread>) {
+    let n = &r.neighbour;
+    (
+        neighbour_spread(r, |i| n.beside_traced_ns[i] / n.beside_untraced_ns[i]),
+        neighbour_spread(r, |i| n.beside_traced_ns[i] / n.alone_ns[i]),
+    )
+}
+
+/// The neighbour while zc-trace traces an idle target / alone, per round.
+fn idle_ratios(r: &Results) -> Option<Spread> {
+    let n = &r.neighbour;
+    neighbour_spread(r, |i| n.idle_tracer_ns[i] / n.alone_ns[i])
+}
+
+/// BPF run-time statistics of zc-trace's dd runs, per program: (events
+/// per run, run time per run) summed over the runs, and the number of runs.
+struct CostAgg {
+    runs: usize,
+    programs: BTreeMap<String, (Vec<f64>, u64, u64)>,
+    bpf_ns: u64,
+    syscalls: u64,
+    collector_cpu_ns: u64,
+    duration_ns: u64,
+}
+
+fn cost_of(c: &CellData) -> Option<CostAgg> {
+    let mut agg = CostAgg {
+        runs: 0,
+        programs: BTreeMap::new(),
+        bpf_ns: 0,
+        syscalls: 0,
+        collector_cpu_ns: 0,
+        duration_ns: 0,
+    };
+    for p in &c.pairs {
+        let Some(z) = &p.traced.zc else { continue };
+        let Some(cost) = &z.cost else { continue };
+        agg.runs += 1;
+        agg.bpf_ns += cost["bpf_run_time_ns"].as_u64().unwrap_or(0);
+        agg.collector_cpu_ns += cost["collector_cpu_ns"].as_u64().unwrap_or(0);
+        agg.syscalls += z.syscalls;
+        agg.duration_ns += z.duration_ns;
+        for prog in cost["programs"].as_array().into_iter().flatten() {
+            let name = prog["program"].as_str().unwrap_or("?").to_string();
+            let e = agg.programs.entry(name).or_default();
+            let events = prog["events"].as_u64().unwrap_or(0);
+            e.0.push(events as f64);
+            e.1 += events;
+            e.2 += prog["run_time_ns"].as_u64().unwrap_or(0);
+        }
+    }
+    (agg.runs > 0).then_some(agg)
+}
+
+struct Target {
+    what: String,
+    limit: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+fn targets(r: &Results) -> Vec<Target> {
+    let mut out = vec![];
+    let mut ratio = |w: Workload, t: Tracer, limit: f64| {
+        let s = r.cells.get(&(w, t)).and_then(ratios);
+        out.push(Target {
+            what: format!("{}, {}", short(w), t.name()),
+            limit: format!("≤ {limit:.2}x"),
+            measured: s.as_ref().map_or("not measured".into(), ratio_cell),
+            met: s.map(|s| s.median <= limit),
+        });
+    };
+    ratio(Workload::Dd, Tracer::Zc, 1.55);
+    ratio(Workload::Dd, Tracer::ZcNoLatency, 1.35);
+    ratio(Workload::Dd, Tracer::ZcMinimal, 1.35);
+    ratio(Workload::PingPong, Tracer::Zc, 1.05);
+    ratio(Workload::Bulk, Tracer::Zc, 1.02);
+    ratio(Workload::Sendfile, Tracer::Zc, 1.02);
+    let (vs_untraced, _) = neighbour_ratios(r);
+    out.push(Target {
+        what: "untraced neighbour dd bs=1 (beside traced / beside untraced)".into(),
+        limit: "≤ 1.25x".into(),
+        measured: vs_untraced
+            .as_ref()
+            .map_or("not measured".into(), ratio_cell),
+        met: vs_untraced.map(|s| s.median <= 1.25),
+    });
+    let live = Spread::of(&r.startup.live_s);
+    out.push(Target {
+        what: "probes live after start".into(),
+        limit: "< 0.3 s".into(),
+        measured: live.as_ref().map_or("not measured".into(), |s| {
+            format!("{:.3} s [{:.3}–{:.3}]", s.median, s.min, s.max)
+        }),
+        met: live.map(|s| s.median < 0.3),
+    });
+    let rss = Spread::of(&zc_rss(r));
+    out.push(Target {
+        what: "peak RSS of zc-trace (largest run)".into(),
+        limit: "< 30 MiB".into(),
+        measured: rss.as_ref().map_or("not measured".into(), |s| {
+            format!(
+                "{:.1} MiB (median {:.1})",
+                s.max / 1024.0,
+                s.median / 1024.0
+            )
+        }),
+        met: rss.map(|s| s.max < 30.0 * 1024.0),
+    });
+    out
+}
+
+fn yes_no(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "-",
+    }
+}
+
+pub fn markdown(r: &Results) -> String {
+    let mut m = String::new();
+    let get = |k: &str, list: &[(String, String)]| {
+        list.iter()
+            .find(|(a, _)| a == k)
+            .map_or("?".to_string(), |(_, v)| v.clone())
+    };
+    let mc = |k: &str| get(k, &r.machine);
+    let _ = writeln!(
+        m,
+        "## Benchmark: zc-trace vs strace, perf, bpftrace ({})\n",
+        r.date
+    );
+    let _ = writeln!(
+        m,
+        "Machine: {}, {} CPUs, {}, Linux {}, {} (virtualization: {}). Load average {} at the start, \
+         {} at the end. Started {}; the whole `cargo xtask bench{}` took {:.0} s ({:.0} s measuring).\n",
+        mc("cpu"),
+        mc("nproc"),
+        mc("memory"),
+        mc("kernel"),
+        mc("os"),
+        mc("virtualization"),
+        r.load_start,
+        r.load_end,
+        r.started_utc,
+        if r.quick { " --quick" } else { "" },
+        r.total_s,
+        r.measure_s
+    );
+    let a = &r.activity;
+    let _ = writeln!(
+        m,
+        "Other activity, sampled before every pair: someone else's tracer or test workload in {} of \
+         {} checks, a compiler or linker in {}{}.\n",
+        a.tracing,
+        a.checks,
+        a.building,
+        if a.seen.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (seen: {})",
+                a.seen.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        }
+    );
+    let _ = writeln!(
+        m,
+        "Tools: {}.\n",
+        r.tools
+            .iter()
+            .map(|(k, v)| format!("{k}: `{v}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        m,
+        "Each cell: {} rounds of an untraced run immediately followed by the traced run of the same \
+         size (A B A B ...); the ratio traced/untraced is taken pair by pair, and the cell shows the \
+         median [min–max] of the ratios. The time compared is the workload's own: dd's `copied, X s` \
+         line, or the measured loop of the zc-workload scenario (`--report-time`), so a tracer's \
+         start-up and exit are not in the ratios (they are below).\n",
+        r.rounds
+    );
+
+    // The overview.
+    let _ = write!(
+        m,
+        "### Overhead: workload time traced / untraced\n\n| workload | untraced |"
+    );
+    for t in &r.tracers {
+        let _ = write!(m, " {} |", t.name());
+    }
+    let _ = write!(m, "\n|---|---:|");
+    for _ in &r.tracers {
+        let _ = write!(m, "---:|");
+    }
+    m.push('\n');
+    let mut any_scaled = false;
+    let mut any_disturbed = false;
+    for &w in &r.workloads {
+        let base = r.sizes.base(w);
+        let _ = write!(
+            m,
+            "| {} | {} |",
+            describe(w, base, r.threads),
+            untraced_full(r, w).as_ref().map_or("-".into(), ms_cell)
+        );
+        for &t in &r.tracers {
+            let cell = r.cells.get(&(w, t));
+            let text = match cell.and_then(ratios) {
+                Some(s) => {
+                    let star = if scaled(w, t) {
+                        any_scaled = true;
+                        "\\*"
+                    } else {
+                        ""
+                    };
+                    let dagger = if cell.is_some_and(uses_disturbed) {
+                        any_disturbed = true;
+                        " †"
+                    } else {
+                        ""
+                    };
+                    format!("{}{star}{dagger}", ratio_cell(&s))
+                }
+                None if cell.is_some_and(|c| !c.errors.is_empty()) => "failed".into(),
+                None => "-".into(),
+            };
+            let _ = write!(m, " {text} |");
+        }
+        m.push('\n');
+    }
+    let left_out: usize = r
+        .cells
+        .values()
+        .map(|c| c.pairs.len() - used(c).len())
+        .sum();
+    let _ = writeln!(
+        m,
+        "\nPairs with someone else's tracer, tests or build running just before or after them \
+         (see Other activity) are left out when at least {MIN_CLEAN} clean pairs remain: {left_out} \
+         left out in all.{}",
+        if any_disturbed {
+            " † too few clean pairs: this cell includes disturbed ones."
+        } else {
+            ""
+        }
+    );
+    if any_scaled {
+        let _ = writeln!(
+            m,
+            "\n\\* run at 1/{SLOW_DIVISOR} of the count (strace and perf trace cost tens of µs per \
+             call), against untraced runs of that count."
+        );
+    }
+    let _ = writeln!(
+        m,
+        "\nEarlier measurements of the peers on dd bs=1 (issue 5): {EARLIER_PEERS}.\n"
+    );
+
+    // zc-trace itself.
+    let _ = writeln!(
+        m,
+        "### zc-trace itself\n\n| figure | median [min–max] | how |\n|---|---:|---|"
+    );
+    if let Some(s) = Spread::of(&r.startup.live_s) {
+        let _ = writeln!(
+            m,
+            "| probes live after start | {:.3} s [{:.3}–{:.3}] | spawn of `zc-trace -- sleep 1` to its `zc-trace: tracing` line on stderr ({} runs) |",
+            s.median, s.min, s.max, s.n
+        );
+    }
+    if let (Some(t), Some(u)) = (
+        Spread::of(&r.startup.true_traced_s),
+        Spread::of(&r.startup.true_untraced_s),
+    ) {
+        let _ = writeln!(
+            m,
+            "| `zc-trace -- true` | {:.3} s [{:.3}–{:.3}] | wall time, spawn to exit (untraced `true`: {:.1} ms) |",
+            t.median,
+            t.min,
+            t.max,
+            u.median * 1e3
+        );
+    }
+    if let Some(s) = Spread::of(&zc_rss(r)) {
+        let _ = writeln!(
+            m,
+            "| peak RSS | {:.1} MiB [{:.1}–{:.1}] | wait4 `ru_maxrss` of every zc-trace run ({}; the largest of zc-trace and the processes it reaped) |",
+            s.median / 1024.0,
+            s.min / 1024.0,
+            s.max / 1024.0,
+            s.n
+        );
+    }
+    for w in &r.collector {
+        let per_s = w.cpu_ns as f64 / w.window_s / 1e6;
+        let mut how = format!(
+            "CPU of zc-trace's threads (`/proc/PID/task/*/schedstat`) over {:.1} s of tracing `{}`",
+            w.window_s, w.target
+        );
+        if let Some(z) = &w.json {
+            if let Some(cost) = &z.cost {
+                let cpu = cost["collector_cpu_ns"].as_u64().unwrap_or(0) as f64;
+                let bpf = cost["bpf_run_time_ns"].as_u64().unwrap_or(0) as f64;
+                let secs = z.duration_ns.max(1) as f64 / 1e9;
+                let _ = write!(
+                    how,
+                    "; its report: collector {:.1} ms/s, probes {:.1} ms/s (all CPUs), {:.0}k syscalls/s traced",
+                    cpu / secs / 1e6,
+                    bpf / secs / 1e6,
+                    z.syscalls as f64 / secs / 1e3
+                );
+            }
+        }
+        let _ = writeln!(
+            m,
+            "| collector CPU per second, {} target | {per_s:.1} ms/s | {how} |",
+            if w.target.starts_with("sleep") {
+                "idle"
+            } else {
+                "busy"
+            }
+        );
+    }
+    for e in &r.extra_errors {
+        let _ = writeln!(m, "| (failed) | - | {} |", one_line(e));
+    }
+    let (vs_untraced, vs_alone) = neighbour_ratios(r);
+    let n = &r.neighbour;
+    if let Some(s) = &vs_untraced {
+        let _ = writeln!(
+            m,
+            "| untraced neighbour, beside a traced dd / beside an untraced dd | {}{} | dd bs=1 count={} (untraced) next to a 3x longer dd bs=1, traced by zc-trace or not; {} of {} rounds used ({} disturbed); the partner outlived the neighbour in {} of {} rounds |",
+            ratio_cell(s),
+            if neighbour_uses_disturbed(r) {
+                " †"
+            } else {
+                ""
+            },
+            n.count,
+            s.n,
+            n.disturbed.len(),
+            n.disturbed.iter().filter(|&&d| d).count(),
+            n.overlapped,
+            n.disturbed.len()
+        );
+    }
+    if let (Some(s), Some(a), Some(u), Some(t)) = (
+        &vs_alone,
+        neighbour_spread(r, |i| n.alone_ns[i]),
+        neighbour_spread(r, |i| n.beside_untraced_ns[i]),
+        neighbour_spread(r, |i| n.beside_traced_ns[i]),
+    ) {
+        let _ = writeln!(
+            m,
+            "| untraced neighbour, beside a traced dd / alone | {} | neighbour alone {}, beside an untraced dd {}, beside a traced dd {} |",
+            ratio_cell(s),
+            ms_cell(&a),
+            ms_cell(&u),
+            ms_cell(&t)
+        );
+    }
+    if let (Some(s), Some(i)) = (idle_ratios(r), neighbour_spread(r, |i| n.idle_tracer_ns[i])) {
+        let _ = writeln!(
+            m,
+            "| untraced dd while zc-trace traces an idle `sleep 1` / alone | {} | the probes' cost for processes zc-trace does not trace, without a second busy process: {} |",
+            ratio_cell(&s),
+            ms_cell(&i)
+        );
+    }
+    m.push('\n');
+
+    // Targets.
+    let _ = writeln!(
+        m,
+        "### Targets (reported, not asserted; met = the median is within)\n\n| target | limit | measured | met |\n|---|---|---|---|"
+    );
+    for t in targets(r) {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} |",
+            t.what,
+            t.limit,
+            t.measured,
+            yes_no(t.met)
+        );
+    }
+    m.push('\n');
+
+    // BPF cost.
+    let mut cost_rows = String::new();
+    for t in [Tracer::Zc, Tracer::ZcNoLatency] {
+        let Some(agg) = r.cells.get(&(Workload::Dd, t)).and_then(cost_of) else {
+            continue;
+        };
+        for (prog, (events, ev_sum, ns_sum)) in &agg.programs {
+            let per_run = Spread::of(events).map_or(0.0, |s| s.median);
+            let _ = writeln!(
+                cost_rows,
+                "| {} | {prog} | {:.0} | {:.0} |",
+                t.name(),
+                per_run,
+                if *ev_sum == 0 {
+                    0.0
+                } else {
+                    *ns_sum as f64 / *ev_sum as f64
+                }
+            );
+        }
+        let _ = writeln!(
+            cost_rows,
+            "| {} | **all programs, per traced syscall** | {:.0} syscalls | {:.0} |",
+            t.name(),
+            agg.syscalls as f64 / agg.runs as f64,
+            agg.bpf_ns as f64 / agg.syscalls.max(1) as f64
+        );
+    }
+    if !cost_rows.is_empty() {
+        let _ = writeln!(
+            m,
+            "### BPF cost per program (zc-trace's report `cost`, dd bs=1 runs)\n\n\
+             Events count every run of the program on the machine (the filter runs for untraced \
+             processes too); the kernel's BPF run-time statistics add a little time of their own.\n\n\
+             | config | program | events per run (median) | ns per event |\n|---|---|---:|---:|\n{cost_rows}"
+        );
+    }
+
+    // Details.
+    let _ = writeln!(
+        m,
+        "### Every cell\n\n| workload | tracer | count | pairs | untraced | traced | ratio median [IQR] [min–max] | traced wall (whole command) | zc-trace syscalls counted |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut notes = vec![];
+    for (&(w, t), c) in &r.cells {
+        let (Some(rs), Some(u), Some(tr)) = (ratios(c), untraced(c), traced(c)) else {
+            for e in &c.errors {
+                notes.push(format!("{} under {}: {}", w.key(), t.name(), one_line(e)));
+            }
+            continue;
+        };
+        let wall = Spread::of(
+            &c.pairs
+                .iter()
+                .map(|p| p.traced.wall.as_secs_f64() * 1e9)
+                .collect::<Vec<_>>(),
+        )
+        .map_or("-".into(), |s| ms(s.median));
+        let counted: Vec<u64> = c
+            .pairs
+            .iter()
+            .filter_map(|p| p.traced.zc.as_ref().map(|z| z.syscalls))
+            .collect();
+        let counted_text = match counted.iter().min() {
+            Some(&lo) => {
+                let need = min_syscalls(w, c.count, r.threads);
+                if lo < need {
+                    notes.push(format!(
+                        "{} under {}: zc-trace counted {lo} syscalls in a run, fewer than the {need} the workload makes",
+                        w.key(),
+                        t.name()
+                    ));
+                }
+                format!("{lo}–{}", counted.iter().max().unwrap())
+            }
+            None => "-".into(),
+        };
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} | {} | {} [{}–{}] [{}–{}] | {} | {} |",
+            w.key(),
+            t.name(),
+            c.count,
+            {
+                let disturbed = c.pairs.iter().filter(|p| p.disturbed).count();
+                match (disturbed, c.pairs.len() - rs.n) {
+                    (0, _) => format!("{}", rs.n),
+                    (d, 0) => format!("{} ({d} disturbed, kept)", rs.n),
+                    (_, out) => format!("{} ({out} disturbed, left out)", rs.n),
+                }
+            },
+            ms_cell(&u),
+            ms_cell(&tr),
+            x(rs.median),
+            num(rs.q1),
+            num(rs.q3),
+            num(rs.min),
+            num(rs.max),
+            wall,
+            counted_text
+        );
+        if rs.median < 0.97 {
+            notes.push(format!(
+                "{} under {}: traced runs were faster than untraced ones (median ratio {}): noise",
+                w.key(),
+                t.name(),
+                x(rs.median)
+            ));
+        }
+        for e in &c.errors {
+            notes.push(format!("{} under {}: {}", w.key(), t.name(), one_line(e)));
+        }
+    }
+    m.push('\n');
+    for (t, why) in &r.unavailable {
+        notes.push(format!("{} was not measured: {}", t.name(), one_line(why)));
+    }
+    for e in &r.neighbour.errors {
+        notes.push(format!("neighbour: {}", one_line(e)));
+    }
+    if r.activity.tracing > 0 {
+        notes.push(format!(
+            "someone else's tracer or tests ran during {} of {} pairs: a BPF tracer slows every \
+             process on the machine, untraced ones included, so those pairs are disturbed",
+            r.activity.tracing, r.activity.checks
+        ));
+    }
+    if r.activity.building > 0 {
+        notes.push(format!(
+            "a build ran during {} of {} pairs (competing for the CPUs)",
+            r.activity.building, r.activity.checks
+        ));
+    }
+    if r.neighbour.overlapped < r.neighbour.beside_traced_ns.len() {
+        notes
+            .push("neighbour: in some rounds the partner dd ended before the neighbour did".into());
+    }
+
+    // Method.
+    let _ = writeln!(m, "### Workloads and tracers\n");
+    for &w in &r.workloads {
+        let _ = writeln!(
+            m,
+            "- `{}`: {}; timed {}.",
+            w.key(),
+            describe(w, r.sizes.base(w), r.threads),
+            if w == Workload::Dd {
+                "by dd itself (`copied, X s`)"
+            } else {
+                "by the zc-workload scenario around its loop (`--report-time`)"
+            }
+        );
+    }
+    for &t in &r.tracers {
+        let _ = writeln!(m, "- {}: `{}`", t.name(), t.command(&r.bpftrace_script));
+    }
+    let _ = writeln!(
+        m,
+        "- bpftrace counts the direct child only (`pid == cpid`, all its threads): in the ping-pong \
+         the forked child is not counted, but its calls still run the probe, which fires for every \
+         syscall on the machine. zc-trace, strace -f and perf follow children.\n"
+    );
+    if !notes.is_empty() {
+        let _ = writeln!(m, "### Notes\n");
+        for n in notes {
+            let _ = writeln!(m, "- {n}");
+        }
+        m.push('\n');
+    }
+    m
+}
+
+fn one_line(s: &str) -> String {
+    let s = s.replace('\n', " ").replace('|', "/");
+    if s.chars().count() > 300 {
+        s.chars().take(300).collect::<String>() + "..."
+    } else {
+        s
+    }
+}
+
+pub fn json(r: &Results) -> Value {
+    let spread = |s: Option<Spread>| s.map_or(Value::Null, |s| s.json());
+    let kv = |list: &[(String, String)]| {
+        Value::Object(
+            list.iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )
+    };
+    let run = |p: &super::Run| {
+        json!({
+            "ns": p.ns,
+            "wall_ns": p.wall.as_nanos() as u64,
+            "cpu_ns": p.cpu.as_nanos() as u64,
+            "maxrss_kib": p.maxrss_kib,
+            "zc_trace": p.zc.as_ref().map(|z| json!({
+                "duration_ns": z.duration_ns, "syscalls": z.syscalls, "cost": z.cost,
+            })),
+        })
+    };
+    let cells: Vec<Value> = r
+        .cells
+        .iter()
+        .map(|(&(w, t), c)| {
+            json!({
+                "workload": w.key(),
+                "tracer": t.key(),
+                "count": c.count,
+                "scaled_down": scaled(w, t),
+                "untraced_ns": spread(untraced(c)),
+                "traced_ns": spread(traced(c)),
+                "ratio": spread(ratios(c)),
+                "pairs": c.pairs.iter().map(|p| json!({
+                    "round": p.round, "ratio": p.ratio(), "disturbed": p.disturbed,
+                    "used": used(c).iter().any(|u| std::ptr::eq(*u, p)),
+                    "untraced": run(&p.untraced), "traced": run(&p.traced),
+                })).collect::<Vec<_>>(),
+                "errors": c.errors,
+            })
+        })
+        .collect();
+    let n = &r.neighbour;
+    let (vs_untraced, vs_alone) = neighbour_ratios(r);
+    json!({
+        "date": r.date,
+        "started": r.started_utc,
+        "machine": kv(&r.machine),
+        "tools": kv(&r.tools),
+        "load_average": {"start": r.load_start, "end": r.load_end},
+        "other_activity": {
+            "checks": r.activity.checks, "tracing": r.activity.tracing,
+            "building": r.activity.building, "seen": r.activity.seen,
+            "examples": r.activity.examples,
+        },
+        "rounds": r.rounds,
+        "quick": r.quick,
+        "threads": r.threads,
+        "slow_divisor": SLOW_DIVISOR,
+        "sizes": {
+            "dd": r.sizes.dd, "pingpong": r.sizes.pingpong, "threads": r.sizes.threads,
+            "bulk_chunks": r.sizes.bulk, "sendfile_chunks": r.sizes.sendfile,
+            "chunk": super::CHUNK, "input_file_bytes": r.sizes.file_chunks * super::CHUNK,
+        },
+        "time_basis": "the workload's own time: dd's `copied, X s`, zc-workload --report-time",
+        "tracers": r.tracers.iter().map(|t| json!({
+            "key": t.key(), "name": t.name(), "command": t.command(&r.bpftrace_script),
+        })).collect::<Vec<_>>(),
+        "unavailable": r.unavailable.iter().map(|(t, e)| json!({"tracer": t.key(), "error": e})).collect::<Vec<_>>(),
+        "untraced_full_count_ns": r.workloads.iter().map(|&w| (w.key().to_string(), spread(untraced_full(r, w)))).collect::<serde_json::Map<_, _>>(),
+        "cells": cells,
+        "startup": {
+            "probes_live_s": r.startup.live_s,
+            "true_untraced_s": r.startup.true_untraced_s,
+            "true_traced_s": r.startup.true_traced_s,
+            "sleep_maxrss_kib": r.startup.sleep_rss_kib,
+            "maxrss_kib_all_runs": spread(Spread::of(&zc_rss(r))),
+        },
+        "collector": r.collector.iter().map(|w| json!({
+            "target": w.target, "window_s": w.window_s, "cpu_ns": w.cpu_ns,
+            "cpu_ms_per_s": w.cpu_ns as f64 / w.window_s / 1e6,
+            "report": w.json.as_ref().map(|z| json!({"duration_ns": z.duration_ns, "syscalls": z.syscalls, "cost": z.cost})),
+        })).collect::<Vec<_>>(),
+        "errors": r.extra_errors,
+        "neighbour": {
+            "count": n.count,
+            "alone_ns": n.alone_ns,
+            "beside_untraced_ns": n.beside_untraced_ns,
+            "beside_traced_ns": n.beside_traced_ns,
+            "idle_tracer_ns": n.idle_tracer_ns,
+            "ratio_idle_tracer_vs_alone": spread(idle_ratios(r)),
+            "ratio_vs_beside_untraced": spread(vs_untraced),
+            "ratio_vs_alone": spread(vs_alone),
+            "overlapped_rounds": n.overlapped,
+            "disturbed_rounds": n.disturbed,
+            "errors": n.errors,
+        },
+        "targets": targets(r).iter().map(|t| json!({
+            "what": t.what, "limit": t.limit, "measured": t.measured, "met": t.met,
+        })).collect::<Vec<_>>(),
+        "measure_s": r.measure_s,
+        "total_s": r.total_s,
+    })
+}
+
+/// One bar per measured (workload, tracer), and the legend (tracer name,
+/// colour).
+pub fn bars(r: &Results) -> (Vec<Bar>, Vec<(String, usize)>) {
+    let mut bars = vec![];
+    for &w in &r.workloads {
+        for &t in &r.tracers {
+            let Some(s) = r.cells.get(&(w, t)).and_then(ratios) else {
+                continue;
+            };
+            bars.push(Bar {
+                group: short(w).to_string(),
+                label: format!("{}{}", t.name(), if scaled(w, t) { " *" } else { "" }),
+                median: s.median,
+                min: s.min,
+                max: s.max,
+                color: TRACERS.iter().position(|&x| x == t).unwrap_or(0),
+            });
+        }
+    }
+    let legend = TRACERS
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| r.tracers.contains(t))
+        .map(|(i, t)| (t.name().to_string(), i))
+        .collect();
+    (bars, legend)
+}
