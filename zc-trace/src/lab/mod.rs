@@ -235,7 +235,7 @@ fn write_charts(r: &LabResults, dir: &Path) -> Result<Vec<PathBuf>> {
         dir,
         crate::render::charts::Format::Png,
     )
-        .context("drawing the lab's comparison chart")
+    .context("drawing the lab's comparison chart")
 }
 
 fn write_json(v: &serde_json::Value, f: File, path: &Path) -> Result<()> {

@@ -70,7 +70,12 @@ enum Chart {
 
 impl Chart {
     fn of(report: &Report) -> Vec<Chart> {
-        let mut charts = vec![Chart::Ledger, Chart::Timeline, Chart::Syscalls, Chart::Latency];
+        let mut charts = vec![
+            Chart::Ledger,
+            Chart::Timeline,
+            Chart::Syscalls,
+            Chart::Latency,
+        ];
         if report.processes.len() > 1 {
             charts.push(Chart::Processes);
         }
@@ -172,7 +177,10 @@ pub fn compare_svg(runs: &[(String, Report)], basis: Basis) -> Result<(String, S
     if runs.is_empty() {
         bail!("no runs to compare");
     }
-    Ok((compare::NAME.to_owned(), svg(|a| compare::draw(a, runs, basis))?))
+    Ok((
+        compare::NAME.to_owned(),
+        svg(|a| compare::draw(a, runs, basis))?,
+    ))
 }
 
 type Area<DB> = DrawingArea<DB, Shift>;

@@ -31,7 +31,11 @@ pub fn metrics(r: &Report, basis_bytes: u64, noun: &str) -> Vec<Metric> {
         .collect()
 }
 
-pub fn draw<DB: DrawingBackend>(root: &Area<DB>, runs: &[(String, Report)], basis: Basis) -> Result<()>
+pub fn draw<DB: DrawingBackend>(
+    root: &Area<DB>,
+    runs: &[(String, Report)],
+    basis: Basis,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -39,8 +43,12 @@ where
     let noun = basis.noun();
     let title = format!("{NAME} per MiB {noun}: {}", labels.join(" vs "));
     let subtitle = match basis {
-        Basis::Moved => "moved = copied kernel → user + copied user → kernel + zero-copy; lower is cheaper, except zero-copy share",
-        Basis::Delivered(_) => "delivered = bytes the receiver got, once each; lower is cheaper, except zero-copy share",
+        Basis::Moved => {
+            "moved = copied kernel → user + copied user → kernel + zero-copy; lower is cheaper, except zero-copy share"
+        }
+        Basis::Delivered(_) => {
+            "delivered = bytes the receiver got, once each; lower is cheaper, except zero-copy share"
+        }
     };
     let body = header(root, &title, subtitle)?;
     let shown = runs.len().min(RUNS.len());
