@@ -455,18 +455,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         bail!("the benchmark traces with eBPF, perf and bpftrace: run it as root");
     }
     install_peers()?;
-    crate::cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "zc-trace",
-        "-p",
-        "zc-trace-tests",
-        "--bin",
-        "zc-trace",
-        "--bin",
-        "zc-workload",
-    ])?;
+    crate::build_release()?;
 
     let workloads = select(&args.workloads, &WORKLOADS, |w| w.key(), "workload")?;
     let tracers = select(&args.tracers, &TRACERS, |t| t.key(), "tracer")?;

@@ -73,18 +73,7 @@ fn run() -> Result<()> {
         }
         Cmd::Run { out, size } => {
             setup::all(false)?;
-            cargo(&[
-                "build",
-                "--release",
-                "-p",
-                "zc-trace",
-                "-p",
-                "zc-trace-tests",
-                "--bin",
-                "zc-trace",
-                "--bin",
-                "zc-workload",
-            ])?;
+            build_release()?;
             let zc_trace = root.join("target/release/zc-trace");
             // The lab: every method measured, its table on stdout, its chart in out/lab.
             run_cmd(
@@ -115,6 +104,23 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask sits in the workspace")
         .to_owned()
+}
+
+/// The release binaries the main job and the benchmark run: the tracer
+/// and the workload.
+pub fn build_release() -> Result<()> {
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "zc-trace",
+        "-p",
+        "zc-trace-tests",
+        "--bin",
+        "zc-trace",
+        "--bin",
+        "zc-workload",
+    ])
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
