@@ -96,7 +96,7 @@ impl Probes {
             });
         }
         cost.programs
-            .sort_by(|a, b| b.run_time_ns.cmp(&a.run_time_ns));
+            .sort_by_key(|p| std::cmp::Reverse(p.run_time_ns));
         cost
     }
 }

@@ -11,8 +11,6 @@ use super::groups::groups;
 use crate::model::compare::Basis;
 use crate::model::report::{Report, SyscallEntry};
 
-/// "other" syscalls listed before the rest fold into a <details>.
-
 const STYLE: &str = "\
 body{font-family:'DejaVu Sans',system-ui,sans-serif;color:#212121;margin:0 auto;max-width:1320px;padding:0 20px 40px}
 h1{margin:24px 0 4px}h2{margin:32px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}

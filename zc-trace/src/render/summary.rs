@@ -175,11 +175,10 @@ fn exit_line(r: &Report) -> String {
 
 fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
     let c = &e.counts;
-    let avg = if c.count > 0 {
-        duration_ns(c.time_ns / c.count)
-    } else {
-        "-".into()
-    };
+    let avg = c
+        .time_ns
+        .checked_div(c.count)
+        .map_or_else(|| "-".into(), duration_ns);
     let show_bytes = !matches!(e.class.as_str(), "other") || c.bytes > 0;
     let kinds: Vec<String> = e
         .by_fd_kind
