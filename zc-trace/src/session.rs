@@ -181,8 +181,8 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     let duration_ns = started.elapsed().as_nanos() as u64;
     samples.push(timeline::sample(&counters, duration_ns));
     let mut identities = collector.identities();
-    // Processes the probes saw before a fork event named them (the targets
-    // themselves when PROCS was full): ask /proc while they may still exist.
+    // A process the probes could not name (PROCS was full): ask /proc, which
+    // still knows it if it has not exited.
     for p in counters.syscalls.iter().map(|(k, _)| k.tgid) {
         if let std::collections::btree_map::Entry::Vacant(slot) = identities.entry(p) {
             if let Some(id) = target::identity(p) {
