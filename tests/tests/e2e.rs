@@ -501,3 +501,55 @@ fn children(pid: i32) -> Vec<i32> {
         })
         .collect()
 }
+
+/// A wrapped command that ignores SIGINT, and a grandchild its shell left
+/// running, do not outlive the tracer: nothing runs on untraced.
+#[test]
+fn ctrl_c_leaves_no_process_behind() {
+    if !require_root("ctrl_c_leaves_no_process_behind") {
+        return;
+    }
+    let dir = TempDir::new("ctrl-c-tree");
+    let json = dir.join("tree.json");
+    // A sleep of a duration no one else uses finds the grandchild in /proc.
+    let marker = format!("300.{}", std::process::id());
+    let mut tracer = Proc::spawn(
+        Command::new(tracer_bin())
+            .arg("--quiet")
+            .arg("--json")
+            .arg(&json)
+            .arg("--")
+            .args(["sh", "-c", &format!("trap '' INT; sleep {marker}; true")]),
+    );
+    tracer.wait_for_line(TRACING_LINE, Duration::from_secs(20));
+    let survivors = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+            })
+            .collect::<Vec<_>>()
+    };
+    wait_until("the grandchild to start", Duration::from_secs(10), || {
+        !survivors().is_empty()
+    });
+    signal(tracer.pid(), libc::SIGINT);
+    let status = tracer.wait_timeout(Duration::from_secs(15));
+    let left = survivors();
+    for pid in &left {
+        signal(*pid, libc::SIGKILL);
+    }
+    assert!(
+        status.is_some(),
+        "zc-trace did not exit after SIGINT:\n{}",
+        tracer.stderr()
+    );
+    assert!(
+        left.is_empty(),
+        "processes of the traced command outlived zc-trace: {left:?}"
+    );
+    let r = Report::load(&json);
+    assert_eq!(r.0["schema_version"], 1);
+}

@@ -88,6 +88,20 @@ impl Collector {
         self.targets.keys().filter_map(Result::ok).collect()
     }
 
+    /// The traced processes that have not exited: still marked in the
+    /// filter (the probes unmark a process when its last thread exits, so a
+    /// recycled pid is never taken for one of ours).
+    pub fn live_targets(&self) -> Vec<u32> {
+        self.target_pids()
+            .into_iter()
+            .filter(|&pid| {
+                self.target_slots
+                    .get(&(pid / PIDS_PER_SLOT), 0)
+                    .is_ok_and(|slot| slot[(pid % PIDS_PER_SLOT) as usize] != 0)
+            })
+            .collect()
+    }
+
     /// Name and parent of every traced process the probes saw.
     pub fn identities(&self) -> BTreeMap<u32, ProcIdentity> {
         self.procs

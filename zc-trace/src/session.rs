@@ -291,7 +291,7 @@ async fn trace_loop(
         tokio::select! {
             _ = tick.tick() => {
                 samples.push(timeline::sample(&collector.read(), started.elapsed().as_nanos() as u64));
-                if !wrap && !collector.target_pids().into_iter().any(target::is_alive) {
+                if !wrap && !collector.live_targets().into_iter().any(target::is_alive) {
                     break End::TargetsExited;
                 }
             }
@@ -316,15 +316,33 @@ async fn trace_loop(
         };
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid as i32, sig) };
-        let _ = tokio::time::timeout(GRACE, async {
-            while let Some(msg) = reaped.recv().await {
-                match msg {
-                    Reaped::Command(code) => exit_code = Some(code),
-                    Reaped::All => break,
+        let mut wait_all = async |limit| {
+            tokio::time::timeout(limit, async {
+                while let Some(msg) = reaped.recv().await {
+                    match msg {
+                        Reaped::Command(code) => exit_code = Some(code),
+                        Reaped::All => return true,
+                    }
                 }
+                true
+            })
+            .await
+            .unwrap_or(false)
+        };
+        if !wait_all(GRACE).await {
+            // What is left (a child that ignores the signal, a grandchild
+            // the shell left behind) would go on untraced: the command does
+            // not outlive its tracer.
+            for p in collector
+                .live_targets()
+                .into_iter()
+                .filter(|&p| target::is_alive(p))
+            {
+                // SAFETY: signalling a process of the traced command's tree.
+                unsafe { libc::kill(p as i32, libc::SIGKILL) };
             }
-        })
-        .await;
+            wait_all(GRACE).await;
+        }
     }
     Ok((end, samples, exit_code))
 }
