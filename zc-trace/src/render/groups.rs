@@ -4,6 +4,8 @@
 
 use crate::model::report::{Report, SyscallEntry};
 
+use super::format::{bytes, duration_ns, grouped};
+
 /// "other" rows shown before the rest are folded.
 pub const OTHER_ROWS: usize = 8;
 
@@ -58,6 +60,37 @@ pub fn groups(r: &Report) -> Vec<Group<'_>> {
             })
         })
         .collect()
+}
+
+/// The derived cells of one syscall row, alike in every renderer.
+pub struct Cells {
+    /// Mean time per call, or "-" when nothing was timed.
+    pub avg: String,
+    /// Bytes, or "-" for a call whose return is not a byte count.
+    pub bytes: String,
+    /// "file 12", "file->socket 3": calls per fd kind, calls without an fd left out.
+    pub kinds: Vec<String>,
+}
+
+pub fn cells(e: &SyscallEntry) -> Cells {
+    let c = &e.counts;
+    Cells {
+        avg: c
+            .time_ns
+            .checked_div(c.count)
+            .map_or_else(|| "-".into(), duration_ns),
+        bytes: if e.class == "other" && c.bytes == 0 {
+            "-".into()
+        } else {
+            bytes(c.bytes)
+        },
+        kinds: e
+            .by_fd_kind
+            .iter()
+            .filter(|(k, _)| k.as_str() != "none")
+            .map(|(k, v)| format!("{k} {}", grouped(v.count)))
+            .collect(),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::charts::{self, BytePath, hex, metrics};
 use super::format::{bytes, duration_ns, grouped};
-use super::groups::groups;
+use super::groups::{cells, groups};
 use crate::model::compare::Basis;
 use crate::model::report::{Report, SyscallEntry};
 
@@ -276,30 +276,19 @@ fn syscalls(s: &mut String, r: &Report) {
 
 fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
     let c = &e.counts;
-    let avg = c
-        .time_ns
-        .checked_div(c.count)
-        .map_or_else(|| "-".into(), duration_ns);
-    let moved = if e.class == "other" && c.bytes == 0 {
-        "-".into()
-    } else {
-        bytes(c.bytes)
-    };
-    let kinds: Vec<String> = e
-        .by_fd_kind
-        .iter()
-        .filter(|(k, _)| k.as_str() != "none")
-        .map(|(k, v)| format!("{} {}", esc(k), grouped(v.count)))
-        .collect();
+    let cells = cells(e);
+    let kinds: Vec<String> = cells.kinds.iter().map(|k| esc(k)).collect();
     let _ = writeln!(
         s,
         "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{}</td>\
-         <td class=n>{moved}</td><td class=n>{}</td><td class=n>{avg}</td><td>{}</td></tr>",
+         <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
         hex(charts::class_colour(&e.class)),
         esc(name),
         grouped(c.count),
         grouped(c.errors),
+        cells.bytes,
         duration_ns(c.time_ns),
+        cells.avg,
         kinds.join(", ")
     );
 }

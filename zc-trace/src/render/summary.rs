@@ -7,7 +7,7 @@ use crate::model::report::{Report, SyscallEntry};
 
 use super::{
     format::{bytes, duration_ns, grouped},
-    groups::groups,
+    groups::{cells, groups},
 };
 
 pub fn render(r: &Report) -> String {
@@ -175,31 +175,17 @@ fn exit_line(r: &Report) -> String {
 
 fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
     let c = &e.counts;
-    let avg = c
-        .time_ns
-        .checked_div(c.count)
-        .map_or_else(|| "-".into(), duration_ns);
-    let show_bytes = !matches!(e.class.as_str(), "other") || c.bytes > 0;
-    let kinds: Vec<String> = e
-        .by_fd_kind
-        .iter()
-        .filter(|(k, _)| k.as_str() != "none")
-        .map(|(k, v)| format!("{k} {}", grouped(v.count)))
-        .collect();
+    let cells = cells(e);
     let _ = writeln!(
         s,
         "    {:<16} {:>10} {:>7} {:>11} {:>10} {:>9}  {}",
         name,
         grouped(c.count),
         grouped(c.errors),
-        if show_bytes {
-            bytes(c.bytes)
-        } else {
-            "-".into()
-        },
+        cells.bytes,
         duration_ns(c.time_ns),
-        avg,
-        kinds.join(", ")
+        cells.avg,
+        cells.kinds.join(", ")
     );
 }
 
