@@ -27,23 +27,29 @@ fn have_strace(test: &str) -> bool {
 }
 
 /// Per (syscall, kind) totals of the workload run under `strace -ff -yy -v`.
-fn strace_tally(dir: &TempDir, tag: &str, args: &[String]) -> BTreeMap<(String, String), Stats> {
-    let logs = dir.join(tag);
-    std::fs::create_dir(&logs).unwrap();
-    let out = Command::new("strace")
-        .args(["-ff", "-yy", "-v", "-s", "0", "-o"])
-        .arg(logs.join("trace"))
+/// Runs the workload with `args` under `strace FLAGS -o OUT`; it must succeed.
+fn run_under_strace(flags: &[&str], out: &Path, args: &[String]) {
+    let run = Command::new("strace")
+        .args(flags)
+        .arg("-o")
+        .arg(out)
         .arg("--")
         .arg(WORKLOAD)
         .args(args)
         .output()
         .expect("run strace");
     assert!(
-        out.status.success(),
-        "zc-workload {args:?} failed under strace ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        run.status.success(),
+        "zc-workload {args:?} failed under strace {flags:?} ({}):\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
     );
+}
+
+fn strace_tally(dir: &TempDir, tag: &str, args: &[String]) -> BTreeMap<(String, String), Stats> {
+    let logs = dir.join(tag);
+    std::fs::create_dir(&logs).unwrap();
+    run_under_strace(&["-ff", "-yy", "-v", "-s", "0"], &logs.join("trace"), args);
     let calls = read_logs(&logs).unwrap_or_else(|e| panic!("{tag}: {e}"));
     tally(&calls).unwrap_or_else(|e| panic!("{tag}: {e}"))
 }
@@ -155,20 +161,7 @@ const COMPARED: &[&str] = &[
 const TIMING_DEPENDENT: &[&str] = &["futex"];
 
 fn strace_summary(args: &[String], out: &Path) -> BTreeMap<String, zc_trace_tests::strace::Row> {
-    let run = Command::new("strace")
-        .args(["-f", "-c", "-o"])
-        .arg(out)
-        .arg("--")
-        .arg(WORKLOAD)
-        .args(args)
-        .output()
-        .expect("run strace");
-    assert!(
-        run.status.success(),
-        "zc-workload {args:?} failed under strace -c ({}):\n{}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
-    );
+    run_under_strace(&["-f", "-c"], out, args);
     let text = std::fs::read_to_string(out).expect("strace -c output");
     parse_summary(&text).unwrap_or_else(|e| panic!("strace -c output: {e}\n{text}"))
 }

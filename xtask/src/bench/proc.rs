@@ -153,31 +153,26 @@ impl Running {
         self.reaped.is_some()
     }
 
+    /// When (since spawn) a stderr line containing `needle` arrived, if one has.
+    fn line_at(&self, needle: &str) -> Option<Duration> {
+        let lines = self.lines.lock().unwrap();
+        let (at, _) = lines.iter().find(|(_, l)| l.contains(needle))?;
+        Some(at.duration_since(self.started))
+    }
+
     /// Time from spawn until a stderr line containing `needle` arrived;
     /// fails if the child exits first or `timeout` passes.
     pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> Result<Duration> {
         let until = (Instant::now() + timeout).min(self.deadline);
         loop {
-            if let Some((at, _)) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(_, l)| l.contains(needle))
-            {
-                return Ok(at.duration_since(self.started));
+            if let Some(at) = self.line_at(needle) {
+                return Ok(at);
             }
             if self.poll_reaped() {
                 // It may have written the line just before exiting.
                 self.wait_readers(Duration::from_secs(1));
-                if let Some((at, _)) = self
-                    .lines
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|(_, l)| l.contains(needle))
-                {
-                    return Ok(at.duration_since(self.started));
+                if let Some(at) = self.line_at(needle) {
+                    return Ok(at);
                 }
                 bail!(
                     "`{}` exited before printing {needle:?}:\n{}",
