@@ -151,7 +151,7 @@ fn unwritable_output_fails_before_the_command_runs() {
     let marker = temp_path("marker");
     let out = run(&[
         "--json",
-        "/nonexistent-dir/report.json",
+        "/proc/zc-trace-no-such-dir/report.json",
         "--",
         "touch",
         marker.to_str().unwrap(),
@@ -160,7 +160,7 @@ fn unwritable_output_fails_before_the_command_runs() {
         &out,
         1,
         &[
-            "cannot write the JSON report to /nonexistent-dir/report.json",
+            "cannot write the JSON report to /proc/zc-trace-no-such-dir/report.json",
             "writable",
         ],
     );
@@ -326,4 +326,21 @@ fn two_runs_at_once_do_not_disturb_each_other() {
         assert_eq!(r["processes"].as_array().unwrap().len(), 1);
         let _ = std::fs::remove_file(json);
     }
+}
+
+/// Issue 13: `--json` into a directory that does not exist yet (a fresh
+/// clone has no `results/`) creates it, as `-o` does.
+#[test]
+fn json_into_a_missing_directory_creates_it() {
+    if !need_root("json_into_a_missing_directory_creates_it") {
+        return;
+    }
+    let top = temp_path("fresh-clone");
+    let json = top.join("results/nested/report.json");
+    let out = run(&["--quiet", "--json", json.to_str().unwrap(), "--", "true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(report["schema_version"].as_u64().is_some(), "{report}");
+    let _ = std::fs::remove_dir_all(top);
 }

@@ -362,3 +362,31 @@ fn an_unknown_method_is_a_usage_error() {
     );
     assert!(!r.stderr.contains("panicked"));
 }
+
+/// Issue 13: the README's first command ran `lab --json results/lab.json -o
+/// results/lab` on a fresh clone, where `results/` does not exist, and
+/// failed before measuring anything. Both outputs go into a missing
+/// directory here, exactly as `cargo xtask run` asks.
+#[test]
+fn lab_outputs_into_a_missing_directory() {
+    if !require_root("lab_outputs_into_a_missing_directory") {
+        return;
+    }
+    let dir = TempDir::new("lab-fresh");
+    let results = dir.join("results");
+    let out = Command::new(tracer_bin())
+        .args(["lab", "--size", "1M", "--chunk", "64K", "--methods", "read-write"])
+        .arg("--json")
+        .arg(results.join("lab.json"))
+        .arg("-o")
+        .arg(results.join("lab"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn zc-trace lab");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\nstderr:\n{stderr}", out.status);
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(results.join("lab.json")).unwrap()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert!(results.join("lab/compare.png").exists(), "stderr:\n{stderr}");
+}

@@ -63,8 +63,13 @@ pub struct Output {
     pub file: File,
 }
 
+/// Missing parent directories are created, as `-o` creates its directory.
 pub fn create_output(path: &Path, what: &str) -> Result<Output> {
-    match File::create(path) {
+    let created = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir),
+        None => Ok(()),
+    };
+    match created.and_then(|()| File::create(path)) {
         Ok(file) => Ok(Output {
             path: path.to_owned(),
             file,
