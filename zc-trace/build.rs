@@ -1,18 +1,114 @@
 //! Builds the kernel-side crate for BPF and leaves the object in OUT_DIR,
-//! where main.rs embeds it: one self-contained executable.
+//! where the loader embeds it: one self-contained executable.
+//!
+//! This does what aya-build's `build_ebpf` does, with two differences that
+//! matter to a user watching the build:
+//! - the sub-build's output is kept in a log and shown only if it fails
+//!   (aya-build turns every line into a `warning:` that cargo replays on
+//!   every later build);
+//! - the sub-build's target directory is shared by the debug and release
+//!   builds (`<target>/bpf`), so `core` is compiled for BPF once, not once
+//!   per profile.
 
-fn main() -> anyhow::Result<()> {
-    let manifest_dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
-    let ebpf_dir = manifest_dir.join("../zc-trace-ebpf");
-    let ebpf_dir = ebpf_dir.to_string_lossy();
-    aya_build::build_ebpf(
-        [aya_build::Package {
-            name: "zc-trace-ebpf",
-            root_dir: &ebpf_dir,
-            ..Default::default()
-        }],
-        // Debian's rustc linked by `cargo xtask setup` (../shared/toolchain.md):
-        // it has the library source that -Z build-std=core needs.
-        aya_build::Toolchain::Custom("zc-bpf"),
-    )
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Debian's rustc linked by `cargo xtask setup` (../shared/toolchain.md): it
+/// has the library source that `-Z build-std=core` needs.
+const TOOLCHAIN: &str = "zc-bpf";
+const PACKAGE: &str = "zc-trace-ebpf";
+/// The eBPF crate's binary target, embedded by loader.rs.
+const OBJECT: &str = "zc-trace";
+
+fn main() -> Result<()> {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let ebpf_dir = manifest_dir.join("..").join(PACKAGE);
+    println!("cargo:rerun-if-changed={}", ebpf_dir.display());
+    println!("cargo:rerun-if-changed=../zc-trace-common");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let target_dir = bpf_target_dir(&out_dir);
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH")?;
+    let bpf_target = match std::env::var("CARGO_CFG_TARGET_ENDIAN")?.as_str() {
+        "big" => "bpfeb-unknown-none",
+        _ => "bpfel-unknown-none",
+    };
+
+    let log = target_dir.join("build.log");
+    std::fs::create_dir_all(&target_dir)
+        .with_context(|| format!("creating {}", target_dir.display()))?;
+    let log_file =
+        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let status = sub_build(&manifest_dir, &target_dir, bpf_target, &arch)
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .status()
+        .context(
+            "cannot run `rustup`: the eBPF programs are built with the `zc-bpf` rustup toolchain \
+             (run `cargo xtask setup`, and put ~/.cargo/bin on PATH)",
+        )?;
+    if !status.success() {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        eprintln!("{text}");
+        bail!(
+            "building the eBPF programs ({PACKAGE}) failed ({status}); its output is above and in {} \
+             (is the toolchain set up? run `cargo xtask setup`)",
+            log.display()
+        );
+    }
+    let built = target_dir.join(bpf_target).join("release").join(OBJECT);
+    std::fs::copy(&built, out_dir.join(OBJECT))
+        .with_context(|| format!("copying {} into OUT_DIR", built.display()))?;
+    Ok(())
+}
+
+/// `rustup run zc-bpf cargo build` of the eBPF crate for `bpf_target`.
+fn sub_build(manifest_dir: &Path, target_dir: &Path, bpf_target: &str, arch: &str) -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", TOOLCHAIN, "cargo", "build", "--quiet", "--release"])
+        .args(["--package", PACKAGE, "--bins", "--target", bpf_target])
+        .args(["-Z", "build-std=core"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(manifest_dir.join(".."))
+        // Debian's rustc is a stable compiler; -Z needs this (toolchain.md).
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags(arch))
+        // The outer cargo's compiler is the host toolchain's, not zc-bpf's.
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    cmd
+}
+
+/// The flags aya-build passes: the target arch for aya-ebpf's register
+/// layout, debug info and BTF for the loader.
+fn rustflags(arch: &str) -> OsString {
+    const SEPARATOR: &str = "\x1f";
+    let arch = if arch.starts_with("riscv64") {
+        "riscv64"
+    } else {
+        arch
+    };
+    [
+        &format!("--cfg=bpf_target_arch=\"{arch}\""),
+        "-Cdebuginfo=2",
+        "-Clink-arg=--btf",
+    ]
+    .join(SEPARATOR)
+    .into()
+}
+
+/// `<target>/bpf`, where `<target>` is the directory cargo marked as its
+/// own with CACHEDIR.TAG above OUT_DIR (this works with CARGO_TARGET_DIR,
+/// `cargo install`'s temporary directory and cross builds alike); OUT_DIR
+/// itself if there is none.
+fn bpf_target_dir(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .find(|d| d.join("CACHEDIR.TAG").is_file())
+        .map_or_else(|| out_dir.join("bpf"), |t| t.join("bpf"))
 }

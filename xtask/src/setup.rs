@@ -53,15 +53,27 @@ pub(crate) fn apt(packages: &[&str]) -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
-    run_cmd(Command::new("apt-get").args(["update", "-qq"]))
+    quietly(Command::new("apt-get").args(["update", "-qq"]))
         .context("apt-get update (setup needs root and the Debian mirrors)")?;
-    run_cmd(
+    quietly(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
     .context("apt-get install")
+}
+
+/// Runs a set-up step with its output kept back: shown only if it fails,
+/// so a working set-up prints one line per step.
+pub(crate) fn quietly(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        bail!("{cmd:?} failed ({})", out.status);
+    }
+    Ok(())
 }
 
 fn toolchain() -> Result<()> {
@@ -115,7 +127,7 @@ fn bpf_linker() -> Result<()> {
         "xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} (about a minute)"
     );
     let prefix = format!("/usr/lib/llvm-{LLVM_MAJOR}");
-    run_cmd(
+    quietly(
         Command::new("cargo")
             .args([
                 "install",
