@@ -467,7 +467,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         .unwrap_or_else(|| root.join("results").join(format!("bench-{date}")));
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
-    let mut ctx = Ctx::new(root, sizes)?;
+    let mut ctx = Ctx::new(sizes)?;
     let load_start = loadavg();
     let measuring = Instant::now();
     eprintln!(
@@ -672,7 +672,7 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn new(root: &Path, sizes: Sizes) -> Result<Self> {
+    fn new(sizes: Sizes) -> Result<Self> {
         let scratch = std::env::temp_dir().join(format!("zc-trace-bench-{}", std::process::id()));
         std::fs::create_dir_all(&scratch)?;
         // The bulk copy's output lives in memory (tmpfs) when it can: a
@@ -692,8 +692,8 @@ impl Ctx {
             .with_context(|| format!("writing {}", input.display()))?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Ctx {
-            zc: root.join("target/release/zc-trace"),
-            workload: root.join("target/release/zc-workload"),
+            zc: crate::release_bin("zc-trace")?,
+            workload: crate::release_bin("zc-workload")?,
             // bpftrace -c wants one unambiguous absolute path.
             dd: which("dd")?,
             sleep: which("sleep")?,

@@ -74,7 +74,7 @@ fn run() -> Result<()> {
         Cmd::Run { out, size } => {
             setup::all(false)?;
             build_release()?;
-            let zc_trace = root.join("target/release/zc-trace");
+            let zc_trace = release_bin("zc-trace")?;
             // The lab: every method measured, its table on stdout, its chart in out/lab.
             run_cmd(
                 Command::new(&zc_trace)
@@ -83,14 +83,15 @@ fn run() -> Result<()> {
                     .arg("-o")
                     .arg(out.join("lab")),
             )?;
-            demo(&root, &out.join("demo"))
+            demo(&out.join("demo"))
         }
         Cmd::Bench(args) => bench::run(&root, args),
         Cmd::Test { args } => {
             setup::all(true)?;
             // The e2e tests run the real binary; build it with the tests' profile.
+            announce_build("zc-trace (debug) and the tests");
             cargo(&["build", "-p", "zc-trace", "--bin", "zc-trace"])?;
-            let bin = root.join("target/debug/zc-trace");
+            let bin = target_dir()?.join("debug/zc-trace");
             // The eBPF crate only builds for BPF (through zc-trace's build.rs).
             let mut test = vec!["test", "--workspace", "--exclude", "zc-trace-ebpf"];
             test.extend(args.iter().map(String::as_str));
@@ -109,6 +110,7 @@ fn workspace_root() -> PathBuf {
 /// The release binaries the main job and the benchmark run: the tracer
 /// and the workload.
 pub fn build_release() -> Result<()> {
+    announce_build("zc-trace and the workload (release)");
     cargo(&[
         "build",
         "--release",
@@ -121,6 +123,76 @@ pub fn build_release() -> Result<()> {
         "--bin",
         "zc-workload",
     ])
+}
+
+/// One line before a build that may be silent for minutes: cargo prints
+/// nothing while build.rs compiles the eBPF programs.
+fn announce_build(what: &str) {
+    eprintln!(
+        "xtask: building {what}; the first build compiles the eBPF programs too and takes a few minutes"
+    );
+}
+
+/// Where cargo puts its builds: `CARGO_TARGET_DIR`, `build.target-dir` or
+/// `./target`, as `cargo metadata` resolves them.
+pub fn target_dir() -> Result<PathBuf> {
+    let out = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed ({})", out.status);
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("reading cargo metadata's JSON")?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata gave no target_directory")
+}
+
+/// A binary of the release build (see `build_release`).
+pub fn release_bin(name: &str) -> Result<PathBuf> {
+    Ok(target_dir()?.join("release").join(name))
+}
+
+/// Gives a command the environment the user's shell had, without what
+/// `cargo run` added for xtask itself: its dynamic-library path (the
+/// traced program would probe every directory of it at start-up), its
+/// CARGO_* variables and the RUSTC_BOOTSTRAP of .cargo/config.toml.
+pub fn as_from_a_shell(cmd: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("CARGO_") || k == "CARGO" || k == "RUSTC_BOOTSTRAP" {
+            cmd.env_remove(&key);
+        }
+    }
+    match user_library_path() {
+        Some(p) => cmd.env("LD_LIBRARY_PATH", p),
+        None => cmd.env_remove("LD_LIBRARY_PATH"),
+    }
+}
+
+/// LD_LIBRARY_PATH less the directories cargo put in front of it (the
+/// target directory and the Rust toolchains'), or None if nothing is left.
+fn user_library_path() -> Option<std::ffi::OsString> {
+    let path = std::env::var_os("LD_LIBRARY_PATH")?;
+    let target = target_dir().ok();
+    let kept: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|d| {
+            let s = d.to_string_lossy();
+            !(target.as_ref().is_some_and(|t| d.starts_with(t))
+                || s.contains("/.rustup/toolchains/")
+                || s.contains("/rustlib/")
+                || s.is_empty())
+        })
+        .collect();
+    if kept.is_empty() {
+        None
+    } else {
+        std::env::join_paths(kept).ok()
+    }
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
@@ -138,7 +210,7 @@ pub fn run_cmd(cmd: &mut Command) -> Result<()> {
 /// Traces the workload suite: file reads, pipes, sockets, sendfile, splice,
 /// mmap, copy_file_range, a forked child and threads; report and charts
 /// into `out`.
-fn demo(root: &Path, out: &Path) -> Result<()> {
+fn demo(out: &Path) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("zc-trace-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let input = dir.join("input.bin");
@@ -147,11 +219,11 @@ fn demo(root: &Path, out: &Path) -> Result<()> {
     zc_trace_tests::fill_pattern(&mut data, 0);
     std::fs::write(&input, data)?;
     let result = run_cmd(
-        Command::new(root.join("target/release/zc-trace"))
+        as_from_a_shell(&mut Command::new(release_bin("zc-trace")?))
             .arg("-o")
             .arg(out)
             .arg("--")
-            .arg(root.join("target/release/zc-workload"))
+            .arg(release_bin("zc-workload")?)
             .args(["all", "--count", "16", "--size", "4096", "--file"])
             .arg(&input)
             .arg("--file2")
