@@ -375,7 +375,15 @@ fn lab_outputs_into_a_missing_directory() {
     let dir = TempDir::new("lab-fresh");
     let results = dir.join("results");
     let out = Command::new(tracer_bin())
-        .args(["lab", "--size", "1M", "--chunk", "64K", "--methods", "read-write"])
+        .args([
+            "lab",
+            "--size",
+            "1M",
+            "--chunk",
+            "64K",
+            "--methods",
+            "read-write",
+        ])
         .arg("--json")
         .arg(results.join("lab.json"))
         .arg("-o")
@@ -388,5 +396,8 @@ fn lab_outputs_into_a_missing_directory() {
     let json: Value =
         serde_json::from_slice(&std::fs::read(results.join("lab.json")).unwrap()).unwrap();
     assert_eq!(json["schema_version"], 1);
-    assert!(results.join("lab/compare.png").exists(), "stderr:\n{stderr}");
+    assert!(
+        results.join("lab/compare.png").exists(),
+        "stderr:\n{stderr}"
+    );
 }

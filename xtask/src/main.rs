@@ -4,6 +4,7 @@
 //! README commands work on a fresh machine.
 
 mod bench;
+mod dist;
 mod setup;
 
 use std::{
@@ -46,6 +47,13 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build the Debian package (binary, man page, completions) into target/dist/.
+    Dist {
+        /// Then install it (dpkg -i) and `cargo install` the crate, check that
+        /// each gives a working tracer, and remove the package again.
+        #[arg(long)]
+        check: bool,
+    },
     /// Build, then measure zc-trace's overhead against strace, perf and
     /// bpftrace (results/bench-DATE/: bench.md, bench.json, bench.png).
     Bench(bench::Args),
@@ -86,6 +94,8 @@ fn run() -> Result<()> {
             demo(&out.join("demo"))
         }
         Cmd::Bench(args) => bench::run(&root, args),
+        Cmd::Dist { check: false } => dist::build().map(drop),
+        Cmd::Dist { check: true } => dist::check(),
         Cmd::Test { args } => {
             setup::all(true)?;
             // The e2e tests run the real binary; build it with the tests' profile.
@@ -95,7 +105,9 @@ fn run() -> Result<()> {
             // The eBPF crate only builds for BPF (through zc-trace's build.rs).
             let mut test = vec!["test", "--workspace", "--exclude", "zc-trace-ebpf"];
             test.extend(args.iter().map(String::as_str));
-            run_cmd(Command::new("cargo").args(&test).env("ZC_TRACE_BIN", bin))
+            run_cmd(Command::new("cargo").args(&test).env("ZC_TRACE_BIN", bin))?;
+            // What a user installs must work as well as what the tests ran.
+            dist::check()
         }
     }
 }

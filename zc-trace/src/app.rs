@@ -20,6 +20,10 @@ pub fn run() -> Result<u8> {
         None => trace(&cli),
         Some(Command::Lab(args)) => lab::run(args),
         Some(Command::LabSender { args }) => lab::sender_main(args),
+        Some(Command::Generate { what }) => {
+            crate::generate::write(*what, &mut std::io::stdout().lock())?;
+            Ok(0)
+        }
         Some(Command::Report {
             report,
             output_dir,

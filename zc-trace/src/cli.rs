@@ -115,6 +115,12 @@ pub enum Command {
     /// The zero-copy methods lab: send a file over loopback TCP with each
     /// method and measure what the textbook table only claims.
     Lab(LabArgs),
+    /// Print the man page or a shell's completions (e.g. `zc-trace generate
+    /// bash > /etc/bash_completion.d/zc-trace`).
+    Generate {
+        #[arg(value_enum)]
+        what: crate::generate::Artifact,
+    },
     /// The lab's sender process (internal: run by `zc-trace lab`).
     #[command(hide = true)]
     LabSender {

@@ -8,6 +8,7 @@ mod btf;
 mod cli;
 mod collector;
 mod error;
+mod generate;
 mod lab;
 mod loader;
 mod model;
