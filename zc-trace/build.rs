@@ -30,6 +30,7 @@ fn main() -> Result<()> {
     let ebpf_dir = manifest_dir.join("..").join(PACKAGE);
     println!("cargo:rerun-if-changed={}", ebpf_dir.display());
     println!("cargo:rerun-if-changed=../zc-trace-common");
+    emit_git_commit(&manifest_dir);
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let target_dir = bpf_target_dir(&out_dir);
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH")?;
@@ -111,4 +112,31 @@ fn bpf_target_dir(out_dir: &Path) -> PathBuf {
         .ancestors()
         .find(|d| d.join("CACHEDIR.TAG").is_file())
         .map_or_else(|| out_dir.join("bpf"), |t| t.join("bpf"))
+}
+
+/// ZC_TRACE_GIT_COMMIT for `zc-trace --version`: the commit of a git
+/// checkout, "unknown" elsewhere (a crate from a registry). Rebuilt when
+/// HEAD moves.
+fn emit_git_commit(manifest_dir: &Path) {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(manifest_dir)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=ZC_TRACE_GIT_COMMIT={commit}");
+    for file in ["HEAD", "packed-refs"] {
+        if let Some(p) = git(&["rev-parse", "--path-format=absolute", "--git-path", file]) {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
+    if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        if let Some(p) = git(&["rev-parse", "--path-format=absolute", "--git-path", &head]) {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
 }

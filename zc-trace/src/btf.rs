@@ -24,6 +24,7 @@ const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
+const KIND_FUNC: u32 = 12;
 
 /// A BTF blob and where each type record starts in it. Names and members
 /// are read from the bytes when asked for, not copied out: vmlinux has
@@ -134,8 +135,25 @@ impl Btf {
     }
 
     fn find_struct(&self, name: &str) -> Option<u32> {
+        self.find_named(KIND_STRUCT, name)
+    }
+
+    /// The id of the kernel function `name` (a BTF FUNC), e.g. as the
+    /// target of an fentry program.
+    pub fn find_func(&self, name: &str) -> Option<u32> {
+        self.find_named(KIND_FUNC, name)
+    }
+
+    /// Whether the kernel has the BTF tracepoint `name` (aya attaches a
+    /// tp_btf program through the typedef `btf_trace_<name>`).
+    pub fn has_btf_tracepoint(&self, name: &str) -> bool {
+        self.find_named(KIND_TYPEDEF, &format!("btf_trace_{name}"))
+            .is_some()
+    }
+
+    fn find_named(&self, kind: u32, name: &str) -> Option<u32> {
         (1..self.starts.len() as u32).find(|&id| {
-            self.kind(id) == Some(KIND_STRUCT)
+            self.kind(id) == Some(kind)
                 && self
                     .record(id)
                     .and_then(|r| u32_at(r, 0).ok())

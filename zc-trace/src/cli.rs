@@ -177,6 +177,18 @@ impl Cli {
     /// Parses the command line; errors come back as one-line failures.
     pub fn parse_args() -> anyhow::Result<Self> {
         let args: Vec<String> = std::env::args().collect();
+        // Before clap: the long version probes the kernel, which only
+        // `--version` should pay for. Only zc-trace's own options count,
+        // not the wrapped command's after `--`.
+        let own = || args.iter().skip(1).take_while(|a| *a != "--");
+        if own().any(|a| a == "--version") {
+            println!("{}", crate::features::long_version());
+            std::process::exit(0);
+        }
+        if own().any(|a| a == "-V") {
+            println!("{}", crate::features::short_version());
+            std::process::exit(0);
+        }
         match Self::try_parse_from(&args) {
             Ok(cli) => Ok(cli),
             Err(e)

@@ -8,6 +8,7 @@ mod btf;
 mod cli;
 mod collector;
 mod error;
+mod features;
 mod generate;
 mod lab;
 mod loader;
