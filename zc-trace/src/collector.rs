@@ -152,10 +152,7 @@ impl Collector {
         for (key, per_cpu) in self.stats.iter().filter_map(Result::ok) {
             let mut sum = SyscallStats::default();
             for v in per_cpu.iter() {
-                sum.count += v.count;
-                sum.errors += v.errors;
-                sum.bytes += v.bytes;
-                sum.time_ns += v.time_ns;
+                sum += *v;
             }
             out.syscalls.push((key, sum));
         }

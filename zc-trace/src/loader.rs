@@ -4,9 +4,9 @@
 
 use anyhow::Result;
 use aya::{Btf, Ebpf, EbpfLoader, programs::BtfTracePoint};
-use zc_trace_common::{KernelOffsets, PIDS_PER_SLOT, limits};
+use zc_trace_common::{PIDS_PER_SLOT, limits};
 
-use crate::error::failure;
+use crate::{btf::KernelOffsets, error::failure};
 
 /// The object built from zc-trace-ebpf by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc-trace"));

@@ -4,7 +4,6 @@ use zc_trace_common::syscalls::shape;
 
 use super::{
     Counters,
-    ledger::add_bytes,
     ledger::sum_events,
     report::{Bytes, TimelineSample},
 };
@@ -15,7 +14,7 @@ pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
     let mut syscalls = 0;
     for (key, stats) in &counters.syscalls {
         syscalls += stats.count;
-        add_bytes(&mut bytes, shape(key.nr).class, stats.bytes);
+        bytes.add(shape(key.nr).class, stats.bytes);
     }
     let ev = sum_events(counters.procs.values());
     TimelineSample {

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use zc_trace_common::syscalls::Class;
+
 use crate::model::report::{Report, SyscallEntry};
 
 use super::{
@@ -22,31 +24,15 @@ pub fn render(r: &Report) -> String {
     );
 
     let _ = writeln!(s, "\nCopy ledger (bytes across the user/kernel boundary)");
-    let b = &t.bytes;
-    let rows = [
-        (
-            "copied by CPU, kernel -> user",
-            b.copied_to_user,
-            "read, recv* ...",
-        ),
-        (
-            "copied by CPU, user -> kernel",
-            b.copied_from_user,
-            "write, send* ...",
-        ),
-        (
-            "moved zero-copy",
-            b.zero_copy,
-            "sendfile, splice, tee, vmsplice, copy_file_range",
-        ),
-        ("mapped (file-backed mmap)", b.mapped, "mmap length"),
-    ];
-    for (label, n, via) in rows {
+    for (class, row) in Class::ledger() {
+        let n = t.bytes.of(class);
         let _ = writeln!(
             s,
-            "  {label:<31} {:>11}  {:>16} B   {via}",
+            "  {:<31} {:>11}  {:>16} B   {}",
+            row.text_label,
             bytes(n),
-            grouped(n)
+            grouped(n),
+            row.text_via
         );
     }
 

@@ -303,7 +303,7 @@ fn syscall_rows_are_capped_and_grouped() {
     );
     let ranks: Vec<usize> = top
         .iter()
-        .map(|(_, e)| palette::class_rank(&e.class))
+        .map(|(_, e)| palette::class_rank(e.class))
         .collect();
     assert!(
         ranks.windows(2).all(|w| w[0] <= w[1]),

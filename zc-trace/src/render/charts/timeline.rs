@@ -9,12 +9,13 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::draw::{CAPTION_SIZE, LABEL_SIZE, font, footer, header, legend, message, muted};
-use super::palette::{AXIS, CONTEXT_SWITCHES, GRID, PAGE_FAULTS, Path, SYSCALLS};
+use super::palette::{AXIS, CONTEXT_SWITCHES, GRID, PAGE_FAULTS, SYSCALLS, class_colour};
 use super::units::{self, Scale, tick_in};
 use super::{Area, title};
 use crate::model::report::{Report, TimelineSample};
 use crate::model::timeline::{Rate, rates};
 use crate::render::format::{duration_ns, grouped};
+use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Timeline";
 
@@ -101,23 +102,26 @@ where
     }
 
     let b = &r.totals.bytes;
-    let path_series = |p: Path, rate: fn(&Rate) -> f64| Series {
-        label: if p.of(b) == 0 {
-            format!("{} (none)", p.label())
-        } else {
-            p.label().to_owned()
-        },
-        colour: p.colour(),
-        rate,
+    let path_series = |class: Class, rate: fn(&Rate) -> f64| {
+        let label = class.look().ledger.map_or("", |row| row.label);
+        Series {
+            label: if b.of(class) == 0 {
+                format!("{label} (none)")
+            } else {
+                label.to_owned()
+            },
+            colour: class_colour(class),
+            rate,
+        }
     };
     let panels = [
         Panel {
             caption: "Bytes per second, by path",
             series: vec![
-                path_series(Path::ToUser, |r| r.copied_to_user),
-                path_series(Path::FromUser, |r| r.copied_from_user),
-                path_series(Path::ZeroCopy, |r| r.zero_copy),
-                path_series(Path::Mapped, |r| r.mapped),
+                path_series(Class::CopyToUser, |r| r.copied_to_user),
+                path_series(Class::CopyFromUser, |r| r.copied_from_user),
+                path_series(Class::ZeroCopy, |r| r.zero_copy),
+                path_series(Class::Mapping, |r| r.mapped),
             ],
             bytes: true,
         },
