@@ -196,25 +196,7 @@ pub fn disagrees(measured: f64, model: f64, abs: f64) -> bool {
 /// Differences below zero are start-up noise the baseline over-subtracted:
 /// reported as zero.
 pub fn clamped(s: &Sample) -> Sample {
-    let mut out = s.clone();
-    for v in [
-        &mut out.syscalls,
-        &mut out.errors,
-        &mut out.mode_switches,
-        &mut out.kernel_ns,
-        &mut out.copied_to_user,
-        &mut out.copied_from_user,
-        &mut out.zero_copy,
-        &mut out.mapped,
-        &mut out.faults_user,
-        &mut out.faults_kernel,
-        &mut out.faults_file,
-        &mut out.cs_voluntary,
-        &mut out.cs_involuntary,
-    ] {
-        *v = (*v).max(0);
-    }
-    out
+    s.clamped()
 }
 
 /// Everything the lab found.
