@@ -9,7 +9,7 @@ use zc_trace_common::{
 };
 
 use super::{
-    Counters, ProcIdentity,
+    ProcIdentity, Snapshot,
     report::{
         ContextSwitches, Counts, PageFaults, Process, Report, SCHEMA_VERSION, SyscallEntry, Target,
         Timeline, Tool, Totals,
@@ -118,7 +118,7 @@ pub struct RunInfo {
 
 /// Builds the full report from the final counters.
 pub fn build_report(
-    counters: &Counters,
+    counters: &Snapshot,
     identities: &BTreeMap<u32, ProcIdentity>,
     run: RunInfo,
 ) -> Report {
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn report_splits_processes_and_keeps_drops() {
-        let counters = Counters {
+        let counters = Snapshot {
             syscalls: vec![
                 row(10, nr::WRITE, FdKind::Pipe, FdKind::None, 1, 5),
                 row(11, nr::WRITE, FdKind::Pipe, FdKind::None, 2, 7),

@@ -3,13 +3,13 @@
 use zc_trace_common::syscalls::shape;
 
 use super::{
-    Counters,
+    Snapshot,
     ledger::sum_events,
     report::{Bytes, TimelineSample},
 };
 
 /// The cumulative totals of `counters`, stamped `t_ns` after the start.
-pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
+pub fn sample(counters: &Snapshot, t_ns: u64) -> TimelineSample {
     let mut bytes = Bytes::default();
     let mut syscalls = 0;
     for (key, stats) in &counters.syscalls {
