@@ -133,6 +133,19 @@ pub struct PageFaults {
     pub file: u64,
 }
 
+impl ContextSwitches {
+    pub fn total(&self) -> u64 {
+        self.voluntary + self.involuntary
+    }
+}
+
+impl PageFaults {
+    /// Every fault once (file-backed ones are a subset of these).
+    pub fn total(&self) -> u64 {
+        self.user + self.kernel
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]
 pub struct Bytes {
     /// Returned by read-family calls: copied by the CPU, kernel -> user.

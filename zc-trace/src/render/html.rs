@@ -207,7 +207,7 @@ fn cost(s: &mut String, r: &Report) {
         ),
         (
             "context switches".to_owned(),
-            grouped(cs.voluntary + cs.involuntary),
+            grouped(cs.total()),
             format!(
                 "{} voluntary, {} involuntary",
                 grouped(cs.voluntary),
@@ -216,7 +216,7 @@ fn cost(s: &mut String, r: &Report) {
         ),
         (
             "page faults".to_owned(),
-            grouped(pf.user + pf.kernel),
+            grouped(pf.total()),
             format!(
                 "{} in user mode, {} in kernel mode; {} file-backed",
                 grouped(pf.user),
@@ -312,8 +312,8 @@ fn processes(s: &mut String, r: &Report) {
             bytes(b.copied_from_user),
             bytes(b.zero_copy),
             bytes(b.mapped),
-            grouped(t.page_faults.user + t.page_faults.kernel),
-            grouped(t.context_switches.voluntary + t.context_switches.involuntary)
+            grouped(t.page_faults.total()),
+            grouped(t.context_switches.total())
         );
     }
     let _ = writeln!(s, "</table>");
