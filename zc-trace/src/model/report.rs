@@ -223,10 +223,9 @@ pub struct Timeline {
 pub struct TimelineSample {
     pub t_ns: u64,
     pub syscalls: u64,
-    pub copied_to_user: u64,
-    pub copied_from_user: u64,
-    pub zero_copy: u64,
-    pub mapped: u64,
+    /// The ledger's columns, inline in the JSON (copied_to_user ...).
+    #[serde(flatten)]
+    pub bytes: Bytes,
     pub page_faults: u64,
     pub context_switches: u64,
 }

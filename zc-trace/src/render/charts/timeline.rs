@@ -47,7 +47,7 @@ pub fn thin(samples: &[TimelineSample], max: usize) -> (Vec<TimelineSample>, usi
 struct Series {
     label: String,
     colour: RGBColor,
-    rate: fn(&Rate) -> f64,
+    rate: Box<dyn Fn(&Rate) -> f64>,
 }
 
 struct Panel {
@@ -102,7 +102,7 @@ where
     }
 
     let b = &r.totals.bytes;
-    let path_series = |class: Class, rate: fn(&Rate) -> f64| {
+    let path_series = |class: Class| {
         let label = class.look().ledger.map_or("", |row| row.label);
         Series {
             label: if b.of(class) == 0 {
@@ -111,18 +111,13 @@ where
                 label.to_owned()
             },
             colour: class_colour(class),
-            rate,
+            rate: Box::new(move |r: &Rate| r.bytes(class)),
         }
     };
     let panels = [
         Panel {
             caption: "Bytes per second, by path",
-            series: vec![
-                path_series(Class::CopyToUser, |r| r.copied_to_user),
-                path_series(Class::CopyFromUser, |r| r.copied_from_user),
-                path_series(Class::ZeroCopy, |r| r.zero_copy),
-                path_series(Class::Mapping, |r| r.mapped),
-            ],
+            series: Class::ledger().map(|(c, _)| path_series(c)).collect(),
             bytes: true,
         },
         Panel {
@@ -130,7 +125,7 @@ where
             series: vec![Series {
                 label: "syscalls".into(),
                 colour: SYSCALLS,
-                rate: |r| r.syscalls,
+                rate: Box::new(|r| r.syscalls),
             }],
             bytes: false,
         },
@@ -139,7 +134,7 @@ where
             series: vec![Series {
                 label: "page faults".into(),
                 colour: PAGE_FAULTS,
-                rate: |r| r.page_faults,
+                rate: Box::new(|r| r.page_faults),
             }],
             bytes: false,
         },
@@ -148,7 +143,7 @@ where
             series: vec![Series {
                 label: "context switches".into(),
                 colour: CONTEXT_SWITCHES,
-                rate: |r| r.context_switches,
+                rate: Box::new(|r| r.context_switches),
             }],
             bytes: false,
         },
@@ -198,7 +193,7 @@ where
     let max = panel
         .series
         .iter()
-        .flat_map(|s| rates.iter().map(s.rate))
+        .flat_map(|s| rates.iter().map(|r| (s.rate)(r)))
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
     let scale = if panel.bytes {
