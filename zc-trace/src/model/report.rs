@@ -158,6 +158,18 @@ pub struct Bytes {
     pub mapped: u64,
 }
 
+// Class::ALL lists the classes in discriminant order with Other last (the
+// rank of a class in every table and legend): a class numbered before Other
+// but missing from ALL fails here.
+const _: () = {
+    let mut i = 0;
+    while i < Class::ALL.len() {
+        assert!(Class::ALL[i] as usize == i);
+        i += 1;
+    }
+    assert!(Class::ALL.len() == Class::Other as usize + 1);
+};
+
 impl Bytes {
     /// The ledger rule: the column a class's bytes are filed under, `None`
     /// for a class whose bytes the ledger does not count.
