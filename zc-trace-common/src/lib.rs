@@ -65,6 +65,7 @@ pub struct SyscallKey {
 /// Per-CPU values of one `SyscallKey` row.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(derive_more::AddAssign))]
 pub struct SyscallStats {
     pub count: u64,
     pub errors: u64,
@@ -78,6 +79,7 @@ pub struct SyscallStats {
 /// Per-CPU event counters of one traced process (keyed by tgid).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(derive_more::AddAssign))]
 pub struct ProcCounters {
     pub ctx_voluntary: u64,
     pub ctx_involuntary: u64,
@@ -112,30 +114,6 @@ pub struct Inflight {
 /// neighbour's, and the filter is an array lookup, not a hash.
 pub const PIDS_PER_SLOT: u32 = 64;
 pub type TargetSlot = [u8; PIDS_PER_SLOT as usize];
-
-/// Byte offsets of the kernel struct fields the probes walk, read from the
-/// running kernel's BTF by the collector and set as a global before load
-/// (CO-RE by hand: aya's Rust probes cannot emit field relocations).
-/// A zero `file_inode` means "unknown": fd kinds are then reported as such.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelOffsets {
-    /// task_struct.files
-    pub task_files: u32,
-    /// task_struct.tgid
-    pub task_tgid: u32,
-    /// files_struct.fdt
-    pub files_fdt: u32,
-    /// fdtable.max_fds
-    pub fdt_max_fds: u32,
-    /// fdtable.fd
-    pub fdt_fd: u32,
-    /// file.f_inode
-    pub file_inode: u32,
-    /// inode.i_mode
-    pub inode_mode: u32,
-    pub _pad: u32,
-}
 
 /// Indices into the per-CPU `DROPS` array: everything the probes had to
 /// give up on is counted here and shown in the report.
@@ -199,7 +177,8 @@ pub mod latency {
     }
 }
 
-/// Map sizes, shared so the collector can say how close a run came to them.
+/// Map sizes the probes are compiled with; the loader also caps the
+/// in-flight array it sizes to pid_max by `MAX_INFLIGHT`.
 pub mod limits {
     pub const MAX_TARGETS: u32 = 16384;
     pub const MAX_STATS: u32 = 65536;
@@ -216,7 +195,6 @@ const _: () = assert!(core::mem::size_of::<SyscallStats>() == 32);
 const _: () = assert!(core::mem::size_of::<ProcCounters>() == 40);
 const _: () = assert!(core::mem::size_of::<ProcInfo>() == 24);
 const _: () = assert!(core::mem::size_of::<Inflight>() == 16);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 32);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -227,5 +205,4 @@ mod pod {
     unsafe impl aya::Pod for super::ProcCounters {}
     unsafe impl aya::Pod for super::ProcInfo {}
     unsafe impl aya::Pod for super::Inflight {}
-    unsafe impl aya::Pod for super::KernelOffsets {}
 }

@@ -39,9 +39,18 @@ pub const PWRITEV2: u32 = 328;
 pub const IO_URING_ENTER: u32 = 426;
 pub const CLONE3: u32 = 435;
 
-/// Where a syscall's bytes go in the copy ledger.
+/// Where a syscall's bytes go in the copy ledger: the one syscall class of
+/// the probes, the report (its JSON name is `name()`), the renderers and the
+/// lab. Everything a class means to a reader sits in `look()` below, so a new
+/// class is this enum, its `look()`, its `Bytes` column and the probe that
+/// files calls under it.
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Class {
     /// The CPU copies from the kernel into the caller's buffer.
     CopyToUser = 0,
@@ -50,13 +59,56 @@ pub enum Class {
     /// Data moves between kernel objects by reference or in-kernel copy,
     /// never through a user buffer.
     ZeroCopy = 2,
-    /// Address-space calls: mmap and friends.
+    /// Address-space calls: mmap, munmap, mremap, msync, madvise.
     Mapping = 3,
-    /// Everything else (still two mode switches each).
+    /// Everything else (still two mode switches each). A class this build
+    /// does not know, read from a saved report, is taken for this one.
+    #[default]
+    #[cfg_attr(feature = "user", serde(other))]
     Other = 4,
 }
 
+/// How a class is shown: its section of the syscall tables, its legend
+/// label, its colour, and its row of the copy ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Look {
+    /// Title of the section of the syscall tables the class is listed in
+    /// (both copying classes share one).
+    pub group: &'static str,
+    /// Legend label of a syscall of this class.
+    pub legend: &'static str,
+    /// Red, green, blue: a copying call takes the colour of the path its
+    /// bytes go, so read is blue and write orange in every chart.
+    pub rgb: (u8, u8, u8),
+    /// The class's row of the copy ledger; `None` for a class whose bytes
+    /// are not counted there.
+    pub ledger: Option<LedgerRow>,
+}
+
+/// One row of the copy ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// The path's label in the charts and the HTML.
+    pub label: &'static str,
+    /// The same in plain ASCII for the terminal.
+    pub text_label: &'static str,
+    /// The calls that move these bytes, in full (HTML) ...
+    pub via: &'static str,
+    /// ... and short (terminal).
+    pub text_via: &'static str,
+}
+
 impl Class {
+    /// Every class, in display order.
+    pub const ALL: [Class; 5] = [
+        Self::CopyToUser,
+        Self::CopyFromUser,
+        Self::ZeroCopy,
+        Self::Mapping,
+        Self::Other,
+    ];
+
+    /// The class's name in the JSON report (its serde name).
     pub const fn name(self) -> &'static str {
         match self {
             Self::CopyToUser => "copy_to_user",
@@ -65,6 +117,68 @@ impl Class {
             Self::Mapping => "mapping",
             Self::Other => "other",
         }
+    }
+
+    pub const fn look(self) -> Look {
+        match self {
+            Self::CopyToUser => Look {
+                group: "copying",
+                legend: "copying, kernel → user",
+                rgb: (31, 119, 180),
+                ledger: Some(LedgerRow {
+                    label: "copied kernel → user",
+                    text_label: "copied by CPU, kernel -> user",
+                    via: "read, pread64, readv, recv* ...",
+                    text_via: "read, recv* ...",
+                }),
+            },
+            Self::CopyFromUser => Look {
+                group: "copying",
+                legend: "copying, user → kernel",
+                rgb: (255, 127, 14),
+                ledger: Some(LedgerRow {
+                    label: "copied user → kernel",
+                    text_label: "copied by CPU, user -> kernel",
+                    via: "write, pwrite64, writev, send* ...",
+                    text_via: "write, send* ...",
+                }),
+            },
+            Self::ZeroCopy => Look {
+                group: "zero-copy",
+                legend: "zero-copy",
+                rgb: (44, 160, 44),
+                ledger: Some(LedgerRow {
+                    label: "zero-copy",
+                    text_label: "moved zero-copy",
+                    via: "sendfile, splice, tee, vmsplice, copy_file_range",
+                    text_via: "sendfile, splice, tee, vmsplice, copy_file_range",
+                }),
+            },
+            Self::Mapping => Look {
+                group: "mapping",
+                legend: "mapping",
+                rgb: (148, 103, 189),
+                ledger: Some(LedgerRow {
+                    label: "mapped (mmap)",
+                    text_label: "mapped (file-backed mmap)",
+                    via: "file-backed mmap length",
+                    text_via: "mmap length",
+                }),
+            },
+            Self::Other => Look {
+                group: "other",
+                legend: "other",
+                rgb: (140, 140, 140),
+                ledger: None,
+            },
+        }
+    }
+
+    /// The classes with a row in the copy ledger, in ledger order.
+    pub fn ledger() -> impl Iterator<Item = (Class, LedgerRow)> {
+        Self::ALL
+            .into_iter()
+            .filter_map(|c| c.look().ledger.map(|row| (c, row)))
     }
 }
 
@@ -165,37 +279,22 @@ pub const fn is_child_return(nr: u32, ret: i64) -> bool {
     ret == 0 && matches!(nr, CLONE | FORK | VFORK | CLONE3)
 }
 
-/// The syscalls the issue names as the read/write, zero-copy and mapping
-/// families: always listed in the report, even with a zero count.
-pub const TRACKED: &[u32] = &[
-    READ,
-    WRITE,
-    PREAD64,
-    PWRITE64,
-    READV,
-    WRITEV,
-    PREADV,
-    PWRITEV,
-    PREADV2,
-    PWRITEV2,
-    RECVFROM,
-    SENDTO,
-    RECVMSG,
-    SENDMSG,
-    RECVMMSG,
-    SENDMMSG,
-    SENDFILE,
-    SPLICE,
-    TEE,
-    VMSPLICE,
-    COPY_FILE_RANGE,
-    MMAP,
-    MUNMAP,
-    MREMAP,
-    MSYNC,
-    MADVISE,
-    IO_URING_ENTER,
-];
-
 /// mmap flags the probe needs (include/uapi/asm-generic/mman-common.h).
 pub const MAP_ANONYMOUS: u64 = 0x20;
+
+impl From<&str> for Class {
+    /// The class named `name` (as in the JSON report); `Other` for a name
+    /// this build does not know, as when reading a saved report.
+    fn from(name: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .unwrap_or(Self::Other)
+    }
+}
+
+impl PartialEq<&str> for Class {
+    fn eq(&self, name: &&str) -> bool {
+        self.name() == *name
+    }
+}

@@ -7,7 +7,6 @@
 //! Format: https://docs.kernel.org/bpf/btf.html
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use zc_trace_common::KernelOffsets;
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -192,6 +191,29 @@ impl Btf {
     }
 }
 
+/// Byte offsets of the kernel struct fields the probes walk, read from the
+/// running kernel's BTF and handed to the probes as one read-only global
+/// each before load (CO-RE by hand: aya's Rust probes cannot emit field
+/// relocations). Never itself a map value, so a plain userspace struct.
+/// A zero `file_inode` means "unknown": fd kinds are then reported as such.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// task_struct.files
+    pub task_files: u32,
+    /// task_struct.tgid
+    pub task_tgid: u32,
+    /// files_struct.fdt
+    pub files_fdt: u32,
+    /// fdtable.max_fds
+    pub fdt_max_fds: u32,
+    /// fdtable.fd
+    pub fdt_fd: u32,
+    /// file.f_inode
+    pub file_inode: u32,
+    /// inode.i_mode
+    pub inode_mode: u32,
+}
+
 /// The offsets the probes need, from the running kernel's BTF.
 pub fn kernel_offsets() -> Result<KernelOffsets> {
     let path = vmlinux_path();
@@ -208,7 +230,6 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         fdt_fd: btf.offset("fdtable", "fd")?,
         file_inode: btf.offset("file", "f_inode")?,
         inode_mode: btf.offset("inode", "i_mode")?,
-        _pad: 0,
     })
 }
 

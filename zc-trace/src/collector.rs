@@ -1,5 +1,5 @@
 //! The only code that touches the maps: registers targets and reads the
-//! per-CPU counters, summed over CPUs, into the model's `Counters`.
+//! per-CPU counters, summed over CPUs, into the model's `Snapshot`.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use zc_trace_common::{
 
 use crate::{
     loader::Probes,
-    model::{Counters, ProcIdentity},
+    model::{ProcIdentity, Snapshot},
     target,
 };
 
@@ -147,15 +147,12 @@ impl Collector {
     }
 
     /// Reads every counter, summed over CPUs.
-    pub fn read(&self) -> Counters {
-        let mut out = Counters::default();
+    pub fn read(&self) -> Snapshot {
+        let mut out = Snapshot::default();
         for (key, per_cpu) in self.stats.iter().filter_map(Result::ok) {
             let mut sum = SyscallStats::default();
             for v in per_cpu.iter() {
-                sum.count += v.count;
-                sum.errors += v.errors;
-                sum.bytes += v.bytes;
-                sum.time_ns += v.time_ns;
+                sum += *v;
             }
             out.syscalls.push((key, sum));
         }

@@ -4,16 +4,17 @@
 
 use anyhow::Result;
 use aya::{Btf, Ebpf, EbpfLoader, programs::BtfTracePoint};
-use zc_trace_common::{KernelOffsets, PIDS_PER_SLOT, limits};
+use zc_trace_common::{PIDS_PER_SLOT, limits};
 
-use crate::error::failure;
+use crate::{btf::KernelOffsets, error::failure};
 
 /// The object built from zc-trace-ebpf by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc-trace"));
 
 struct Hook {
+    /// The BTF tracepoint, and the program attached to it: every probe is
+    /// named after its tracepoint.
     program: &'static str,
-    tracepoint: &'static str,
     /// What the report lacks without it; None if the run is pointless.
     optional: Option<&'static str>,
 }
@@ -21,47 +22,38 @@ struct Hook {
 const HOOKS: &[Hook] = &[
     Hook {
         program: "sys_enter",
-        tracepoint: "sys_enter",
         optional: None,
     },
     Hook {
         program: "sys_exit",
-        tracepoint: "sys_exit",
         optional: None,
     },
     Hook {
         program: "sched_process_fork",
-        tracepoint: "sched_process_fork",
         optional: Some("children will not be followed"),
     },
     Hook {
         program: "sched_process_exit",
-        tracepoint: "sched_process_exit",
         optional: Some("exit/exit_group calls will not be counted"),
     },
     Hook {
         program: "sched_process_exec",
-        tracepoint: "sched_process_exec",
         optional: Some("process names will not follow exec"),
     },
     Hook {
         program: "sched_switch",
-        tracepoint: "sched_switch",
         optional: Some("context switches will read 0"),
     },
     Hook {
         program: "page_fault_user",
-        tracepoint: "page_fault_user",
         optional: Some("user-mode page faults will read 0"),
     },
     Hook {
         program: "page_fault_kernel",
-        tracepoint: "page_fault_kernel",
         optional: Some("kernel-mode page faults will read 0"),
     },
     Hook {
         program: "mm_filemap_fault",
-        tracepoint: "mm_filemap_fault",
         optional: Some("file-backed page faults will read 0"),
     },
 ];
@@ -167,7 +159,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         if hook.program == "sys_enter" && !opts.timed {
             continue;
         }
-        let attached = if hook.tracepoint == pretend_missing {
+        let attached = if hook.program == pretend_missing {
             Err("no such BTF tracepoint (simulated)".to_owned())
         } else {
             attach(&mut ebpf, &btf, hook)
@@ -179,13 +171,13 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
                         1,
                         format!(
                             "this kernel lacks the {} tracepoint zc-trace needs ({e}): a kernel with BTF tracepoints (5.5+) is required",
-                            hook.tracepoint
+                            hook.program
                         ),
                     ));
                 }
                 Some(consequence) => missing.push(format!(
                     "kernel lacks the {} tracepoint ({e}): {consequence}",
-                    hook.tracepoint
+                    hook.program
                 )),
             }
         }
@@ -210,7 +202,7 @@ fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook) -> Result<(), String> {
         .try_into()
         .map_err(|e| format!("{e}"))?;
     program
-        .load(hook.tracepoint, btf)
+        .load(hook.program, btf)
         .map_err(|e| verifier_error(&e))?;
     program.attach().map_err(|e| format!("{e}"))?;
     Ok(())

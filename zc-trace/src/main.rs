@@ -1,24 +1,9 @@
-//! zc-trace: where do my bytes get copied, and what does it cost?
-//!
-//! preflight -> loader (probes live) -> target (held child released, or PID
-//! registered) -> session loop (collector samples) -> model -> renderers.
-
-mod app;
-mod btf;
-mod cli;
-mod collector;
-mod error;
-mod features;
-mod generate;
-mod lab;
-mod loader;
-mod model;
-mod preflight;
-mod render;
-mod session;
-mod target;
+//! The zc-trace command: everything is in the library; this maps its
+//! result to one error line and an exit code.
 
 use std::process::ExitCode;
+
+use zc_trace::{app, error};
 
 fn main() -> ExitCode {
     match app::run() {

@@ -289,8 +289,21 @@ fn yes_no(met: Option<bool>) -> &'static str {
     }
 }
 
+/// The bench's report: one section after another.
 pub fn markdown(r: &Results) -> String {
     let mut m = String::new();
+    header(&mut m, r);
+    overview(&mut m, r);
+    zc_trace_itself(&mut m, r);
+    targets_table(&mut m, r);
+    bpf_cost(&mut m, r);
+    let notes = every_cell(&mut m, r);
+    method(&mut m, r, notes);
+    m
+}
+
+/// Title, machine, what ran around the bench.
+fn header(m: &mut String, r: &Results) {
     let get = |k: &str, list: &[(String, String)]| {
         list.iter()
             .find(|(a, _)| a == k)
@@ -354,8 +367,10 @@ pub fn markdown(r: &Results) -> String {
          start-up and exit are not in the ratios (they are below).\n",
         r.rounds
     );
+}
 
-    // The overview.
+/// The overview: workload time traced / untraced, per tracer.
+fn overview(m: &mut String, r: &Results) {
     let _ = write!(
         m,
         "### Overhead: workload time traced / untraced\n\n| workload | untraced |"
@@ -430,8 +445,10 @@ pub fn markdown(r: &Results) -> String {
         m,
         "\nEarlier measurements of the peers on dd bs=1 (issue 5): {EARLIER_PEERS}.\n"
     );
+}
 
-    // zc-trace itself.
+/// zc-trace's own figures: start-up, memory, collector, neighbours.
+fn zc_trace_itself(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
         "### zc-trace itself\n\n| figure | median [min–max] | how |\n|---|---:|---|"
@@ -543,8 +560,10 @@ pub fn markdown(r: &Results) -> String {
         );
     }
     m.push('\n');
+}
 
-    // Targets.
+/// The targets, reported against the medians.
+fn targets_table(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
         "### Targets (reported, not asserted; met = the median is within)\n\n| target | limit | measured | met |\n|---|---|---|---|"
@@ -560,8 +579,10 @@ pub fn markdown(r: &Results) -> String {
         );
     }
     m.push('\n');
+}
 
-    // BPF cost.
+/// BPF run time per program, from zc-trace's own report.
+fn bpf_cost(m: &mut String, r: &Results) {
     let mut cost_rows = String::new();
     for t in [Tracer::Zc, Tracer::ZcNoLatency] {
         let Some(agg) = r.cells.get(&(Workload::Dd, t)).and_then(cost_of) else {
@@ -598,8 +619,10 @@ pub fn markdown(r: &Results) -> String {
              | config | program | events per run (median) | ns per event |\n|---|---|---:|---:|\n{cost_rows}"
         );
     }
+}
 
-    // Details.
+/// Every cell in detail; returns the notes the cells and the run earned.
+fn every_cell(m: &mut String, r: &Results) -> Vec<String> {
     let _ = writeln!(
         m,
         "### Every cell\n\n| workload | tracer | count | pairs | untraced | traced | ratio median [IQR] [min–max] | traced wall (whole command) | zc-trace syscalls counted |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -698,8 +721,11 @@ pub fn markdown(r: &Results) -> String {
         notes
             .push("neighbour: in some rounds the partner dd ended before the neighbour did".into());
     }
+    notes
+}
 
-    // Method.
+/// How the workloads and tracers ran, then the notes.
+fn method(m: &mut String, r: &Results, notes: Vec<String>) {
     let _ = writeln!(m, "### Workloads and tracers\n");
     for &w in &r.workloads {
         let _ = writeln!(
@@ -730,7 +756,6 @@ pub fn markdown(r: &Results) -> String {
         }
         m.push('\n');
     }
-    m
 }
 
 fn one_line(s: &str) -> String {

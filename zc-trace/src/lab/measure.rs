@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::model::report::Report;
 
 /// Count and bytes of one (syscall, fd kind) row.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, derive_more::SubAssign)]
 pub struct Row {
     pub count: i64,
     pub bytes: i64,
@@ -96,9 +96,7 @@ impl Sample {
     pub fn minus(&self, base: &Sample) -> Sample {
         let mut calls = self.calls.clone();
         for (k, b) in &base.calls {
-            let r = calls.entry(k.clone()).or_default();
-            r.count -= b.count;
-            r.bytes -= b.bytes;
+            *calls.entry(k.clone()).or_default() -= *b;
         }
         calls.retain(|_, r| *r != Row::default());
         let mut out = Sample {
@@ -142,6 +140,17 @@ impl Sample {
             ($($f:ident),*) => { $( out.$f = median_i64(samples.iter().map(|s| s.$f).collect()); )* };
         }
         scalars!(med);
+        out
+    }
+
+    /// Differences below zero are start-up noise the baseline
+    /// over-subtracted: reported as zero (rows are left as they are).
+    pub fn clamped(&self) -> Sample {
+        let mut out = self.clone();
+        macro_rules! clamp {
+            ($($f:ident),*) => { $( out.$f = out.$f.max(0); )* };
+        }
+        scalars!(clamp);
         out
     }
 

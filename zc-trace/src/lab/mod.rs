@@ -66,6 +66,52 @@ pub(crate) fn syscall_nr(name: &str) -> u32 {
 
 pub fn run(args: &LabArgs) -> Result<u8> {
     let methods = method::parse_list(&args.methods)?;
+    check_args(args)?;
+    // Everything that can fail early does, before a byte is written.
+    preflight::check_privileges()?;
+    preflight::check_btf()?;
+    let json_out = args
+        .json
+        .as_deref()
+        .map(|p| preflight::create_output(p, "lab JSON"))
+        .transpose()?;
+    if let Some(dir) = &args.output_dir {
+        preflight::check_output_dir(dir)?;
+    }
+    let exe = std::env::current_exe()
+        .context("cannot find zc-trace's own executable to run the lab's sender")?;
+    catch_interrupts();
+    same_layout_every_run();
+
+    let started = Instant::now();
+    let work = WorkDir::new(args.dir.as_deref())?;
+    let lab = Lab::new(args, &exe, &work)?;
+    let (baseline, baseline_dropped) = baseline(&lab, args.runs)?;
+    let page_size = page_size();
+    let (out, dropped) = measure(&lab, args, &methods, &baseline, page_size)?;
+    let results = LabResults {
+        size: args.size,
+        chunk: args.chunk,
+        runs: args.runs,
+        cold: args.cold,
+        page_size,
+        pipe_size: lab.pipe,
+        baseline: results::clamped(&baseline),
+        baseline_runs: args.runs,
+        methods: out,
+        elapsed_ns: started.elapsed().as_nanos() as u64,
+        notes: notes(args, &methods, lab.pipe, dropped + baseline_dropped),
+    };
+    drop(work);
+
+    print!("{}", table::render(&results));
+    std::io::stdout().flush().ok();
+    write_outputs(&results, json_out, args.output_dir.as_deref())?;
+    Ok(0)
+}
+
+/// Usage errors the parser cannot catch.
+fn check_args(args: &LabArgs) -> Result<()> {
     if args.runs == 0 {
         return Err(failure(
             EXIT_USAGE,
@@ -85,69 +131,71 @@ pub fn run(args: &LabArgs) -> Result<u8> {
     if usize::try_from(args.size).is_err() {
         return Err(failure(EXIT_USAGE, "--size is too large for this machine"));
     }
-    // Everything that can fail early does, before a byte is written.
-    preflight::check_privileges()?;
-    preflight::check_btf()?;
-    let json_out = args
-        .json
-        .as_deref()
-        .map(|p| preflight::create_output(p, "lab JSON"))
-        .transpose()?;
-    if let Some(dir) = &args.output_dir {
-        preflight::check_output_dir(dir)?;
+    Ok(())
+}
+
+impl Lab {
+    /// The test file written, the receiver listening.
+    fn new(args: &LabArgs, exe: &Path, work: &WorkDir) -> Result<Self> {
+        let file = work.path("data.bin");
+        eprintln!(
+            "zc-trace lab: writing a {} test file in {}",
+            bytes(args.size),
+            work.dir.display()
+        );
+        let sum = create_file(&file, args.size, args.cold)?;
+        let listener =
+            TcpListener::bind("127.0.0.1:0").context("the receiver cannot listen on 127.0.0.1")?;
+        Ok(Lab {
+            exe: exe.display().to_string(),
+            file,
+            dest: work.path("copy.bin"),
+            result: work.path("result.bin"),
+            listener,
+            size: args.size,
+            chunk: args.chunk,
+            pipe: sender::pipe_capacity(args.chunk),
+            cold: args.cold,
+            checksum: sum,
+        })
     }
-    let exe = std::env::current_exe()
-        .context("cannot find zc-trace's own executable to run the lab's sender")?;
-    catch_interrupts();
-    same_layout_every_run();
+}
 
-    let started = Instant::now();
-    let work = WorkDir::new(args.dir.as_deref())?;
-    let file = work.path("data.bin");
-    eprintln!(
-        "zc-trace lab: writing a {} test file in {}",
-        bytes(args.size),
-        work.dir.display()
-    );
-    let sum = create_file(&file, args.size, args.cold)?;
-    let listener =
-        TcpListener::bind("127.0.0.1:0").context("the receiver cannot listen on 127.0.0.1")?;
-    let lab = Lab {
-        exe: exe.display().to_string(),
-        file,
-        dest: work.path("copy.bin"),
-        result: work.path("result.bin"),
-        listener,
-        size: args.size,
-        chunk: args.chunk,
-        pipe: sender::pipe_capacity(args.chunk),
-        cold: args.cold,
-        checksum: sum,
-    };
-
-    let mut baseline_runs = Vec::new();
-    for k in 1..=args.runs {
-        eprintln!("zc-trace lab: baseline (noop) run {k}/{}", args.runs);
-        baseline_runs.push(lab.run_once(Method::Noop)?);
+/// The median of `runs` baseline (noop) runs, and the records they lost.
+fn baseline(lab: &Lab, runs: u32) -> Result<(Sample, u64)> {
+    let mut samples = Vec::new();
+    let mut dropped = 0;
+    for k in 1..=runs {
+        eprintln!("zc-trace lab: baseline (noop) run {k}/{runs}");
+        let run = lab.run_once(Method::Noop)?;
+        dropped += run.dropped;
+        samples.push(run.sample);
     }
-    let baseline = Sample::median(
-        &baseline_runs
-            .iter()
-            .map(|r| r.sample.clone())
-            .collect::<Vec<_>>(),
-    );
+    Ok((Sample::median(&samples), dropped))
+}
 
+fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
-    let page_size = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
         .unwrap_or(4096)
-        .max(1);
+        .max(1)
+}
+
+/// Every method's runs, the baseline subtracted, and the records they lost.
+fn measure(
+    lab: &Lab,
+    args: &LabArgs,
+    methods: &[Method],
+    baseline: &Sample,
+    page_size: u64,
+) -> Result<(Vec<MethodResult>, u64)> {
     let mut out = Vec::new();
     let mut dropped = 0;
-    for &m in &methods {
+    for &m in methods {
         let mut runs = Vec::new();
         for k in 1..=args.runs {
             let mut run = lab.run_once(m)?;
-            run.sample = run.sample.minus(&baseline);
+            run.sample = run.sample.minus(baseline);
             eprintln!(
                 "zc-trace lab: {} run {k}/{}: {} in {}, {:.0} MiB/s, {} syscalls",
                 m.label(),
@@ -166,14 +214,17 @@ pub fn run(args: &LabArgs) -> Result<u8> {
             m.model(args.size, args.chunk, page_size, lab.pipe),
         ));
     }
-    dropped += baseline_runs.iter().map(|r| r.dropped).sum::<u64>();
+    Ok((out, dropped))
+}
 
+/// The standing notes, and the warnings this run earned.
+fn notes(args: &LabArgs, methods: &[Method], pipe: u64, dropped: u64) -> Vec<String> {
     let mut notes = results::notes();
-    if methods.contains(&Method::Splice) && lab.pipe < args.chunk {
+    if methods.contains(&Method::Splice) && pipe < args.chunk {
         notes.push(format!(
             "NOTE: a pipe holds at most {} here (fs.pipe-max-size, no CAP_SYS_RESOURCE): splice moves at most \
              that per call, and the model counts its calls so",
-            bytes(lab.pipe)
+            bytes(pipe)
         ));
     }
     if args.size < 16 << 20 {
@@ -188,40 +239,32 @@ pub fn run(args: &LabArgs) -> Result<u8> {
             grouped(dropped)
         ));
     }
-    let results = LabResults {
-        size: args.size,
-        chunk: args.chunk,
-        runs: args.runs,
-        cold: args.cold,
-        page_size,
-        pipe_size: lab.pipe,
-        baseline: results::clamped(&baseline),
-        baseline_runs: args.runs,
-        methods: out,
-        elapsed_ns: started.elapsed().as_nanos() as u64,
-        notes,
-    };
-    drop(work);
+    notes
+}
 
-    print!("{}", table::render(&results));
-    std::io::stdout().flush().ok();
-    let json = results::to_json(&results);
+/// The JSON (to --json and into -o DIR) and the chart.
+fn write_outputs(
+    results: &LabResults,
+    json_out: Option<preflight::Output>,
+    output_dir: Option<&Path>,
+) -> Result<()> {
+    let json = results::to_json(results);
     if let Some(o) = json_out {
         write_json(&json, o.file, &o.path)?;
     }
-    if let Some(dir) = &args.output_dir {
+    if let Some(dir) = output_dir {
         let path = dir.join("lab.json");
         let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         write_json(&json, f, &path)?;
         let mut written = vec![path];
-        written.extend(write_charts(&results, dir)?);
+        written.extend(write_charts(results, dir)?);
         eprintln!(
             "zc-trace lab: wrote {} files to {}",
             written.len(),
             dir.display()
         );
     }
-    Ok(0)
+    Ok(())
 }
 
 /// The comparison chart, one group per method.

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
+use zc_trace_common::syscalls::{Class, shape};
 
+use crate::model::ledger::MODE_SWITCH_RULE;
 use crate::model::report::{
     Bytes, ContextSwitches, Counts, PageFaults, Report, SyscallEntry, Target, Tool, Totals,
 };
@@ -194,25 +196,7 @@ pub fn disagrees(measured: f64, model: f64, abs: f64) -> bool {
 /// Differences below zero are start-up noise the baseline over-subtracted:
 /// reported as zero.
 pub fn clamped(s: &Sample) -> Sample {
-    let mut out = s.clone();
-    for v in [
-        &mut out.syscalls,
-        &mut out.errors,
-        &mut out.mode_switches,
-        &mut out.kernel_ns,
-        &mut out.copied_to_user,
-        &mut out.copied_from_user,
-        &mut out.zero_copy,
-        &mut out.mapped,
-        &mut out.faults_user,
-        &mut out.faults_kernel,
-        &mut out.faults_file,
-        &mut out.cs_voluntary,
-        &mut out.cs_involuntary,
-    ] {
-        *v = (*v).max(0);
-    }
-    out
+    s.clamped()
 }
 
 /// Everything the lab found.
@@ -248,9 +232,10 @@ pub fn notes() -> Vec<String> {
         "zero_copy = bytes returned by zero-copy calls per byte delivered: splice moves each byte twice \
          (file -> pipe, pipe -> socket), so 2"
             .to_owned(),
-        "mode switches are derived (2 per syscall, 2 per user-mode page fault); the textbook also counts 2 per \
-         page fault, but faults taken inside write() (kernel mode) are no extra mode switch"
-            .to_owned(),
+        format!(
+            "mode switches are derived ({MODE_SWITCH_RULE}); the textbook also counts 2 per page fault, but \
+             faults taken inside write() (kernel mode) are no extra mode switch"
+        ),
         "in-kernel copies (page cache -> socket buffer, file -> file) are model values: a syscall tracer cannot \
          see them"
             .to_owned(),
@@ -409,10 +394,10 @@ fn as_report(m: &MethodResult) -> Report {
             .entry(name.to_owned())
             .or_insert_with(|| SyscallEntry {
                 nr: crate::lab::syscall_nr(name),
-                class: class_of(name).into(),
+                class: class_of(name),
                 ..Default::default()
             });
-        e.counts.add(&c);
+        e.counts += c;
         e.by_fd_kind.insert(kind.to_owned(), c);
     }
     let u = |v: i64| v.max(0) as u64;
@@ -460,16 +445,10 @@ fn as_report(m: &MethodResult) -> Report {
     }
 }
 
-fn class_of(name: &str) -> &'static str {
-    match name {
-        "read" | "pread64" | "readv" | "preadv" | "preadv2" | "recvfrom" | "recvmsg"
-        | "recvmmsg" => "copy_to_user",
-        "write" | "pwrite64" | "writev" | "pwritev" | "pwritev2" | "sendto" | "sendmsg"
-        | "sendmmsg" => "copy_from_user",
-        "sendfile" | "splice" | "tee" | "vmsplice" | "copy_file_range" => "zero_copy",
-        "mmap" => "mapping",
-        _ => "other",
-    }
+/// The tracer's class of syscall `name` (other for a name it does not know).
+fn class_of(name: &str) -> Class {
+    name.parse::<syscalls::Sysno>()
+        .map_or(Class::Other, |s| shape(s.id() as u32).class)
 }
 
 #[cfg(test)]
@@ -578,6 +557,18 @@ pub(crate) mod tests {
             "{:?}",
             r.methods[1].figures(SIZE)
         );
+    }
+
+    #[test]
+    fn the_lab_classes_syscalls_as_the_tracer_does() {
+        assert_eq!(class_of("read"), Class::CopyToUser);
+        assert_eq!(class_of("sendmmsg"), Class::CopyFromUser);
+        assert_eq!(class_of("splice"), Class::ZeroCopy);
+        for name in ["mmap", "munmap", "mremap", "msync", "madvise"] {
+            assert_eq!(class_of(name), Class::Mapping, "{name}");
+        }
+        assert_eq!(class_of("io_uring_enter"), Class::Other);
+        assert_eq!(class_of("syscall_999"), Class::Other);
     }
 
     #[test]

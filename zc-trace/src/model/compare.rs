@@ -70,10 +70,8 @@ pub fn normalise(r: &Report, basis_bytes: u64) -> Normalised {
         mode_switches_per_mib: per_mib(t.mode_switches),
         copied_per_byte: per_byte(t.bytes.copied_to_user + t.bytes.copied_from_user),
         zero_copy_per_byte: per_byte(t.bytes.zero_copy),
-        page_faults_per_mib: per_mib(t.page_faults.user + t.page_faults.kernel),
-        context_switches_per_mib: per_mib(
-            t.context_switches.voluntary + t.context_switches.involuntary,
-        ),
+        page_faults_per_mib: per_mib(t.page_faults.total()),
+        context_switches_per_mib: per_mib(t.context_switches.total()),
         kernel_ns_per_mib: per_mib(t.time_ns),
     }
 }

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use zc_trace_common::{
     FdKind, ProcCounters, SyscallKey, SyscallStats, drop,
-    syscalls::{Class, never_returns, shape},
+    syscalls::{never_returns, shape},
 };
 
 use super::{
-    Counters, ProcIdentity,
+    ProcIdentity, Snapshot,
     report::{
-        Bytes, ContextSwitches, Counts, PageFaults, Process, Report, SCHEMA_VERSION, SyscallEntry,
-        Target, Timeline, Tool, Totals,
+        ContextSwitches, Counts, PageFaults, Process, Report, SCHEMA_VERSION, SyscallEntry, Target,
+        Timeline, Tool, Totals,
     },
     syscall_name,
 };
@@ -26,35 +26,25 @@ pub fn kind_key(kind: u8, src_kind: u8) -> String {
     }
 }
 
-fn counts(s: &SyscallStats) -> Counts {
-    Counts {
-        count: s.count,
-        errors: s.errors,
-        bytes: s.bytes,
-        time_ns: s.time_ns,
-    }
-}
-
 /// Groups rows by syscall name, with the per-fd-kind split.
 pub fn syscall_table<'a>(
     rows: impl IntoIterator<Item = &'a (SyscallKey, SyscallStats)>,
 ) -> BTreeMap<String, SyscallEntry> {
     let mut table: BTreeMap<String, SyscallEntry> = BTreeMap::new();
     for (key, stats) in rows {
-        let c = counts(stats);
+        let c = Counts::from(*stats);
         let entry = table
             .entry(syscall_name(key.nr))
             .or_insert_with(|| SyscallEntry {
                 nr: key.nr,
-                class: shape(key.nr).class.name().to_owned(),
+                class: shape(key.nr).class,
                 ..Default::default()
             });
-        entry.counts.add(&c);
-        entry
+        entry.counts += c;
+        *entry
             .by_fd_kind
             .entry(kind_key(key.kind, key.src_kind))
-            .or_default()
-            .add(&c);
+            .or_default() += c;
     }
     table
 }
@@ -82,31 +72,37 @@ pub fn totals(table: &BTreeMap<String, SyscallEntry>, events: &ProcCounters) -> 
         if never_returns(entry.nr) {
             one_way += c.count;
         }
-        add_bytes(&mut t.bytes, shape(entry.nr).class, c.bytes);
+        t.bytes.add(entry.class, c.bytes);
     }
-    t.mode_switches = 2 * t.syscalls - one_way + 2 * t.page_faults.user;
+    t.mode_switches = mode_switches(t.syscalls - one_way, one_way, t.page_faults.user);
     t
 }
 
-/// Files `bytes` of a call of class `class` under its ledger column.
-pub fn add_bytes(b: &mut Bytes, class: Class, bytes: u64) {
-    match class {
-        Class::CopyToUser => b.copied_to_user += bytes,
-        Class::CopyFromUser => b.copied_from_user += bytes,
-        Class::ZeroCopy => b.zero_copy += bytes,
-        Class::Mapping => b.mapped += bytes,
-        Class::Other => {}
-    }
+/// The mode-switch rule in words, for every note and legend that states it.
+macro_rules! mode_switch_rule {
+    () => {
+        "2 per returning syscall, 1 per exit/exit_group, 2 per user-mode page fault"
+    };
+}
+pub const MODE_SWITCH_RULE: &str = mode_switch_rule!();
+
+/// The mode-switch rule, the one place it is computed: a returning syscall
+/// enters and leaves the kernel (2), exit/exit_group only enter it (1), and
+/// a user-mode page fault is an entry and a return too (2). Interrupts are
+/// not counted.
+/// Generic so the lab's textbook model (in fractions) uses it too.
+pub fn mode_switches<T>(returning_calls: T, one_way_calls: T, user_faults: T) -> T
+where
+    T: Copy + From<u8> + std::ops::Add<Output = T> + std::ops::Mul<Output = T>,
+{
+    let two = T::from(2);
+    two * returning_calls + one_way_calls + two * user_faults
 }
 
 pub fn sum_events<'a>(events: impl IntoIterator<Item = &'a ProcCounters>) -> ProcCounters {
     let mut sum = ProcCounters::default();
     for e in events {
-        sum.ctx_voluntary += e.ctx_voluntary;
-        sum.ctx_involuntary += e.ctx_involuntary;
-        sum.faults_user += e.faults_user;
-        sum.faults_kernel += e.faults_kernel;
-        sum.faults_file += e.faults_file;
+        sum += *e;
     }
     sum
 }
@@ -122,7 +118,7 @@ pub struct RunInfo {
 
 /// Builds the full report from the final counters.
 pub fn build_report(
-    counters: &Counters,
+    counters: &Snapshot,
     identities: &BTreeMap<u32, ProcIdentity>,
     run: RunInfo,
 ) -> Report {
@@ -178,7 +174,11 @@ pub fn build_report(
 /// What is derived rather than measured; printed with every report.
 pub const NOTES: &[&str] = &[
     "counts, errors, bytes, time, fd kinds, page faults and context switches are measured in kernel, exactly",
-    "mode_switches is derived: 2 per returning syscall, 1 per exit/exit_group, 2 per user-mode page fault (interrupts not included)",
+    concat!(
+        "mode_switches is derived: ",
+        mode_switch_rule!(),
+        " (interrupts not included)"
+    ),
     "copied bytes are the byte counts of read/write-family calls; copies inside the kernel (page cache -> socket buffer) and DMA are not visible to a syscall tracer",
     "io_uring_enter is counted, but the I/O it submits is not attributed to bytes",
 ];
@@ -186,6 +186,7 @@ pub const NOTES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::report::Bytes;
     use zc_trace_common::syscalls as nr;
 
     fn row(
@@ -270,7 +271,7 @@ mod tests {
 
     #[test]
     fn report_splits_processes_and_keeps_drops() {
-        let counters = Counters {
+        let counters = Snapshot {
             syscalls: vec![
                 row(10, nr::WRITE, FdKind::Pipe, FdKind::None, 1, 5),
                 row(11, nr::WRITE, FdKind::Pipe, FdKind::None, 2, 7),

@@ -1,7 +1,8 @@
 //! The pure model: raw counters in, a `Report` out. No I/O, no aya.
 //!
-//! `Counters` is what the collector read from the kernel at one instant;
-//! `ledger` turns counters into the copy ledger; `report` holds the
+//! `Snapshot` is what the collector read from the kernel at one instant
+//! (named apart from the kernel's per-process `ProcCounters` map rows);
+//! `ledger` turns a snapshot into the copy ledger; `report` holds the
 //! serialisable result every renderer reads.
 
 pub mod compare;
@@ -15,7 +16,7 @@ use zc_trace_common::{ProcCounters, SyscallKey, SyscallStats, drop};
 
 /// Everything the probes counted, summed over CPUs, at one instant.
 #[derive(Clone, Debug, Default)]
-pub struct Counters {
+pub struct Snapshot {
     pub syscalls: Vec<(SyscallKey, SyscallStats)>,
     pub procs: BTreeMap<u32, ProcCounters>,
     pub dropped: [u64; drop::COUNT as usize],

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use derive_more::AddAssign;
 use serde::{Deserialize, Serialize};
+use zc_trace_common::syscalls::Class;
 
 /// Bump when a field changes meaning or goes away; adding fields is fine.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -85,7 +87,7 @@ pub struct Target {
 }
 
 /// Count, failures, bytes and kernel time of a group of calls.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]
 pub struct Counts {
     pub count: u64,
     pub errors: u64,
@@ -93,20 +95,21 @@ pub struct Counts {
     pub time_ns: u64,
 }
 
-impl Counts {
-    pub fn add(&mut self, other: &Counts) {
-        self.count += other.count;
-        self.errors += other.errors;
-        self.bytes += other.bytes;
-        self.time_ns += other.time_ns;
+impl From<zc_trace_common::SyscallStats> for Counts {
+    fn from(s: zc_trace_common::SyscallStats) -> Self {
+        Counts {
+            count: s.count,
+            errors: s.errors,
+            bytes: s.bytes,
+            time_ns: s.time_ns,
+        }
     }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyscallEntry {
     pub nr: u32,
-    /// copy_to_user, copy_from_user, zero_copy, mapping or other.
-    pub class: String,
+    pub class: Class,
     #[serde(flatten)]
     pub counts: Counts,
     /// Split by the kind of fd used: "file", "socket", "pipe", "other",
@@ -114,13 +117,13 @@ pub struct SyscallEntry {
     pub by_fd_kind: BTreeMap<String, Counts>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]
 pub struct ContextSwitches {
     pub voluntary: u64,
     pub involuntary: u64,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]
 pub struct PageFaults {
     /// Faults taken in user mode (each one a kernel entry and exit).
     pub user: u64,
@@ -130,7 +133,20 @@ pub struct PageFaults {
     pub file: u64,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+impl ContextSwitches {
+    pub fn total(&self) -> u64 {
+        self.voluntary + self.involuntary
+    }
+}
+
+impl PageFaults {
+    /// Every fault once (file-backed ones are a subset of these).
+    pub fn total(&self) -> u64 {
+        self.user + self.kernel
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]
 pub struct Bytes {
     /// Returned by read-family calls: copied by the CPU, kernel -> user.
     pub copied_to_user: u64,
@@ -142,7 +158,51 @@ pub struct Bytes {
     pub mapped: u64,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+// Class::ALL lists the classes in discriminant order with Other last (the
+// rank of a class in every table and legend): a class numbered before Other
+// but missing from ALL fails here.
+const _: () = {
+    let mut i = 0;
+    while i < Class::ALL.len() {
+        assert!(Class::ALL[i] as usize == i);
+        i += 1;
+    }
+    assert!(Class::ALL.len() == Class::Other as usize + 1);
+};
+
+impl Bytes {
+    /// The ledger rule: the column a class's bytes are filed under, `None`
+    /// for a class whose bytes the ledger does not count.
+    fn column(&mut self, class: Class) -> Option<&mut u64> {
+        match class {
+            Class::CopyToUser => Some(&mut self.copied_to_user),
+            Class::CopyFromUser => Some(&mut self.copied_from_user),
+            Class::ZeroCopy => Some(&mut self.zero_copy),
+            Class::Mapping => Some(&mut self.mapped),
+            Class::Other => None,
+        }
+    }
+
+    /// Files `bytes` of a call of class `class` under its column.
+    pub fn add(&mut self, class: Class, bytes: u64) {
+        if let Some(n) = self.column(class) {
+            *n += bytes;
+        }
+    }
+
+    /// The bytes filed under `class` (0 for a class without a column).
+    pub fn of(&self, class: Class) -> u64 {
+        let mut copy = *self;
+        copy.column(class).map_or(0, |n| *n)
+    }
+
+    /// Every column's bytes, in ledger order.
+    pub fn total(&self) -> u64 {
+        Class::ledger().map(|(c, _)| self.of(c)).sum()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]
 pub struct Totals {
     pub syscalls: u64,
     pub errors: u64,
@@ -175,10 +235,39 @@ pub struct Timeline {
 pub struct TimelineSample {
     pub t_ns: u64,
     pub syscalls: u64,
-    pub copied_to_user: u64,
-    pub copied_from_user: u64,
-    pub zero_copy: u64,
-    pub mapped: u64,
+    /// The ledger's columns, inline in the JSON (copied_to_user ...).
+    #[serde(flatten)]
+    pub bytes: Bytes,
     pub page_faults: u64,
     pub context_switches: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_are_named_in_json_as_in_the_table() {
+        for class in Class::ALL {
+            let json = serde_json::to_string(&class).unwrap();
+            assert_eq!(json, format!("\"{}\"", class.name()));
+            assert_eq!(serde_json::from_str::<Class>(&json).unwrap(), class);
+        }
+        assert_eq!(
+            serde_json::from_str::<Class>("\"direct_io\"").unwrap(),
+            Class::Other,
+            "a class from a newer zc-trace reads as other"
+        );
+    }
+
+    #[test]
+    fn bytes_are_filed_by_class() {
+        let mut b = Bytes::default();
+        for (i, class) in Class::ALL.into_iter().enumerate() {
+            b.add(class, 1 << i);
+        }
+        assert_eq!(b.of(Class::Mapping), 8);
+        assert_eq!(b.of(Class::Other), 0);
+        assert_eq!(b.total(), 15);
+    }
 }

@@ -1,30 +1,26 @@
 //! The sampled time series: cumulative counters every interval.
 
-use zc_trace_common::syscalls::shape;
+use zc_trace_common::syscalls::{Class, shape};
 
 use super::{
-    Counters,
-    ledger::add_bytes,
+    Snapshot,
     ledger::sum_events,
     report::{Bytes, TimelineSample},
 };
 
 /// The cumulative totals of `counters`, stamped `t_ns` after the start.
-pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
+pub fn sample(counters: &Snapshot, t_ns: u64) -> TimelineSample {
     let mut bytes = Bytes::default();
     let mut syscalls = 0;
     for (key, stats) in &counters.syscalls {
         syscalls += stats.count;
-        add_bytes(&mut bytes, shape(key.nr).class, stats.bytes);
+        bytes.add(shape(key.nr).class, stats.bytes);
     }
     let ev = sum_events(counters.procs.values());
     TimelineSample {
         t_ns,
         syscalls,
-        copied_to_user: bytes.copied_to_user,
-        copied_from_user: bytes.copied_from_user,
-        zero_copy: bytes.zero_copy,
-        mapped: bytes.mapped,
+        bytes,
         page_faults: ev.faults_user + ev.faults_kernel,
         context_switches: ev.ctx_voluntary + ev.ctx_involuntary,
     }
@@ -36,12 +32,20 @@ pub struct Rate {
     pub t_start_ns: u64,
     pub t_end_ns: u64,
     pub syscalls: f64,
-    pub copied_to_user: f64,
-    pub copied_from_user: f64,
-    pub zero_copy: f64,
-    pub mapped: f64,
+    /// Bytes per second of each class, in `Class::ALL` order.
+    bytes: [f64; Class::ALL.len()],
     pub page_faults: f64,
     pub context_switches: f64,
+}
+
+impl Rate {
+    /// Bytes per second filed under `class`.
+    pub fn bytes(&self, class: Class) -> f64 {
+        Class::ALL
+            .iter()
+            .position(|c| *c == class)
+            .map_or(0.0, |i| self.bytes[i])
+    }
 }
 
 /// The rates between consecutive cumulative samples. The first interval runs
@@ -63,10 +67,7 @@ pub fn rates(samples: &[TimelineSample]) -> Vec<Rate> {
             t_start_ns: prev.t_ns,
             t_end_ns: s.t_ns,
             syscalls: per_s(s.syscalls, prev.syscalls),
-            copied_to_user: per_s(s.copied_to_user, prev.copied_to_user),
-            copied_from_user: per_s(s.copied_from_user, prev.copied_from_user),
-            zero_copy: per_s(s.zero_copy, prev.zero_copy),
-            mapped: per_s(s.mapped, prev.mapped),
+            bytes: Class::ALL.map(|c| per_s(s.bytes.of(c), prev.bytes.of(c))),
             page_faults: per_s(s.page_faults, prev.page_faults),
             context_switches: per_s(s.context_switches, prev.context_switches),
         });
@@ -83,7 +84,10 @@ mod tests {
         TimelineSample {
             t_ns,
             syscalls,
-            zero_copy,
+            bytes: Bytes {
+                zero_copy,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -94,10 +98,10 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!((r[0].t_start_ns, r[0].t_end_ns), (0, 100_000_000));
         assert!((r[0].syscalls - 100.0).abs() < 1e-9);
-        assert!((r[0].zero_copy - 10_000.0).abs() < 1e-9);
+        assert!((r[0].bytes(Class::ZeroCopy) - 10_000.0).abs() < 1e-9);
         assert_eq!((r[1].t_start_ns, r[1].t_end_ns), (100_000_000, 300_000_000));
         assert!((r[1].syscalls - 100.0).abs() < 1e-9);
-        assert_eq!(r[1].zero_copy, 0.0);
+        assert_eq!(r[1].bytes(Class::ZeroCopy), 0.0);
     }
 
     #[test]

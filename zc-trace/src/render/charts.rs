@@ -33,7 +33,7 @@ use crate::model::report::Report;
 use text::Typeset;
 
 pub use compare::metrics;
-pub use palette::{Path as BytePath, class_colour, hex};
+pub use palette::{class_colour, hex};
 pub use units::figure;
 
 /// Every chart is drawn at this size, in pixels (the SVG's view box too).
@@ -118,8 +118,8 @@ impl Chart {
 }
 
 /// Writes the charts of one run into `dir` (created if missing); returns the
-/// files written: ledger, timeline, syscalls and, with more than one
-/// process, processes.
+/// files written: ledger, timeline, syscalls, latency and, with more than
+/// one process, processes (`Chart::of`).
 pub fn render_run(report: &Report, dir: &Path, format: Format) -> Result<Vec<PathBuf>> {
     fonts()?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -2,6 +2,8 @@
 //! copying calls first, then zero-copy, mapping and everything else, each
 //! group busiest first, the long tail of "other" folded.
 
+use zc_trace_common::syscalls::Class;
+
 use crate::model::report::{Report, SyscallEntry};
 
 use super::format::{bytes, duration_ns, grouped};
@@ -17,38 +19,26 @@ pub struct Group<'a> {
     pub folded: Vec<(&'a str, &'a SyscallEntry)>,
 }
 
-/// The non-empty groups of a report, in display order.
+/// The non-empty groups of a report, in display order: one per distinct
+/// `Look::group` of the classes, "other" (and only it) folded.
 pub fn groups(r: &Report) -> Vec<Group<'_>> {
-    const GROUPS: [(&str, &[&str]); 4] = [
-        ("copying", &["copy_to_user", "copy_from_user"]),
-        ("zero-copy", &["zero_copy"]),
-        ("mapping", &["mapping"]),
-        ("other", &[]),
-    ];
-    let known: Vec<&str> = GROUPS.iter().flat_map(|(_, c)| c.iter().copied()).collect();
-    GROUPS
-        .iter()
-        .filter_map(|(title, classes)| {
-            // "other" takes every class the others do not, so a class added
-            // later is never lost from the table.
+    let mut titles: Vec<&'static str> = Class::ALL.iter().map(|c| c.look().group).collect();
+    titles.dedup();
+    titles
+        .into_iter()
+        .filter_map(|title| {
             let mut rows: Vec<(&str, &SyscallEntry)> = r
                 .syscalls
                 .iter()
-                .filter(|(_, e)| {
-                    let class = e.class.as_str();
-                    if classes.is_empty() {
-                        !known.contains(&class)
-                    } else {
-                        classes.contains(&class)
-                    }
-                })
+                .filter(|(_, e)| e.class.look().group == title)
                 .map(|(n, e)| (n.as_str(), e))
                 .collect();
             if rows.is_empty() {
                 return None;
             }
             rows.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(b.0)));
-            let folded = if classes.is_empty() && rows.len() > OTHER_ROWS {
+            let folds = rows.iter().any(|(_, e)| e.class == Class::Other);
+            let folded = if folds && rows.len() > OTHER_ROWS {
                 rows.split_off(OTHER_ROWS)
             } else {
                 Vec::new()
@@ -79,7 +69,7 @@ pub fn cells(e: &SyscallEntry) -> Cells {
             .time_ns
             .checked_div(c.count)
             .map_or_else(|| "-".into(), duration_ns),
-        bytes: if e.class == "other" && c.bytes == 0 {
+        bytes: if e.class == Class::Other && c.bytes == 0 {
             "-".into()
         } else {
             bytes(c.bytes)

@@ -5,11 +5,13 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use super::charts::{self, BytePath, hex, metrics};
+use super::charts::{self, class_colour, hex, metrics};
 use super::format::{bytes, duration_ns, grouped};
 use super::groups::{cells, groups};
 use crate::model::compare::Basis;
+use crate::model::ledger::MODE_SWITCH_RULE;
 use crate::model::report::{Report, SyscallEntry};
+use zc_trace_common::syscalls::Class;
 
 const STYLE: &str = "\
 body{font-family:'DejaVu Sans',system-ui,sans-serif;color:#212121;margin:0 auto;max-width:1320px;padding:0 20px 40px}
@@ -169,21 +171,16 @@ fn ledger(s: &mut String, r: &Report) {
         s,
         "<h2>Copy ledger</h2><table><tr><th>path</th><th class=n>bytes</th><th class=n>exact</th><th>by</th></tr>"
     );
-    let via = [
-        "read, pread64, readv, recv* ...",
-        "write, pwrite64, writev, send* ...",
-        "sendfile, splice, tee, vmsplice, copy_file_range",
-        "file-backed mmap length",
-    ];
-    for (path, via) in BytePath::ALL.iter().zip(via) {
-        let n = path.of(b);
+    for (class, row) in Class::ledger() {
+        let n = b.of(class);
         let _ = writeln!(
             s,
-            "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{} B</td><td>{via}</td></tr>",
-            hex(path.colour()),
-            esc(path.label()),
+            "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{} B</td><td>{}</td></tr>",
+            hex(class_colour(class)),
+            esc(row.label),
             bytes(n),
-            grouped(n)
+            grouped(n),
+            row.via
         );
     }
     let _ = writeln!(s, "</table>");
@@ -206,11 +203,11 @@ fn cost(s: &mut String, r: &Report) {
         (
             "mode switches (derived)".to_owned(),
             grouped(t.mode_switches),
-            "2 per returning syscall, 1 per exit, 2 per user-mode page fault".to_owned(),
+            MODE_SWITCH_RULE.to_owned(),
         ),
         (
             "context switches".to_owned(),
-            grouped(cs.voluntary + cs.involuntary),
+            grouped(cs.total()),
             format!(
                 "{} voluntary, {} involuntary",
                 grouped(cs.voluntary),
@@ -219,7 +216,7 @@ fn cost(s: &mut String, r: &Report) {
         ),
         (
             "page faults".to_owned(),
-            grouped(pf.user + pf.kernel),
+            grouped(pf.total()),
             format!(
                 "{} in user mode, {} in kernel mode; {} file-backed",
                 grouped(pf.user),
@@ -282,7 +279,7 @@ fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
         s,
         "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{}</td>\
          <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
-        hex(charts::class_colour(&e.class)),
+        hex(class_colour(e.class)),
         esc(name),
         grouped(c.count),
         grouped(c.errors),
@@ -315,8 +312,8 @@ fn processes(s: &mut String, r: &Report) {
             bytes(b.copied_from_user),
             bytes(b.zero_copy),
             bytes(b.mapped),
-            grouped(t.page_faults.user + t.page_faults.kernel),
-            grouped(t.context_switches.voluntary + t.context_switches.involuntary)
+            grouped(t.page_faults.total()),
+            grouped(t.context_switches.total())
         );
     }
     let _ = writeln!(s, "</table>");

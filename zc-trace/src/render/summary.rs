@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use zc_trace_common::syscalls::Class;
+
 use crate::model::report::{Report, SyscallEntry};
 
 use super::{
@@ -10,9 +12,23 @@ use super::{
     groups::{cells, groups},
 };
 
+/// The summary: the same sections as report.html, in the same order.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
-    let t = &r.totals;
+    header(&mut s, r);
+    ledger(&mut s, r);
+    cost(&mut s, r);
+    syscalls(&mut s, r);
+    if r.processes.len() > 1 {
+        processes(&mut s, r);
+    }
+    tracing_cost(&mut s, r);
+    dropped(&mut s, r);
+    footer(&mut s);
+    s
+}
+
+fn header(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "\nzc-trace: {}, {}{}",
@@ -20,36 +36,26 @@ pub fn render(r: &Report) -> String {
         duration_ns(r.duration_ns),
         exit_line(r)
     );
+}
 
+/// The copy ledger: one row per class with a ledger row.
+fn ledger(s: &mut String, r: &Report) {
     let _ = writeln!(s, "\nCopy ledger (bytes across the user/kernel boundary)");
-    let b = &t.bytes;
-    let rows = [
-        (
-            "copied by CPU, kernel -> user",
-            b.copied_to_user,
-            "read, recv* ...",
-        ),
-        (
-            "copied by CPU, user -> kernel",
-            b.copied_from_user,
-            "write, send* ...",
-        ),
-        (
-            "moved zero-copy",
-            b.zero_copy,
-            "sendfile, splice, tee, vmsplice, copy_file_range",
-        ),
-        ("mapped (file-backed mmap)", b.mapped, "mmap length"),
-    ];
-    for (label, n, via) in rows {
+    for (class, row) in Class::ledger() {
+        let n = r.totals.bytes.of(class);
         let _ = writeln!(
             s,
-            "  {label:<31} {:>11}  {:>16} B   {via}",
+            "  {:<31} {:>11}  {:>16} B   {}",
+            row.text_label,
             bytes(n),
-            grouped(n)
+            grouped(n),
+            row.text_via
         );
     }
+}
 
+fn cost(s: &mut String, r: &Report) {
+    let t = &r.totals;
     let _ = writeln!(s, "\nCost");
     let _ = writeln!(
         s,
@@ -59,14 +65,14 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         s,
         "  context switches   {:>12}   ({} voluntary, {} involuntary)",
-        grouped(t.context_switches.voluntary + t.context_switches.involuntary),
+        grouped(t.context_switches.total()),
         grouped(t.context_switches.voluntary),
         grouped(t.context_switches.involuntary)
     );
     let _ = writeln!(
         s,
         "  page faults        {:>12}   ({} in user mode, {} in kernel mode; {} file-backed)",
-        grouped(t.page_faults.user + t.page_faults.kernel),
+        grouped(t.page_faults.total()),
         grouped(t.page_faults.user),
         grouped(t.page_faults.kernel),
         grouped(t.page_faults.file)
@@ -78,7 +84,10 @@ pub fn render(r: &Report) -> String {
         grouped(t.errors),
         duration_ns(t.time_ns)
     );
+}
 
+/// The syscall table, grouped as in the HTML.
+fn syscalls(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "\n  {:<18} {:>10} {:>7} {:>11} {:>10} {:>9}  by fd kind",
@@ -87,7 +96,7 @@ pub fn render(r: &Report) -> String {
     for group in groups(r) {
         let _ = writeln!(s, "  {}", group.title);
         for (name, e) in &group.shown {
-            syscall_row(&mut s, name, e);
+            syscall_row(s, name, e);
         }
         if !group.folded.is_empty() {
             let calls: u64 = group.folded.iter().map(|(_, e)| e.counts.count).sum();
@@ -99,28 +108,31 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+}
 
-    if r.processes.len() > 1 {
+fn processes(s: &mut String, r: &Report) {
+    let _ = writeln!(
+        s,
+        "\n  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
+        "pid", "process", "syscalls", "to user", "from user", "zero-copy"
+    );
+    for p in &r.processes {
+        let b = &p.totals.bytes;
         let _ = writeln!(
             s,
-            "\n  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
-            "pid", "process", "syscalls", "to user", "from user", "zero-copy"
+            "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
+            p.pid,
+            p.comm,
+            grouped(p.totals.syscalls),
+            bytes(b.copied_to_user),
+            bytes(b.copied_from_user),
+            bytes(b.zero_copy)
         );
-        for p in &r.processes {
-            let b = &p.totals.bytes;
-            let _ = writeln!(
-                s,
-                "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
-                p.pid,
-                p.comm,
-                grouped(p.totals.syscalls),
-                bytes(b.copied_to_user),
-                bytes(b.copied_from_user),
-                bytes(b.zero_copy)
-            );
-        }
     }
+}
 
+/// What tracing cost zc-trace itself.
+fn tracing_cost(s: &mut String, r: &Report) {
     let c = &r.cost;
     if !c.bpf_stats {
         let _ = writeln!(
@@ -139,6 +151,9 @@ pub fn render(r: &Report) -> String {
             duration_ns(c.collector_cpu_ns)
         );
     }
+}
+
+fn dropped(s: &mut String, r: &Report) {
     let lost: Vec<String> = r
         .dropped
         .iter()
@@ -152,11 +167,13 @@ pub fn render(r: &Report) -> String {
             lost.join(", ")
         );
     }
+}
+
+fn footer(s: &mut String) {
     let _ = writeln!(
         s,
         "\n  Measured in kernel, exactly. Mode switches are derived; copies inside the kernel (page cache -> socket) and DMA are not visible to a syscall tracer."
     );
-    s
 }
 
 fn target_line(r: &Report) -> String {

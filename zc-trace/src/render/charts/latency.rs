@@ -10,6 +10,7 @@ use super::palette::{AXIS, BACKGROUND, GRID, class_colour, class_rank};
 use super::{Area, title, units};
 use crate::model::report::Report;
 use crate::render::format::{duration_ns, grouped};
+use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Latency";
 
@@ -26,8 +27,8 @@ pub fn chosen(r: &Report) -> Vec<(&str, &[u64])> {
         .filter(|(_, b)| b.iter().any(|&n| n > 0))
         .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
-    let class = |name: &str| r.syscalls.get(name).map_or("other", |e| e.class.as_str());
-    let io = |name: &str| class(name) != "other";
+    let class = |name: &str| class_of(r, name);
+    let io = |name: &str| class(name) != Class::Other;
     let calls = |b: &[u64]| b.iter().sum::<u64>();
     rows.sort_by(|a, b| {
         io(b.0)
@@ -42,6 +43,11 @@ pub fn chosen(r: &Report) -> Vec<(&str, &[u64])> {
             .then(calls(b.1).cmp(&calls(a.1)))
     });
     rows
+}
+
+/// The class of syscall `name` in `r` (other when it has no row).
+fn class_of(r: &Report, name: &str) -> Class {
+    r.syscalls.get(name).map_or(Class::Other, |e| e.class)
 }
 
 /// The lower bound of bucket `b` (2^b ns) in human form: "256 ns", "1 us".
@@ -94,7 +100,7 @@ where
     let cols = rows.len().min(3);
     let panels = grid.split_evenly((rows.len().div_ceil(3), cols));
     for ((name, buckets), area) in rows.iter().zip(panels.iter()) {
-        let colour = class_colour(r.syscalls.get(*name).map_or("other", |e| e.class.as_str()));
+        let colour = class_colour(class_of(r, name));
         let calls: u64 = buckets.iter().sum();
         let peak = *buckets.iter().max().unwrap_or(&1) as f64;
         let scale = units::count(peak);
@@ -154,21 +160,11 @@ where
             )?;
         }
     }
-    let mut items: Vec<(String, RGBColor)> = Vec::new();
-    for (class, label) in [
-        ("copy_to_user", "copying, kernel → user"),
-        ("copy_from_user", "copying, user → kernel"),
-        ("zero_copy", "zero-copy"),
-        ("mapping", "mapping"),
-        ("other", "other"),
-    ] {
-        if rows
-            .iter()
-            .any(|(n, _)| r.syscalls.get(*n).map_or("other", |e| e.class.as_str()) == class)
-        {
-            items.push((label.to_owned(), class_colour(class)));
-        }
-    }
+    let items: Vec<(String, RGBColor)> = Class::ALL
+        .into_iter()
+        .filter(|class| rows.iter().any(|(n, _)| class_of(r, n) == *class))
+        .map(|class| (class.look().legend.to_owned(), class_colour(class)))
+        .collect();
     legend(&foot, &items)?;
     Ok(())
 }

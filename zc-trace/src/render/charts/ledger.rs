@@ -4,10 +4,13 @@ use anyhow::Result;
 use plotters::prelude::*;
 
 use super::draw::{Bar, Bars, LABEL_SIZE, footer, hbars, header, legend, muted};
-use super::palette::{CONTEXT_SWITCHES, MODE_SWITCHES, PAGE_FAULTS, Path, SYSCALLS};
+use super::palette::{
+    CONTEXT_SWITCHES, MODE_SWITCHES, PAGE_FAULTS, SYSCALLS, class_colour, path_legend,
+};
 use super::{Area, title, units};
-use crate::model::report::Report;
+use crate::model::{ledger::MODE_SWITCH_RULE, report::Report};
 use crate::render::format::{bytes, duration_ns, grouped};
+use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Copy ledger";
 
@@ -30,16 +33,15 @@ where
     let (main, foot) = footer(&body, 64);
     let (left, right) = main.split_horizontally(740);
 
-    let paths: Vec<Bar> = Path::ALL
-        .iter()
-        .map(|p| {
-            let n = p.of(b);
+    let paths: Vec<Bar> = Class::ledger()
+        .map(|(class, row)| {
+            let n = b.of(class);
             let value = if n < 1024 {
                 bytes(n)
             } else {
                 format!("{} ({} B)", bytes(n), grouped(n))
             };
-            Bar::single(p.label(), n as f64, p.colour(), value)
+            Bar::single(row.label, n as f64, class_colour(class), value)
         })
         .collect();
     let max = paths.iter().map(|p| p.parts[0].0).fold(0.0, f64::max);
@@ -85,14 +87,13 @@ where
         },
     )?;
 
-    let items: Vec<(String, RGBColor)> = Path::ALL
-        .iter()
-        .map(|p| (p.label().to_owned(), p.colour()))
-        .collect();
+    let items = path_legend();
     let used = legend(&foot, &items)?;
     foot.draw_text(
-        "Measured in kernel, exactly. Mode switches are derived: 2 per syscall + 2 per user-mode page fault. \
-         Copies inside the kernel and DMA are not visible to a syscall tracer.",
+        &format!(
+            "Measured in kernel, exactly. Mode switches are derived: {MODE_SWITCH_RULE}. \
+             Copies inside the kernel and DMA are not visible to a syscall tracer."
+        ),
         &muted(LABEL_SIZE - 1.0),
         (20, used as i32 + 6),
     )?;

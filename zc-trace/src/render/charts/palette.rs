@@ -1,18 +1,11 @@
 //! The one palette every chart (and the HTML report) uses, so a path has the
 //! same colour everywhere: learn it once on the ledger, read it on the rest.
+//! The byte paths and syscall classes take their colours from
+//! `Class::look()`, where each class is defined.
 
 use plotters::style::RGBColor;
+use zc_trace_common::syscalls::Class;
 
-/// Copied by the CPU, kernel -> user (read, recv ...).
-pub const TO_USER: RGBColor = RGBColor(31, 119, 180);
-/// Copied by the CPU, user -> kernel (write, send ...).
-pub const FROM_USER: RGBColor = RGBColor(255, 127, 14);
-/// Moved without entering user space (sendfile, splice ...).
-pub const ZERO_COPY: RGBColor = RGBColor(44, 160, 44);
-/// File-backed mmap length.
-pub const MAPPED: RGBColor = RGBColor(148, 103, 189);
-/// Syscalls that move no bytes of their own.
-pub const OTHER: RGBColor = RGBColor(140, 140, 140);
 /// The "N more" row that stands for many syscalls or processes at once.
 pub const REST: RGBColor = RGBColor(200, 200, 200);
 
@@ -41,73 +34,22 @@ pub const MUTED: RGBColor = RGBColor(110, 110, 110);
 pub const GRID: RGBColor = RGBColor(230, 230, 230);
 pub const AXIS: RGBColor = RGBColor(120, 120, 120);
 
-/// A byte path of the copy ledger: its label and colour, in ledger order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Path {
-    ToUser,
-    FromUser,
-    ZeroCopy,
-    Mapped,
+/// The colour of a syscall class, and of its path in the copy ledger.
+pub const fn class_colour(class: Class) -> RGBColor {
+    let (r, g, b) = class.look().rgb;
+    RGBColor(r, g, b)
 }
 
-impl Path {
-    pub const ALL: [Path; 4] = [Path::ToUser, Path::FromUser, Path::ZeroCopy, Path::Mapped];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Path::ToUser => "copied kernel → user",
-            Path::FromUser => "copied user → kernel",
-            Path::ZeroCopy => "zero-copy",
-            Path::Mapped => "mapped (mmap)",
-        }
-    }
-
-    pub fn colour(self) -> RGBColor {
-        match self {
-            Path::ToUser => TO_USER,
-            Path::FromUser => FROM_USER,
-            Path::ZeroCopy => ZERO_COPY,
-            Path::Mapped => MAPPED,
-        }
-    }
-
-    pub fn of(self, b: &crate::model::report::Bytes) -> u64 {
-        match self {
-            Path::ToUser => b.copied_to_user,
-            Path::FromUser => b.copied_from_user,
-            Path::ZeroCopy => b.zero_copy,
-            Path::Mapped => b.mapped,
-        }
-    }
+/// The legend of the copy ledger's paths, in ledger order.
+pub fn path_legend() -> Vec<(String, RGBColor)> {
+    Class::ledger()
+        .map(|(c, row)| (row.label.to_owned(), class_colour(c)))
+        .collect()
 }
 
-/// The colour of a syscall class: a copying call takes the colour of the
-/// path its bytes go, so read is blue and write orange here as in the ledger.
-pub fn class_colour(class: &str) -> RGBColor {
-    match class {
-        "copy_to_user" => TO_USER,
-        "copy_from_user" => FROM_USER,
-        "zero_copy" => ZERO_COPY,
-        "mapping" => MAPPED,
-        _ => OTHER,
-    }
-}
-
-/// The classes in display order, with their legend labels.
-pub const CLASSES: [(&str, &str); 5] = [
-    ("copy_to_user", "copying, kernel → user"),
-    ("copy_from_user", "copying, user → kernel"),
-    ("zero_copy", "zero-copy"),
-    ("mapping", "mapping"),
-    ("other", "other"),
-];
-
-/// Where a class sorts in the grouped syscall list (unknown classes last).
-pub fn class_rank(class: &str) -> usize {
-    CLASSES
-        .iter()
-        .position(|(c, _)| *c == class)
-        .unwrap_or(CLASSES.len() - 1)
+/// Where a class sorts in the grouped syscall list.
+pub fn class_rank(class: Class) -> usize {
+    Class::ALL.iter().position(|c| *c == class).unwrap_or(0)
 }
 
 /// `#rrggbb`, for CSS.

@@ -5,10 +5,11 @@ use anyhow::Result;
 use plotters::prelude::*;
 
 use super::draw::{Bar, Bars, footer, hbars, header, legend, message};
-use super::palette::{Path, SYSCALLS};
+use super::palette::{SYSCALLS, class_colour, path_legend};
 use super::{Area, title, units};
 use crate::model::report::{Process, Report, Totals};
 use crate::render::format::{bytes, grouped};
+use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Processes";
 
@@ -16,7 +17,7 @@ pub const NAME: &str = "Processes";
 pub const TOP: usize = 15;
 
 fn moved(t: &Totals) -> u64 {
-    Path::ALL.iter().map(|p| p.of(&t.bytes)).sum()
+    t.bytes.total()
 }
 
 pub fn draw<DB: DrawingBackend>(root: &Area<DB>, r: &Report) -> Result<()>
@@ -41,9 +42,8 @@ where
     }
 
     let row = |label: String, t: &Totals| {
-        let parts = Path::ALL
-            .iter()
-            .map(|p| (p.of(&t.bytes) as f64, p.colour()))
+        let parts = Class::ledger()
+            .map(|(c, _)| (t.bytes.of(c) as f64, class_colour(c)))
             .collect();
         (
             Bar {
@@ -62,12 +62,7 @@ where
     if procs.len() > TOP {
         let mut sum = Totals::default();
         for p in &procs[TOP..] {
-            let (s, t) = (&mut sum, &p.totals);
-            s.syscalls += t.syscalls;
-            s.bytes.copied_to_user += t.bytes.copied_to_user;
-            s.bytes.copied_from_user += t.bytes.copied_from_user;
-            s.bytes.zero_copy += t.bytes.zero_copy;
-            s.bytes.mapped += t.bytes.mapped;
+            sum += p.totals;
         }
         // Still split by path: the label says it is a sum.
         rows.push(row(format!("+ {} more processes", procs.len() - TOP), &sum));
@@ -99,10 +94,7 @@ where
             label_width: 0,
         },
     )?;
-    let items: Vec<(String, RGBColor)> = Path::ALL
-        .iter()
-        .map(|p| (p.label().to_owned(), p.colour()))
-        .collect();
+    let items = path_legend();
     legend(&foot, &items)?;
     Ok(())
 }

@@ -6,10 +6,11 @@ use anyhow::Result;
 use plotters::prelude::*;
 
 use super::draw::{Bar, Bars, footer, hbars, header, legend, message};
-use super::palette::{CLASSES, REST, class_colour, class_rank};
+use super::palette::{REST, class_colour, class_rank};
 use super::{Area, title, units};
 use crate::model::report::{Counts, Report, SyscallEntry};
 use crate::render::format::{bytes, duration_ns, grouped};
+use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Syscalls";
 
@@ -26,13 +27,13 @@ pub fn rows(r: &Report) -> (Vec<Row<'_>>, Option<(usize, Counts)>) {
     all.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(b.0)));
     let rest = (all.len() > TOP).then(|| {
         let mut sum = Counts::default();
-        all[TOP..].iter().for_each(|(_, e)| sum.add(&e.counts));
+        all[TOP..].iter().for_each(|(_, e)| sum += e.counts);
         (all.len() - TOP, sum)
     });
     all.truncate(TOP);
     all.sort_by(|a, b| {
-        class_rank(&a.1.class)
-            .cmp(&class_rank(&b.1.class))
+        class_rank(a.1.class)
+            .cmp(&class_rank(b.1.class))
             .then(b.1.counts.count.cmp(&a.1.counts.count))
             .then(a.0.cmp(b.0))
     });
@@ -71,7 +72,7 @@ where
     let mut time = Vec::new();
     for (name, e) in &top {
         let c = &e.counts;
-        let colour = class_colour(&e.class);
+        let colour = class_colour(e.class);
         calls.push(bar(
             name.to_string(),
             colour,
@@ -80,7 +81,7 @@ where
         ));
         // An "other" call that moved nothing gets no byte label: "0 B" on
         // every close() would only be noise.
-        let label = if e.class == "other" && c.bytes == 0 {
+        let label = if e.class == Class::Other && c.bytes == 0 {
             String::new()
         } else {
             bytes(c.bytes)
@@ -141,13 +142,10 @@ where
 
     // The legend names only the classes present, so it never promises a
     // colour the chart does not show.
-    let mut items: Vec<(String, RGBColor)> = CLASSES
-        .iter()
-        .filter(|(class, _)| {
-            top.iter()
-                .any(|(_, e)| class_rank(&e.class) == class_rank(class))
-        })
-        .map(|(class, label)| (label.to_string(), class_colour(class)))
+    let mut items: Vec<(String, RGBColor)> = Class::ALL
+        .into_iter()
+        .filter(|class| top.iter().any(|(_, e)| e.class == *class))
+        .map(|class| (class.look().legend.to_owned(), class_colour(class)))
         .collect();
     if let Some((n, _)) = rest {
         items.push((format!("{n} less-called syscalls, summed"), REST));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::*;
-use crate::model::report::{Counts, Process, SyscallEntry, Target, TimelineSample};
+use crate::model::report::{Bytes, Counts, Process, SyscallEntry, Target, TimelineSample};
 
 pub(crate) fn entry(nr: u32, class: &str, count: u64, bytes: u64, time_ns: u64) -> SyscallEntry {
     let counts = Counts {
@@ -92,13 +92,15 @@ fn samples(r: &Report, n: usize) -> Vec<TimelineSample> {
             TimelineSample {
                 t_ns: r.duration_ns * (i as u64 + 1) / n as u64,
                 syscalls: at(t.syscalls),
-                copied_to_user: at(t.bytes.copied_to_user),
-                copied_from_user: at(t.bytes.copied_from_user),
-                // Zero-copy starts a third of the way in and ramps up.
-                zero_copy: (t.bytes.zero_copy as f64
-                    * ((i as f64 + 1.0 - n as f64 / 3.0) / (n as f64 * 2.0 / 3.0)).clamp(0.0, 1.0))
-                    as u64,
-                mapped: at(t.bytes.mapped),
+                bytes: Bytes {
+                    copied_to_user: at(t.bytes.copied_to_user),
+                    copied_from_user: at(t.bytes.copied_from_user),
+                    // Zero-copy starts a third of the way in and ramps up.
+                    zero_copy: (t.bytes.zero_copy as f64
+                        * ((i as f64 + 1.0 - n as f64 / 3.0) / (n as f64 * 2.0 / 3.0))
+                            .clamp(0.0, 1.0)) as u64,
+                    mapped: at(t.bytes.mapped),
+                },
                 page_faults: at(t.page_faults.user + t.page_faults.kernel),
                 context_switches: at(t.context_switches.voluntary + t.context_switches.involuntary),
             }
@@ -303,7 +305,7 @@ fn syscall_rows_are_capped_and_grouped() {
     );
     let ranks: Vec<usize> = top
         .iter()
-        .map(|(_, e)| palette::class_rank(&e.class))
+        .map(|(_, e)| palette::class_rank(e.class))
         .collect();
     assert!(
         ranks.windows(2).all(|w| w[0] <= w[1]),

@@ -9,12 +9,13 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::draw::{CAPTION_SIZE, LABEL_SIZE, font, footer, header, legend, message, muted};
-use super::palette::{AXIS, CONTEXT_SWITCHES, GRID, PAGE_FAULTS, Path, SYSCALLS};
+use super::palette::{AXIS, CONTEXT_SWITCHES, GRID, PAGE_FAULTS, SYSCALLS, class_colour};
 use super::units::{self, Scale, tick_in};
 use super::{Area, title};
 use crate::model::report::{Report, TimelineSample};
 use crate::model::timeline::{Rate, rates};
 use crate::render::format::{duration_ns, grouped};
+use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Timeline";
 
@@ -46,7 +47,7 @@ pub fn thin(samples: &[TimelineSample], max: usize) -> (Vec<TimelineSample>, usi
 struct Series {
     label: String,
     colour: RGBColor,
-    rate: fn(&Rate) -> f64,
+    rate: Box<dyn Fn(&Rate) -> f64>,
 }
 
 struct Panel {
@@ -101,24 +102,22 @@ where
     }
 
     let b = &r.totals.bytes;
-    let path_series = |p: Path, rate: fn(&Rate) -> f64| Series {
-        label: if p.of(b) == 0 {
-            format!("{} (none)", p.label())
-        } else {
-            p.label().to_owned()
-        },
-        colour: p.colour(),
-        rate,
+    let path_series = |class: Class| {
+        let label = class.look().ledger.map_or("", |row| row.label);
+        Series {
+            label: if b.of(class) == 0 {
+                format!("{label} (none)")
+            } else {
+                label.to_owned()
+            },
+            colour: class_colour(class),
+            rate: Box::new(move |r: &Rate| r.bytes(class)),
+        }
     };
     let panels = [
         Panel {
             caption: "Bytes per second, by path",
-            series: vec![
-                path_series(Path::ToUser, |r| r.copied_to_user),
-                path_series(Path::FromUser, |r| r.copied_from_user),
-                path_series(Path::ZeroCopy, |r| r.zero_copy),
-                path_series(Path::Mapped, |r| r.mapped),
-            ],
+            series: Class::ledger().map(|(c, _)| path_series(c)).collect(),
             bytes: true,
         },
         Panel {
@@ -126,7 +125,7 @@ where
             series: vec![Series {
                 label: "syscalls".into(),
                 colour: SYSCALLS,
-                rate: |r| r.syscalls,
+                rate: Box::new(|r| r.syscalls),
             }],
             bytes: false,
         },
@@ -135,7 +134,7 @@ where
             series: vec![Series {
                 label: "page faults".into(),
                 colour: PAGE_FAULTS,
-                rate: |r| r.page_faults,
+                rate: Box::new(|r| r.page_faults),
             }],
             bytes: false,
         },
@@ -144,7 +143,7 @@ where
             series: vec![Series {
                 label: "context switches".into(),
                 colour: CONTEXT_SWITCHES,
-                rate: |r| r.context_switches,
+                rate: Box::new(|r| r.context_switches),
             }],
             bytes: false,
         },
@@ -194,7 +193,7 @@ where
     let max = panel
         .series
         .iter()
-        .flat_map(|s| rates.iter().map(s.rate))
+        .flat_map(|s| rates.iter().map(|r| (s.rate)(r)))
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
     let scale = if panel.bytes {
