@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::model::report::{Report, SyscallEntry};
 
 use super::{
-    format::{bytes, duration_ns, grouped},
+    format::{bytes, duration_ns, grouped, printable},
     groups::{cells, groups},
 };
 
@@ -112,7 +112,7 @@ pub fn render(r: &Report) -> String {
                 s,
                 "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
                 p.pid,
-                p.comm,
+                printable(&p.comm),
                 grouped(p.totals.syscalls),
                 bytes(b.copied_to_user),
                 bytes(b.copied_from_user),
@@ -161,7 +161,7 @@ pub fn render(r: &Report) -> String {
 
 fn target_line(r: &Report) -> String {
     match &r.target.command {
-        Some(cmd) => format!("`{}` (pid {})", cmd.join(" "), r.target.pid),
+        Some(cmd) => format!("`{}` (pid {})", printable(&cmd.join(" ")), r.target.pid),
         None => format!("pid {}", r.target.pid),
     }
 }
