@@ -398,7 +398,7 @@ fn listening_port(pid: u32) -> Option<u16> {
 }
 
 /// Issue 15 item 2: the lab's work directory has a random name and mode
-/// 0700; one left by a killed run is removed by the next, and one of a
+/// 0700; one left by a killed lab is removed by the next run, and one of a
 /// run still going is kept.
 #[test]
 fn the_lab_removes_work_dirs_of_killed_runs_only() {
@@ -406,11 +406,38 @@ fn the_lab_removes_work_dirs_of_killed_runs_only() {
         return;
     }
     let dir = TempDir::new("lab-stale");
+    let work_dirs = || -> Vec<PathBuf> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    };
+    // A lab killed while it writes its test file leaves its directory.
+    let mut killed = Command::new(tracer_bin())
+        .args(["lab", "--size", "1G", "--runs", "1", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !work_dirs().iter().any(|d| d.join("data.bin").exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lab made no work dir"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let stale = work_dirs();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    let meta = std::fs::metadata(&stale[0]).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o700, "others could plant files in it");
+
+    // A directory of a run that still goes (this test's own process).
     let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
-    let ns = ns.to_string_lossy();
-    let mut dead = Command::new("true").spawn().unwrap();
-    let dead_pid = dead.id();
-    dead.wait().unwrap();
     let me = std::process::id();
     let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
     let started = stat[stat.rfind(')').unwrap() + 1..]
@@ -418,16 +445,15 @@ fn the_lab_removes_work_dirs_of_killed_runs_only() {
         .nth(19)
         .unwrap()
         .to_owned();
-    let plant = |name: &str, owner: String| {
-        let d = dir.join(name);
-        std::fs::create_dir(&d).unwrap();
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
-        std::fs::write(d.join("owner"), owner).unwrap();
-        std::fs::write(d.join("data.bin"), vec![0u8; 4096]).unwrap();
-        d
-    };
-    let stale = plant("zc-trace-lab-killed", format!("{dead_pid} 1 {ns}\n"));
-    let live = plant("zc-trace-lab-running", format!("{me} {started} {ns}\n"));
+    let live = dir.join("zc-trace-lab-running");
+    std::fs::create_dir(&live).unwrap();
+    std::fs::set_permissions(&live, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(
+        live.join("owner"),
+        format!("{me} {started} {}\n", ns.to_string_lossy()),
+    )
+    .unwrap();
+
     let out = run(&[
         "lab",
         "--size",
@@ -440,12 +466,10 @@ fn the_lab_removes_work_dirs_of_killed_runs_only() {
         dir.path().to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(!stale.exists(), "the killed run's directory is still there");
+    assert!(
+        !stale[0].exists(),
+        "the killed run's directory is still there"
+    );
     assert!(live.exists(), "a running lab's directory was removed");
-    let left: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert_eq!(left.len(), 1, "the lab left files behind: {left:?}");
+    assert_eq!(work_dirs(), [live], "the lab left files behind");
 }

@@ -480,6 +480,7 @@ const OWNER_FILE: &str = "owner";
 
 impl WorkDir {
     fn new(parent: Option<&Path>) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt as _;
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
         remove_stale_work_dirs(&parent);
         let fail = |e: std::io::Error| {
@@ -494,6 +495,7 @@ impl WorkDir {
         };
         let dir = tempfile::Builder::new()
             .prefix(WORK_PREFIX)
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir_in(&parent)
             .map_err(fail)?;
         let owner = RunId::of(std::process::id()).map_or_else(String::new, |id| id.to_line());
@@ -658,6 +660,9 @@ mod tests {
         );
         drop_from_cache(&p).unwrap();
         let dir = work.dir().to_owned();
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "nobody else may plant files in it");
         drop(work);
         assert!(!dir.exists(), "the work dir is removed on drop");
     }
