@@ -127,6 +127,22 @@ fn another_users_link_in_a_sticky_dir_is_refused() {
     );
     assert_intact(&victim);
 
+    // So is `-o` onto that directory, before the run, not after it.
+    let out = run(&[
+        "-o",
+        shared.to_str().unwrap(),
+        "--",
+        "touch",
+        marker.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(error_line(&out).contains("belongs to user 65534"));
+    assert!(
+        !marker.exists(),
+        "the command ran although an output was refused"
+    );
+    assert_intact(&victim);
+
     // A new file there is fine, and is 0600.
     let fresh = shared.join("fresh.json");
     let out = run(&["--quiet", "--json", fresh.to_str().unwrap(), "--", "true"]);

@@ -166,7 +166,7 @@ fn trace(cli: &Cli) -> Result<u8> {
     if let Some(dir) = &cli.output_dir {
         preflight::check_output_dir(dir)?;
     }
-    check_distinct_outputs(cli)?;
+    check_planned_outputs(cli)?;
 
     let traced = session::trace(&TraceOptions {
         spec,
@@ -222,9 +222,9 @@ fn write_json(report: &Report, mut out: Output) -> Result<()> {
     out.commit()
 }
 
-/// `--json F --summary F`, or either on a file `-o` writes, would leave a
-/// mix in F: refused before the run.
-fn check_distinct_outputs(cli: &Cli) -> Result<()> {
+/// Every file the run will write, checked before it starts (see
+/// `preflight::check_planned_outputs`).
+fn check_planned_outputs(cli: &Cli) -> Result<()> {
     let in_dir = cli
         .output_dir
         .iter()
@@ -236,5 +236,5 @@ fn check_distinct_outputs(cli: &Cli) -> Result<()> {
         .cloned()
         .chain(in_dir)
         .collect();
-    preflight::check_distinct(&paths)
+    preflight::check_planned_outputs(&paths)
 }

@@ -221,7 +221,15 @@ pub fn check_output_dir(dir: &Path) -> Result<()> {
 
 /// Whether a directory may be written by users other than its owner.
 fn shared(meta: &std::fs::Metadata) -> bool {
-    meta.mode() & 0o022 != 0
+    // SAFETY: getegid cannot fail.
+    writable_by_others(meta.mode(), meta.gid(), unsafe { libc::getegid() })
+}
+
+/// World-writable, or group-writable for a group other than our own
+/// primary one (with user private groups, as on Fedora, a user's
+/// directories are group-writable for a group of one).
+fn writable_by_others(mode: u32, gid: u32, our_gid: u32) -> bool {
+    mode & 0o002 != 0 || (mode & 0o020 != 0 && gid != our_gid)
 }
 
 fn sticky(meta: &std::fs::Metadata) -> bool {
@@ -314,10 +322,17 @@ fn check_final_name(path: &Path, in_shared_dir: bool) -> Result<u32, String> {
     })
 }
 
-/// Refuses two outputs on one path (`--json F --summary F`), which would
-/// leave one of them, or a mix, in F. Call after the outputs are created
-/// (their directories exist then).
-pub fn check_distinct(paths: &[PathBuf]) -> Result<()> {
+/// Checks every file a run will write, before it starts: refuses two
+/// outputs on one path (`--json F --summary F`), which would leave one of
+/// them, or a mix, in F, and a name that may not be replaced (another
+/// user's file in /tmp), which would otherwise fail only at the end. Call
+/// after the outputs and output directories are created.
+pub fn check_planned_outputs(paths: &[PathBuf]) -> Result<()> {
+    for path in paths {
+        let shared = checked_dir(parent_dir(path))
+            .map_err(|reason| output_failure(path, "output", reason))?;
+        check_final_name(path, shared).map_err(|reason| output_failure(path, "output", reason))?;
+    }
     let key = |p: &Path| {
         std::fs::canonicalize(parent_dir(p))
             .map(|d| d.join(p.file_name().unwrap_or_default()))
@@ -343,5 +358,19 @@ pub fn io_reason(e: &std::io::Error) -> String {
     match s.find(" (os error") {
         Some(i) => s[..i].to_owned(),
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_else_can_write_a_directory() {
+        assert!(!writable_by_others(0o755, 100, 1000));
+        assert!(writable_by_others(0o777, 1000, 1000));
+        assert!(writable_by_others(0o1777, 0, 0), "sticky is checked apart");
+        assert!(writable_by_others(0o775, 100, 1000), "a shared group");
+        assert!(!writable_by_others(0o775, 1000, 1000), "our private group");
     }
 }

@@ -96,7 +96,7 @@ pub fn run(args: &LabArgs) -> Result<u8> {
     if let Some(dir) = &args.output_dir {
         preflight::check_output_dir(dir)?;
     }
-    preflight::check_distinct(&output_paths(args))?;
+    preflight::check_planned_outputs(&output_paths(args))?;
     let exe = std::env::current_exe()
         .context("cannot find zc-trace's own executable to run the lab's sender")?;
     catch_interrupts();
@@ -250,7 +250,7 @@ fn write_charts(r: &LabResults, dir: &Path) -> Result<Vec<PathBuf>> {
 /// The lab's JSON in `-o DIR`.
 const LAB_JSON: &str = "lab.json";
 
-/// Every file the lab writes, for `preflight::check_distinct`.
+/// Every file the lab writes, for `preflight::check_planned_outputs`.
 fn output_paths(args: &LabArgs) -> Vec<PathBuf> {
     let in_dir = args.output_dir.iter().flat_map(|dir| {
         [
