@@ -1,5 +1,7 @@
 //! Checks that run before anything is loaded, so a run that cannot succeed
-//! fails at once with the fix, not half-way with a kernel error code.
+//! fails at once with the fix, not half-way with a kernel error code; and
+//! `Output`, the one way zc-trace creates a file, checked at the start and
+//! completed at the end of a run.
 
 use std::{
     fs::File,
