@@ -182,6 +182,10 @@ fn an_output_dir_writable_by_others_is_refused() {
         assert!(e.contains("writable by other users"), "{e}");
     }
     assert_intact(&victim);
+    // The lab's work directory may not go there either.
+    let out = run(&["lab", "--size", "64K", "--dir", open.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(error_line(&out).contains("writable by other users"));
     // A directory on the way that another user owns is refused too.
     let theirs = dir.join("theirs");
     std::fs::create_dir(&theirs).unwrap();

@@ -204,13 +204,17 @@ fn parent_dir(path: &Path) -> &Path {
 /// An output directory: created if missing, checked as `Output` checks
 /// every directory, and proven writable by a temp file that is removed.
 pub fn check_output_dir(dir: &Path) -> Result<()> {
+    check_dir(dir, "the output directory")
+}
+
+/// A directory zc-trace writes into (`what` names it in the error):
+/// created if missing, checked as `Output` checks every directory, and
+/// proven writable by a temp file that is removed.
+pub fn check_dir(dir: &Path, what: &str) -> Result<()> {
     let fail = |reason: String| {
         failure(
             1,
-            format!(
-                "cannot write to the output directory {}: {reason}",
-                dir.display()
-            ),
+            format!("cannot write to {what} {}: {reason}", dir.display()),
         )
     };
     checked_dir(dir).map_err(fail)?;

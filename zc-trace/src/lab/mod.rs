@@ -482,6 +482,9 @@ impl WorkDir {
     fn new(parent: Option<&Path>) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt as _;
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        // The sender creates files by path in the work dir: nobody else
+        // may be able to move it away and put a link in its place.
+        preflight::check_dir(&parent, "the lab's --dir")?;
         remove_stale_work_dirs(&parent);
         let fail = |e: std::io::Error| {
             failure(
