@@ -568,3 +568,22 @@ fn report_refuses_a_file_past_the_size_limit() {
     assert_fails(&out, 1, &["more than the 256.0 MiB"]);
     let _ = std::fs::remove_file(big);
 }
+
+/// `--json /dev/stdout` streams the report (a link to a pipe is not a file
+/// to replace: the rename that protects files must not replace the link).
+#[test]
+fn json_to_dev_stdout_streams_it() {
+    if !need_root("json_to_dev_stdout_streams_it") {
+        return;
+    }
+    let out = run(&["--quiet", "--json", "/dev/stdout", "--", "true"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["schema_version"].is_u64());
+    let link = std::fs::symlink_metadata("/dev/stdout").unwrap();
+    assert!(link.file_type().is_symlink(), "/dev/stdout was replaced");
+}

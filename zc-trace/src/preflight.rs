@@ -6,7 +6,7 @@
 use std::{
     fs::File,
     io::Write as _,
-    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
+    os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -117,7 +117,15 @@ pub fn check_btf() -> Result<()> {
 pub struct Output {
     path: PathBuf,
     what: String,
-    temp: NamedTempFile,
+    sink: Sink,
+}
+
+enum Sink {
+    /// A file: written beside its final name, renamed over it at the end.
+    Temp(NamedTempFile),
+    /// A pipe, terminal or socket (`--json /dev/stdout`): nothing to
+    /// replace or corrupt, so it is written as it is.
+    Stream(File),
 }
 
 impl Output {
@@ -132,6 +140,17 @@ impl Output {
         let dir = parent_dir(path);
         let shared = checked_dir(dir).map_err(fail)?;
         check_final_name(path, shared).map_err(fail)?;
+        if is_stream(path) {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| fail(io_reason(&e)))?;
+            return Ok(Output {
+                path: path.to_owned(),
+                what: what.to_owned(),
+                sink: Sink::Stream(file),
+            });
+        }
         let temp = tempfile::Builder::new()
             .prefix(".zc-trace-")
             .tempfile_in(dir)
@@ -145,29 +164,38 @@ impl Output {
         Ok(Output {
             path: path.to_owned(),
             what: what.to_owned(),
-            temp,
+            sink: Sink::Temp(temp),
         })
     }
 
     /// Writes all of `bytes` to the temp file.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        let r = self.temp.as_file_mut().write_all(bytes);
+        let r = match &mut self.sink {
+            Sink::Temp(temp) => temp.as_file_mut().write_all(bytes),
+            Sink::Stream(file) => file.write_all(bytes),
+        };
         r.map_err(|e| self.write_failure(&e))
     }
 
     /// Makes what was written the output: on disk (a full disk shows here,
     /// not later), with its final mode, renamed over the final name.
     pub fn commit(self) -> Result<()> {
+        let temp = match &self.sink {
+            Sink::Temp(temp) => temp,
+            Sink::Stream(_) => return Ok(()),
+        };
         let fail = |reason: String| output_failure(&self.path, &self.what, reason);
         let shared = checked_dir(parent_dir(&self.path)).map_err(fail)?;
         let mode = check_final_name(&self.path, shared).map_err(fail)?;
-        let file = self.temp.as_file();
+        let file = temp.as_file();
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .and_then(|()| file.sync_all())
             .map_err(|e| self.write_failure(&e))?;
-        let Output { path, what, temp } = self;
-        temp.persist(&path)
-            .map_err(|e| output_failure(&path, &what, io_reason(&e.error)))?;
+        let Output { path, what, sink } = self;
+        if let Sink::Temp(temp) = sink {
+            temp.persist(&path)
+                .map_err(|e| output_failure(&path, &what, io_reason(&e.error)))?;
+        }
         Ok(())
     }
 
@@ -303,6 +331,14 @@ fn checked_dir(dir: &Path) -> Result<bool, String> {
     Ok(is_shared)
 }
 
+/// A pipe, terminal or socket at `path` (through links, as /dev/stdout).
+fn is_stream(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| {
+        let t = m.file_type();
+        t.is_char_device() || t.is_fifo() || t.is_socket()
+    })
+}
+
 /// What may be replaced at the final name; returns the mode the new file
 /// gets: 0600, or that of the file it replaces (a user who made a report
 /// readable to others asked for it).
@@ -314,6 +350,9 @@ fn check_final_name(path: &Path, in_shared_dir: bool) -> Result<u32, String> {
     };
     if meta.is_dir() {
         return Err("it is a directory: give a file name".into());
+    }
+    if meta.file_type().is_block_device() {
+        return Err("it is a disk: give a file name".into());
     }
     if in_shared_dir && meta.uid() != euid() {
         return Err(format!(
