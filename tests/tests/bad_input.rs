@@ -344,3 +344,246 @@ fn json_into_a_missing_directory_creates_it() {
     assert!(report["schema_version"].as_u64().is_some(), "{report}");
     let _ = std::fs::remove_dir_all(top);
 }
+
+/// Issue 15 item 18: an existing output survives a run that never starts
+/// (it used to be emptied), and two outputs on one path are refused.
+#[test]
+fn existing_outputs_survive_a_run_that_never_starts() {
+    if !need_root("existing_outputs_survive_a_run_that_never_starts") {
+        return;
+    }
+    let f = temp_path("kept.txt");
+    std::fs::write(&f, "yesterday's summary\n").unwrap();
+    let p = f.to_str().unwrap();
+    let out = run(&["--summary", p, "--", "/no/such/command"]);
+    assert_fails(&out, 127, &["command not found"]);
+    let out = run(&["--json", p, "--summary", p, "--", "true"]);
+    assert_fails(
+        &out,
+        2,
+        &["two outputs would be written to", "its own path"],
+    );
+    let dir = temp_path("kept-dir");
+    let in_dir = dir.join("report.json");
+    let out = run(&[
+        "-o",
+        dir.to_str().unwrap(),
+        "--json",
+        in_dir.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    assert_fails(&out, 2, &["two outputs would be written to"]);
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        "yesterday's summary\n"
+    );
+    let _ = std::fs::remove_file(f);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A small tmpfs, filled up, removed on drop.
+struct FullDisk(PathBuf);
+
+impl FullDisk {
+    fn new(name: &str) -> Option<Self> {
+        let dir = temp_path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        // Fill it: dd stops at ENOSPC.
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=4k"])
+            .arg(format!("of={}", dir.join("filler").display()))
+            .stderr(Stdio::null())
+            .status();
+        Some(Self(dir))
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Issue 15 item 18: when a file cannot be written (a full disk), the
+/// summary still reaches the user, the error is one line, the exit is not
+/// 0, and no half-written file is left.
+#[test]
+fn a_full_disk_still_gives_the_summary() {
+    if !need_root("a_full_disk_still_gives_the_summary") {
+        return;
+    }
+    let Some(disk) = FullDisk::new("full") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "cannot mount a tmpfs"
+        );
+        eprintln!("SKIPPED: a_full_disk_still_gives_the_summary cannot mount a tmpfs");
+        return;
+    };
+    let summary = disk.0.join("summary.txt");
+    let json = disk.0.join("report.json");
+    let out = run(&[
+        "--summary",
+        summary.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "count=3",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Copy ledger"), "no summary: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("zc-trace: error:"))
+        .collect();
+    assert!(!errors.is_empty(), "{stderr}");
+    assert!(errors[0].contains("No space left on device"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&disk.0)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["filler"], "half-written files left behind");
+}
+
+/// Issue 15 item 16: arguments and paths that are not UTF-8 (any bytes
+/// are valid on Linux) used to panic with exit 101.
+#[test]
+fn non_utf8_arguments_and_paths_work() {
+    if !need_root("non_utf8_arguments_and_paths_work") {
+        return;
+    }
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = temp_path("latin1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    let json = dir.join(odd).with_extension("json");
+    let marker = dir.join(odd);
+    let out = Command::new(zc_trace())
+        .arg("--quiet")
+        .arg("--json")
+        .arg(&json)
+        .args(["--", "touch"])
+        .arg(&marker)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        marker.exists(),
+        "the command did not get its argument intact"
+    );
+    assert!(json.exists(), "no report at the non-UTF-8 path");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 15 item 17: a closed stderr (`2>&-`, or a pipe nobody reads)
+/// must not panic or lose the report files.
+#[test]
+fn a_closed_stderr_does_not_lose_the_report() {
+    if !need_root("a_closed_stderr_does_not_lose_the_report") {
+        return;
+    }
+    // A pipe whose reader is gone: every write to stderr fails with EPIPE.
+    let dir = temp_path("closed-pipe");
+    let mut child = Command::new(zc_trace())
+        .arg("-o")
+        .arg(&dir)
+        .args(["--", "true"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(dir.join("report.html").exists(), "-o was not written");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // fd 2 closed: the report file must not become fd 2 and get the text.
+    let json = temp_path("closed-fd.json");
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg("\"$0\" --json \"$1\" -- true 2>&-")
+        .arg(zc_trace())
+        .arg(&json)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(&json).unwrap();
+    let report: Result<serde_json::Value, _> = serde_json::from_str(&text);
+    assert!(report.is_ok(), "the report is not JSON:\n{text}");
+    let _ = std::fs::remove_file(json);
+}
+
+/// Issue 15 item 17: a huge --duration used to panic; --interval had no
+/// lower bound (1ns ate half a core).
+#[test]
+fn durations_and_intervals_are_bounded() {
+    assert_fails(
+        &run(&["--duration", "99999999999999999999s", "--", "true"]),
+        2,
+        &["too long", "8760h"],
+    );
+    assert_fails(
+        &run(&["--duration", "1e308", "--", "true"]),
+        2,
+        &["unknown unit"],
+    );
+    assert_fails(
+        &run(&["--interval", "1ns", "--", "true"]),
+        2,
+        &["10ms to 1h"],
+    );
+}
+
+/// Issue 15 item 19: `report` and `compare` read a file whole; past the
+/// documented size they refuse instead of eating memory.
+#[test]
+fn report_refuses_a_file_past_the_size_limit() {
+    let big = temp_path("huge.json");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len((256 << 20) + 1).unwrap(); // sparse: costs no disk
+    let dir = temp_path("huge-out");
+    let out = run(&["report", big.to_str().unwrap(), "-o", dir.to_str().unwrap()]);
+    assert_fails(&out, 1, &["more than the 256.0 MiB a report may be"]);
+    let out = run(&["compare", big.to_str().unwrap(), big.to_str().unwrap()]);
+    assert_fails(&out, 1, &["more than the 256.0 MiB"]);
+    let _ = std::fs::remove_file(big);
+}
+
+/// `--json /dev/stdout` streams the report (a link to a pipe is not a file
+/// to replace: the rename that protects files must not replace the link).
+#[test]
+fn json_to_dev_stdout_streams_it() {
+    if !need_root("json_to_dev_stdout_streams_it") {
+        return;
+    }
+    let out = run(&["--quiet", "--json", "/dev/stdout", "--", "true"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["schema_version"].is_u64());
+    let link = std::fs::symlink_metadata("/dev/stdout").unwrap();
+    assert!(link.file_type().is_symlink(), "/dev/stdout was replaced");
+}

@@ -99,7 +99,13 @@ fn report_renders_a_saved_run_without_root_and_as_svg() {
     trace_into(&dir, &out, "sendfile");
     let again = dir.join("again");
     std::fs::create_dir_all(&again).unwrap();
-    // As nobody: rendering needs no privileges.
+    // As nobody: rendering needs no privileges. Reports are written 0600
+    // (they hold argv): share this one, as its owner would.
+    std::fs::set_permissions(
+        out.join("report.json"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let status = Command::new("chown")
         .arg("-R")
         .arg("65534:65534")

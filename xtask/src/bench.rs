@@ -662,6 +662,9 @@ struct Ctx {
     sleep: PathBuf,
     truecmd: PathBuf,
     scratch: PathBuf,
+    /// The scratch directories (random names, mode 0700: nobody can plant
+    /// a link where root writes), removed on drop.
+    _dirs: Vec<tempfile::TempDir>,
     input: PathBuf,
     bulk_out: PathBuf,
     threads: usize,
@@ -673,15 +676,18 @@ struct Ctx {
 
 impl Ctx {
     fn new(sizes: Sizes) -> Result<Self> {
-        let scratch = std::env::temp_dir().join(format!("zc-trace-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&scratch)?;
+        let scratch_dir = crate::private_temp_dir(&std::env::temp_dir(), "zc-trace-bench-")?;
+        let scratch = scratch_dir.path().to_owned();
+        let mut dirs = vec![scratch_dir];
         // The bulk copy's output lives in memory (tmpfs) when it can: a
         // disk file would add writeback noise.
-        let shm = Path::new("/dev/shm");
-        let bulk_out = if shm.is_dir() {
-            shm.join(format!("zc-trace-bench-{}.out", std::process::id()))
-        } else {
-            scratch.join("bulk.out")
+        let bulk_out = match crate::private_temp_dir(Path::new("/dev/shm"), "zc-trace-bench-") {
+            Ok(shm) => {
+                let out = shm.path().join("bulk.out");
+                dirs.push(shm);
+                out
+            }
+            Err(_) => scratch.join("bulk.out"),
         };
         let input = scratch.join("input.bin");
         eprintln!(
@@ -699,6 +705,7 @@ impl Ctx {
             sleep: which("sleep")?,
             truecmd: which("true")?,
             scratch,
+            _dirs: dirs,
             input,
             bulk_out,
             threads,
@@ -1077,13 +1084,6 @@ impl Ctx {
         let p = partner.wait()?;
         p.check()?;
         Ok((ns, p.ended > fin.ended))
-    }
-}
-
-impl Drop for Ctx {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.scratch);
-        let _ = std::fs::remove_file(&self.bulk_out);
     }
 }
 

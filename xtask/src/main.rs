@@ -219,12 +219,25 @@ pub fn run_cmd(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// A new directory in `parent` with a random name and mode 0700 (removed
+/// on drop): root writes into it, so nobody may have made it first or be
+/// able to plant a link in it, as they could at a predictable
+/// /tmp/name-<pid>.
+pub fn private_temp_dir(parent: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a private directory in {}", parent.display()))
+}
+
 /// Traces the workload suite: file reads, pipes, sockets, sendfile, splice,
 /// mmap, copy_file_range, a forked child and threads; report and charts
 /// into `out`.
 fn demo(out: &Path) -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("zc-trace-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let tmp = private_temp_dir(&std::env::temp_dir(), "zc-trace-demo-")?;
+    let dir = tmp.path();
     let input = dir.join("input.bin");
     // 16 chunks of 4 KiB: within every scenario's limits (a pipe holds 64 KiB, a UDP datagram < 64 KiB).
     let mut data = vec![0u8; 16 * 4096];
@@ -241,11 +254,35 @@ fn demo(out: &Path) -> Result<()> {
             .arg("--file2")
             .arg(dir.join("copy.bin")),
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     result?;
     eprintln!(
         "xtask: reports and charts are in {}/ (lab/compare.png, demo/report.html ...)",
         out.parent().unwrap_or(out).display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// Issue 15 item 2: the demo and bench used /tmp/zc-trace-demo-<pid>,
+    /// which anyone could create first (with a link in it) for root to
+    /// write through. A planted name is never used now.
+    #[test]
+    fn private_temp_dirs_are_new_and_0700() {
+        let parent = private_temp_dir(&std::env::temp_dir(), "xtask-test-").unwrap();
+        let planted = parent
+            .path()
+            .join(format!("zc-trace-demo-{}", std::process::id()));
+        std::fs::create_dir(&planted).unwrap();
+        let a = private_temp_dir(parent.path(), "zc-trace-demo-").unwrap();
+        let b = private_temp_dir(parent.path(), "zc-trace-demo-").unwrap();
+        assert_ne!(a.path(), b.path());
+        assert_ne!(a.path(), planted);
+        let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 }

@@ -1,16 +1,17 @@
 //! What the command line asks for, done: outputs opened first, then the
 //! trace, then every report the user asked for.
 
-use std::{io::Write as _, path::Path};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::{
-    cli::{Cli, Command},
+    cli::{Cli, Command, TargetSpec},
     error::failure,
     lab,
     model::report::{Report, SCHEMA_VERSION},
-    preflight, render,
+    preflight::{self, Output},
+    render,
     session::{self, TraceOptions},
 };
 
@@ -59,9 +60,20 @@ fn run_label(path: &Path) -> String {
     )
 }
 
+/// The largest report `report` and `compare` read. A report is parsed
+/// into memory whole, at the peak about 4x its size (a 121 MB report took
+/// 520 MB), so this keeps either command near 1 GiB at most.
+pub const MAX_REPORT_BYTES: u64 = 256 << 20;
+
+/// Only the field that says which schema a file follows.
+#[derive(serde::Deserialize)]
+struct Schema {
+    schema_version: Option<serde_json::Value>,
+}
+
 /// Reads a saved report, with a clear word on files that are not one.
 pub fn load_report(path: &Path) -> Result<Report> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let cannot_read = |e: std::io::Error| {
         failure(
             1,
             format!(
@@ -70,8 +82,36 @@ pub fn load_report(path: &Path) -> Result<Report> {
                 preflight::io_reason(&e)
             ),
         )
-    })?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+    };
+    let too_large = |size: u64| {
+        failure(
+            1,
+            format!(
+                "{} is {}, more than the {} a report may be: is it a zc-trace report?",
+                path.display(),
+                render::format::bytes(size),
+                render::format::bytes(MAX_REPORT_BYTES)
+            ),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let size = file.metadata().map_err(cannot_read)?.len();
+    if size > MAX_REPORT_BYTES {
+        return Err(too_large(size));
+    }
+    // A pipe or device has no size: read one byte past the limit to tell.
+    let mut text = Vec::with_capacity(size as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_REPORT_BYTES + 1),
+        &mut text,
+    )
+    .map_err(cannot_read)?;
+    if text.len() as u64 > MAX_REPORT_BYTES {
+        return Err(too_large(text.len() as u64));
+    }
+    // The schema first, from a parse that keeps nothing else, so that a
+    // report from a newer zc-trace is named as such rather than as broken.
+    let schema: Schema = serde_json::from_slice(&text).map_err(|e| {
         failure(
             1,
             format!(
@@ -80,7 +120,7 @@ pub fn load_report(path: &Path) -> Result<Report> {
             ),
         )
     })?;
-    match value.get("schema_version").and_then(|v| v.as_u64()) {
+    match schema.schema_version.as_ref().and_then(|v| v.as_u64()) {
         None => Err(failure(
             1,
             format!(
@@ -95,7 +135,7 @@ pub fn load_report(path: &Path) -> Result<Report> {
                 path.display()
             ),
         )),
-        Some(_) => serde_json::from_value(value).map_err(|e| {
+        Some(_) => serde_json::from_slice(&text).map_err(|e| {
             failure(
                 1,
                 format!(
@@ -109,20 +149,24 @@ pub fn load_report(path: &Path) -> Result<Report> {
 
 fn trace(cli: &Cli) -> Result<u8> {
     let spec = cli.target()?;
+    if let TargetSpec::Attach(pid) = spec {
+        preflight::check_may_trace(pid)?;
+    }
     // Outputs first: a bad path must fail before any tracing is done.
     let json_out = cli
         .json
         .as_deref()
-        .map(|p| preflight::create_output(p, "JSON report"))
+        .map(|p| Output::create(p, "JSON report"))
         .transpose()?;
     let summary_out = cli
         .summary
         .as_deref()
-        .map(|p| preflight::create_output(p, "summary"))
+        .map(|p| Output::create(p, "summary"))
         .transpose()?;
     if let Some(dir) = &cli.output_dir {
         preflight::check_output_dir(dir)?;
     }
+    check_planned_outputs(cli)?;
 
     let traced = session::trace(&TraceOptions {
         spec,
@@ -135,21 +179,62 @@ fn trace(cli: &Cli) -> Result<u8> {
     })?;
 
     let report = &traced.report;
-    if let Some(out) = json_out {
-        render::json::write(report, out.file)
-            .with_context(|| format!("writing {}", out.path.display()))?;
-    }
     let text = render::summary::render(report);
-    if let Some(mut out) = summary_out {
-        out.file
-            .write_all(text.as_bytes())
-            .with_context(|| format!("writing {}", out.path.display()))?;
-    } else if !cli.quiet {
+    let to_stderr = summary_out.is_none() && !cli.quiet;
+    if to_stderr {
         eprint!("{text}");
     }
-    if let Some(dir) = &cli.output_dir {
-        let files = render::output::write_dir(report, dir, cli.svg)?;
-        eprintln!("zc-trace: wrote {} files to {}", files.len(), dir.display());
+    let mut failures = Vec::new();
+    if let Some(out) = json_out {
+        failures.extend(write_json(report, out).err());
     }
-    Ok(traced.exit_status())
+    if let Some(mut out) = summary_out {
+        failures.extend(
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.commit())
+                .err(),
+        );
+    }
+    if let Some(dir) = &cli.output_dir {
+        match render::output::write_dir(report, dir, cli.svg) {
+            Ok(files) => eprintln!("zc-trace: wrote {} files to {}", files.len(), dir.display()),
+            Err(e) => failures.push(e),
+        }
+    }
+    let mut failures = failures.into_iter();
+    let Some(first) = failures.next() else {
+        return Ok(traced.exit_status());
+    };
+    // The run is not lost with a file: the summary still reaches the user.
+    if !to_stderr {
+        eprint!("{text}");
+    }
+    for other in failures {
+        eprintln!("zc-trace: error: {other:#}");
+    }
+    Err(first)
+}
+
+fn write_json(report: &Report, mut out: Output) -> Result<()> {
+    let mut bytes = Vec::new();
+    render::json::write(report, &mut bytes)?;
+    out.write_all(&bytes)?;
+    out.commit()
+}
+
+/// Every file the run will write, checked before it starts (see
+/// `preflight::check_planned_outputs`).
+fn check_planned_outputs(cli: &Cli) -> Result<()> {
+    let in_dir = cli
+        .output_dir
+        .iter()
+        .flat_map(|dir| render::output::run_file_names(cli.svg).map(move |n| dir.join(n)));
+    let paths: Vec<PathBuf> = cli
+        .json
+        .iter()
+        .chain(&cli.summary)
+        .cloned()
+        .chain(in_dir)
+        .collect();
+    preflight::check_planned_outputs(&paths)
 }

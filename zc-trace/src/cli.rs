@@ -1,6 +1,6 @@
 //! The command line.
 
-use std::{path::PathBuf, time::Duration};
+use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -63,7 +63,7 @@ pub struct Cli {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Stop tracing after this long (e.g. 500ms, 10s, 5m).
+    /// Stop tracing after this long (e.g. 500ms, 10s, 5m; at most a year).
     #[arg(short, long, value_name = "TIME", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
@@ -77,13 +77,13 @@ pub struct Cli {
     #[arg(long)]
     pub no_cost: bool,
 
-    /// How often to sample the counters for the timeline.
-    #[arg(long, value_name = "TIME", default_value = "100ms", value_parser = parse_duration)]
+    /// How often to sample the counters for the timeline (10ms to 1h).
+    #[arg(long, value_name = "TIME", default_value = "100ms", value_parser = parse_interval)]
     pub interval: Duration,
 
     /// The command to run and trace, after `--`.
     #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,14 +169,15 @@ pub struct LabArgs {
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
-    Wrap(Vec<String>),
+    Wrap(Vec<OsString>),
     Attach(i32),
 }
 
 impl Cli {
     /// Parses the command line; errors come back as one-line failures.
     pub fn parse_args() -> anyhow::Result<Self> {
-        let args: Vec<String> = std::env::args().collect();
+        // Any bytes: a command's arguments and paths need not be UTF-8.
+        let args: Vec<OsString> = std::env::args_os().collect();
         // Before clap: the long version probes the kernel, which only
         // `--version` should pay for. Only zc-trace's own options count,
         // not the wrapped command's after `--`.
@@ -307,9 +308,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ));
         }
     };
-    let d = Duration::from_secs_f64(value * scale);
+    let d = Duration::try_from_secs_f64(value * scale)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| format!("`{s}` is too long: give at most a year (8760h)"))?;
     if d.is_zero() {
         return Err(format!("`{s}` is zero: give a positive duration"));
+    }
+    Ok(d)
+}
+
+/// The longest duration zc-trace takes: long enough for any trace, short
+/// enough that no clock arithmetic on it can overflow.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The shortest sampling interval: each sample reads every map, and a
+/// faster loop costs a core without making the timeline any clearer.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A duration in MIN_INTERVAL..=MAX_INTERVAL.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
+        return Err(format!(
+            "`{s}` is outside what --interval takes: give 10ms to 1h"
+        ));
     }
     Ok(d)
 }
@@ -371,6 +394,12 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("3 parsecs").is_err());
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+        assert!(parse_duration("99999999999999999999s").is_err());
+        assert!(parse_duration("8761h").is_err());
+        assert_eq!(parse_interval("10ms"), Ok(MIN_INTERVAL));
+        assert!(parse_interval("1ns").is_err());
+        assert!(parse_interval("2h").is_err());
     }
 
     #[test]

@@ -6,11 +6,25 @@ use std::process::ExitCode;
 use zc_trace::{app, error};
 
 fn main() -> ExitCode {
+    reopen_closed_stdio();
     match app::run() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("zc-trace: error: {e:#}");
             ExitCode::from(error::exit_code(&e))
+        }
+    }
+}
+
+/// A closed stdin, stdout or stderr (`2>&-`) gets /dev/null, so the next
+/// file opened cannot take its number and receive what was meant for the
+/// terminal (a report file filled with progress lines).
+fn reopen_closed_stdio() {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD only asks whether the descriptor is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // SAFETY: open takes the lowest free number, which is `fd`.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
         }
     }
 }

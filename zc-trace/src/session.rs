@@ -137,12 +137,12 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             if opts.announce {
                 eprintln!(
                     "zc-trace: tracing `{}` (pid {pid}); the summary follows when it exits",
-                    argv.join(" ")
+                    crate::render::format::printable(&words(argv).join(" "))
                 );
             }
             child.release()?;
             spawn_reaper(pid as i32, reaped_tx);
-            (pid, Some(argv.clone()))
+            (pid, Some(words(argv)))
         }
         TargetSpec::Attach(p) => {
             let pid = *p as u32;
@@ -241,6 +241,14 @@ fn own_cpu_ns() -> u64 {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000;
     ns(ru.ru_utime) + ns(ru.ru_stime)
+}
+
+/// The command line as text for the report (bytes that are not UTF-8
+/// become U+FFFD; the command itself ran with them intact).
+fn words(argv: &[std::ffi::OsString]) -> Vec<String> {
+    argv.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Reaps the command and every orphan re-parented to us; says when the

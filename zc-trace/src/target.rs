@@ -2,7 +2,7 @@
 //! probes are live, or a running process found by PID.
 
 use std::{
-    ffi::{CString, OsStr},
+    ffi::{CString, OsStr, OsString},
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
 };
@@ -23,7 +23,7 @@ pub struct HeldChild {
 }
 
 /// Finds `name` like a shell would: as a path if it has a slash, else in PATH.
-pub fn resolve_command(name: &str) -> Result<PathBuf> {
+pub fn resolve_command(name: &OsStr) -> Result<PathBuf> {
     let is_exec = |p: &Path| {
         let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
             return false;
@@ -31,18 +31,19 @@ pub fn resolve_command(name: &str) -> Result<PathBuf> {
         // SAFETY: c is a valid C string.
         p.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0
     };
-    if name.contains('/') {
+    let shown = name.to_string_lossy();
+    if name.as_bytes().contains(&b'/') {
         let p = PathBuf::from(name);
         if !p.exists() {
             return Err(failure(
                 EXIT_NOT_FOUND,
-                format!("command not found: {name} (no such file)"),
+                format!("command not found: {shown} (no such file)"),
             ));
         }
         if !is_exec(&p) {
             return Err(failure(
                 EXIT_CANNOT_RUN,
-                format!("cannot run {name}: not an executable file (chmod +x it?)"),
+                format!("cannot run {shown}: not an executable file (chmod +x it?)"),
             ));
         }
         return Ok(p);
@@ -54,7 +55,7 @@ pub fn resolve_command(name: &str) -> Result<PathBuf> {
         .ok_or_else(|| {
             failure(
                 EXIT_NOT_FOUND,
-                format!("command not found: {name} (not in PATH)"),
+                format!("command not found: {shown} (not in PATH)"),
             )
         })
 }
@@ -69,15 +70,12 @@ fn cstring(s: &OsStr) -> Result<CString> {
 /// The child makes no syscall between its stop and its execve, so with the
 /// probes live and its pid registered before `release`, its first traced
 /// call is the execve, exactly as under `strace -f`.
-pub fn spawn_held(argv: &[String]) -> Result<HeldChild> {
+pub fn spawn_held(argv: &[OsString]) -> Result<HeldChild> {
     let program = resolve_command(&argv[0])?;
     // Everything the child needs is prepared before fork: after fork it may
     // only make async-signal-safe calls.
     let path = cstring(program.as_os_str())?;
-    let args: Vec<CString> = argv
-        .iter()
-        .map(|a| cstring(OsStr::new(a)))
-        .collect::<Result<_>>()?;
+    let args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
     let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     arg_ptrs.push(std::ptr::null());
 
@@ -113,13 +111,16 @@ pub fn spawn_held(argv: &[String]) -> Result<HeldChild> {
     if r != pid || !libc::WIFSTOPPED(status) {
         return Err(failure(
             1,
-            format!("the command {} died before it could start", argv[0]),
+            format!(
+                "the command {} died before it could start",
+                argv[0].to_string_lossy()
+            ),
         ));
     }
     Ok(HeldChild {
         pid,
         exec_error: err_r,
-        program: argv[0].clone(),
+        program: argv[0].to_string_lossy().into_owned(),
     })
 }
 

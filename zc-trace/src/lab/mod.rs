@@ -38,7 +38,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use crate::{
     cli::{LabArgs, TargetSpec},
     error::{EXIT_USAGE, failure},
-    preflight,
+    preflight::{self, Output},
     render::format::{bytes, duration_ns, grouped},
     session::{self, TraceOptions},
 };
@@ -73,11 +73,12 @@ pub fn run(args: &LabArgs) -> Result<u8> {
     let json_out = args
         .json
         .as_deref()
-        .map(|p| preflight::create_output(p, "lab JSON"))
+        .map(|p| Output::create(p, "lab JSON"))
         .transpose()?;
     if let Some(dir) = &args.output_dir {
         preflight::check_output_dir(dir)?;
     }
+    preflight::check_planned_outputs(&output_paths(args))?;
     let exe = std::env::current_exe()
         .context("cannot find zc-trace's own executable to run the lab's sender")?;
     catch_interrupts();
@@ -141,17 +142,24 @@ impl Lab {
         eprintln!(
             "zc-trace lab: writing a {} test file in {}",
             bytes(args.size),
-            work.dir.display()
+            work.dir().display()
         );
         let sum = create_file(&file, args.size, args.cold)?;
         let listener =
             TcpListener::bind("127.0.0.1:0").context("the receiver cannot listen on 127.0.0.1")?;
+        let token = receiver::Token::new()?;
+        // The environment is private to the lab and its senders (unlike argv,
+        // which every user can read in /proc).
+        // SAFETY: no other thread runs yet (the receiver and the tracing
+        // runtime start later), so nothing reads the environment meanwhile.
+        unsafe { std::env::set_var(receiver::TOKEN_ENV, token.to_hex()) };
         Ok(Lab {
             exe: exe.display().to_string(),
             file,
             dest: work.path("copy.bin"),
             result: work.path("result.bin"),
             listener,
+            token,
             size: args.size,
             chunk: args.chunk,
             pipe: sender::pipe_capacity(args.chunk),
@@ -245,17 +253,18 @@ fn notes(args: &LabArgs, methods: &[Method], pipe: u64, dropped: u64) -> Vec<Str
 /// The JSON (to --json and into -o DIR) and the chart.
 fn write_outputs(
     results: &LabResults,
-    json_out: Option<preflight::Output>,
+    json_out: Option<Output>,
     output_dir: Option<&Path>,
 ) -> Result<()> {
     let json = results::to_json(results);
-    if let Some(o) = json_out {
-        write_json(&json, o.file, &o.path)?;
+    let json_bytes = json_bytes(&json)?;
+    if let Some(mut out) = json_out {
+        out.write_all(&json_bytes)?;
+        out.commit()?;
     }
     if let Some(dir) = output_dir {
-        let path = dir.join("lab.json");
-        let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        write_json(&json, f, &path)?;
+        let path = dir.join(LAB_JSON);
+        preflight::write_output(&path, "lab JSON", &json_bytes)?;
         let mut written = vec![path];
         written.extend(write_charts(results, dir)?);
         eprintln!(
@@ -281,13 +290,27 @@ fn write_charts(r: &LabResults, dir: &Path) -> Result<Vec<PathBuf>> {
     .context("drawing the lab's comparison chart")
 }
 
-fn write_json(v: &serde_json::Value, f: File, path: &Path) -> Result<()> {
-    let mut w = std::io::BufWriter::new(f);
-    serde_json::to_writer_pretty(&mut w, v)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| Ok(w.write_all(b"\n")?))
-        .and_then(|()| Ok(w.flush()?))
-        .with_context(|| format!("writing {}", path.display()))
+/// The lab's JSON in `-o DIR`.
+const LAB_JSON: &str = "lab.json";
+
+/// Every file the lab writes, for `preflight::check_planned_outputs`.
+fn output_paths(args: &LabArgs) -> Vec<PathBuf> {
+    let in_dir = args.output_dir.iter().flat_map(|dir| {
+        [
+            dir.join(LAB_JSON),
+            dir.join(format!(
+                "compare.{}",
+                crate::render::charts::Format::Png.extension()
+            )),
+        ]
+    });
+    args.json.iter().cloned().chain(in_dir).collect()
+}
+
+fn json_bytes(v: &serde_json::Value) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(v).context("encoding the lab JSON")?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 /// What every run shares.
@@ -297,6 +320,8 @@ struct Lab {
     dest: PathBuf,
     result: PathBuf,
     listener: TcpListener,
+    /// What the sender writes first, so the receiver knows its connection.
+    token: receiver::Token,
     size: u64,
     chunk: u64,
     /// The pipe size splice gets (a chunk, if the kernel allows).
@@ -331,9 +356,9 @@ impl Lab {
         );
         let stop = AtomicBool::new(false);
         let (traced, received) = std::thread::scope(|s| {
-            let rx = s.spawn(|| receiver::receive(&self.listener, &stop));
+            let rx = s.spawn(|| receiver::receive(&self.listener, &self.token, &stop));
             let traced = session::trace(&TraceOptions {
-                spec: TargetSpec::Wrap(argv),
+                spec: TargetSpec::Wrap(argv.into_iter().map(Into::into).collect()),
                 follow_forks: false,
                 // The lab uses the totals only: sample the timeline rarely.
                 interval: Duration::from_secs(1),
@@ -483,20 +508,28 @@ fn drop_from_cache(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The lab's directory: a new one under `--dir` or the temp dir, removed
-/// with everything in it when the lab ends, however it ends.
+/// The lab's directory: a new one under `--dir` or the temp dir (random
+/// name, mode 0700, so nobody can plant anything in it), removed with
+/// everything in it when the lab ends, however it ends. A run killed too
+/// hard to clean up leaves it behind; the next run removes it.
 struct WorkDir {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
+
+/// The start of every work directory's name.
+const WORK_PREFIX: &str = "zc-trace-lab-";
+/// The file in a work directory that names the run that made it.
+const OWNER_FILE: &str = "owner";
 
 impl WorkDir {
     fn new(parent: Option<&Path>) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt as _;
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = parent.join(format!("zc-trace-lab-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&dir).map_err(|e| {
+        // The sender creates files by path in the work dir: nobody else
+        // may be able to move it away and put a link in its place.
+        preflight::check_dir(&parent, "the lab's --dir")?;
+        remove_stale_work_dirs(&parent);
+        let fail = |e: std::io::Error| {
             failure(
                 1,
                 format!(
@@ -505,18 +538,100 @@ impl WorkDir {
                     preflight::io_reason(&e)
                 ),
             )
-        })?;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix(WORK_PREFIX)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(&parent)
+            .map_err(fail)?;
+        let owner = RunId::of(std::process::id()).map_or_else(String::new, |id| id.to_line());
+        std::fs::write(dir.path().join(OWNER_FILE), owner).map_err(fail)?;
         Ok(Self { dir })
     }
 
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        self.dir().join(name)
     }
 }
 
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// A run of the lab, told apart from any later process that reuses its
+/// pid (by start time) and from processes of other PID namespaces.
+#[derive(Debug, PartialEq, Eq)]
+struct RunId {
+    pid: u32,
+    started: u64,
+    pid_ns: String,
+}
+
+impl RunId {
+    fn of(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Field 22, counted after the parenthesised name (which may hold anything).
+        let started = stat[stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .nth(19)?
+            .parse()
+            .ok()?;
+        Some(Self {
+            pid,
+            started,
+            pid_ns: own_pid_namespace()?,
+        })
+    }
+
+    fn to_line(&self) -> String {
+        format!("{} {} {}\n", self.pid, self.started, self.pid_ns)
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let mut words = line.split_whitespace();
+        Some(Self {
+            pid: words.next()?.parse().ok()?,
+            started: words.next()?.parse().ok()?,
+            pid_ns: words.next()?.to_owned(),
+        })
+    }
+
+    /// Whether this run is over: its pid is gone or belongs to a newer
+    /// process. Unknown (another namespace) counts as running.
+    fn is_over(&self) -> bool {
+        own_pid_namespace().is_some_and(|ns| ns == self.pid_ns)
+            && RunId::of(self.pid).is_none_or(|now| now.started != self.started)
+    }
+}
+
+fn own_pid_namespace() -> Option<String> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(link.to_string_lossy().into_owned())
+}
+
+/// Removes the work directories of lab runs that were killed (SIGKILL, a
+/// crash) before they could clean up: only real directories owned by us
+/// with mode 0700 whose owner file names a run that is over.
+fn remove_stale_work_dirs(parent: &Path) {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(WORK_PREFIX) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o777 != 0o700 {
+            continue;
+        }
+        let dir = entry.path();
+        let owner = std::fs::read_to_string(dir.join(OWNER_FILE)).unwrap_or_default();
+        if RunId::parse(&owner).is_some_and(|run| run.is_over()) {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }
 
@@ -590,7 +705,10 @@ mod tests {
             (3 * IO_BLOCK as u64 + 12345, sum)
         );
         drop_from_cache(&p).unwrap();
-        let dir = work.dir.clone();
+        let dir = work.dir().to_owned();
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "nobody else may plant files in it");
         drop(work);
         assert!(!dir.exists(), "the work dir is removed on drop");
     }

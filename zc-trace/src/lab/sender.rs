@@ -4,7 +4,8 @@
 //! Every method, and the `noop` baseline, goes through the same steps so
 //! that the baseline's calls are exactly the calls that are not the
 //! transfer: allocate the chunk buffer, open the file and the copy
-//! destination, make the pipe, connect, [transfer], shut the connection
+//! destination, make the pipe, connect and show the receiver the token,
+//! [transfer], shut the connection
 //! down and wait for the receiver to close it, write the fixed-size result
 //! record, close everything. Only direct libc calls, so what is traced is
 //! what is written here.
@@ -13,7 +14,11 @@ use std::{ffi::CString, os::unix::ffi::OsStrExt as _, path::PathBuf, time::Insta
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{measure::Timing, method::Method};
+use super::{
+    measure::Timing,
+    method::Method,
+    receiver::{TOKEN_ENV, Token},
+};
 
 /// The result record: 8 little-endian u64s, always the same length so the
 /// baseline's write of it cancels exactly.
@@ -166,6 +171,12 @@ fn check(r: isize, what: &str) -> Result<usize> {
 
 pub fn main(args: &[String]) -> Result<u8> {
     let a = SenderArgs::parse(args)?;
+    let token = std::env::var(TOKEN_ENV)
+        .ok()
+        .and_then(|hex| Token::from_hex(&hex))
+        .with_context(|| {
+            format!("lab-sender: no {TOKEN_ENV} (this command is run by `zc-trace lab`)")
+        })?;
     let chunk = usize::try_from(a.chunk).context("chunk too large")?;
     // Allocated (and so counted) by every method, the baseline too.
     let mut buf = vec![0u8; chunk];
@@ -220,6 +231,8 @@ pub fn main(args: &[String]) -> Result<u8> {
             ) as isize,
             "connect to the receiver",
         )?;
+        // Proves to the receiver that this connection is the sender's.
+        write_all(sock, token.bytes())?;
 
         let fds = Fds {
             src,

@@ -20,7 +20,6 @@ mod text;
 mod timeline;
 mod units;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -82,6 +81,14 @@ impl Chart {
         charts
     }
 
+    const ALL: [Chart; 5] = [
+        Chart::Ledger,
+        Chart::Timeline,
+        Chart::Syscalls,
+        Chart::Latency,
+        Chart::Processes,
+    ];
+
     fn stem(self) -> &'static str {
         match self {
             Chart::Ledger => "ledger",
@@ -117,12 +124,18 @@ impl Chart {
     }
 }
 
+/// Every file name `render_run` may write.
+pub fn run_file_names(format: Format) -> impl Iterator<Item = String> {
+    Chart::ALL
+        .into_iter()
+        .map(move |c| format!("{}.{}", c.stem(), format.extension()))
+}
+
 /// Writes the charts of one run into `dir` (created if missing); returns the
 /// files written: ledger, timeline, syscalls, latency and, with more than
 /// one process, processes (`Chart::of`).
 pub fn render_run(report: &Report, dir: &Path, format: Format) -> Result<Vec<PathBuf>> {
     fonts()?;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     Chart::of(report)
         .into_iter()
         .map(|chart| {
@@ -150,7 +163,6 @@ pub fn render_compare(
     if runs.is_empty() {
         bail!("no runs to compare");
     }
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("compare.{}", format.extension()));
     write(
         &path,
@@ -185,25 +197,38 @@ pub fn compare_svg(runs: &[(String, Report)], basis: Basis) -> Result<(String, S
 
 type Area<DB> = DrawingArea<DB, Shift>;
 
-/// Draws one chart into `path`. Closures cannot be generic over the backend,
-/// so the caller passes the same drawing once per backend type.
+/// Draws one chart into `path` (written as every output is, see
+/// `preflight::Output`). Closures cannot be generic over the backend, so
+/// the caller passes the same drawing once per backend type.
 fn write(
     path: &Path,
     format: Format,
     png: impl FnOnce(&Area<Typeset<BitMapBackend>>) -> Result<()>,
     svg_draw: impl FnOnce(&Area<Typeset<SVGBackend>>) -> Result<()>,
 ) -> Result<()> {
-    let what = || format!("writing {}", path.display());
-    match format {
-        Format::Png => {
-            let area = Typeset::raster(BitMapBackend::new(path, SIZE)).into_drawing_area();
-            area.fill(&palette::BACKGROUND)?;
-            png(&area).with_context(what)?;
-            area.present().with_context(what)?;
-        }
-        Format::Svg => fs::write(path, svg(svg_draw)?).with_context(what)?,
+    let bytes = match format {
+        Format::Png => png_bytes(png).with_context(|| format!("drawing {}", path.display()))?,
+        Format::Svg => svg(svg_draw)?.into_bytes(),
+    };
+    crate::preflight::write_output(path, "chart", &bytes)
+}
+
+/// Draws into an RGB buffer and encodes it as PNG, in memory.
+fn png_bytes(draw: impl FnOnce(&Area<Typeset<BitMapBackend>>) -> Result<()>) -> Result<Vec<u8>> {
+    let (w, h) = SIZE;
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    {
+        let area = Typeset::raster(BitMapBackend::with_buffer(&mut rgb, SIZE)).into_drawing_area();
+        area.fill(&palette::BACKGROUND)?;
+        draw(&area)?;
+        area.present()?;
     }
-    Ok(())
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&rgb)?;
+    Ok(out)
 }
 
 fn svg(draw: impl FnOnce(&Area<Typeset<SVGBackend>>) -> Result<()>) -> Result<String> {

@@ -7,7 +7,7 @@ use crate::model::{
     report::Report,
 };
 
-use super::format::{bytes, duration_ns};
+use super::format::{bytes, duration_ns, printable};
 
 pub fn table(runs: &[(String, Report)]) -> String {
     let mut s = String::new();
@@ -42,7 +42,7 @@ pub fn table(runs: &[(String, Report)]) -> String {
         let _ = writeln!(
             s,
             "{:<width$} {:>11} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>12}",
-            truncate(label, width),
+            truncate(&printable(label), width),
             bytes(n.basis_bytes),
             f(n.syscalls_per_mib, 1),
             f(n.mode_switches_per_mib, 1),

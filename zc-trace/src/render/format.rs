@@ -63,3 +63,42 @@ mod tests {
         assert_eq!(duration_ns(3_725_000_000_000), "62m05s");
     }
 }
+
+/// Text a traced process controls (its name, argv, paths), made safe to
+/// show: control characters (C0, DEL, C1) and the bidirectional overrides
+/// that reorder what a terminal shows come out as `\x1b` / `\u{202e}`,
+/// so a process named "\e]0;pwned\a" cannot drive the operator's terminal
+/// or break an SVG. Every text renderer passes such text through here.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.contains(unsafe_char) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !unsafe_char(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn escapes_what_a_terminal_would_obey() {
+        assert_eq!(printable("cp big.iso"), "cp big.iso");
+        assert_eq!(printable("\u{1b}]0;pwned\u{7}"), "\\x1b]0;pwned\\x07");
+        assert_eq!(printable("a\nb\tc\u{7f}"), "a\\x0ab\\x09c\\x7f");
+        assert_eq!(printable("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(printable("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        assert_eq!(printable("naïve café"), "naïve café");
+    }
+}

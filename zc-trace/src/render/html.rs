@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use super::charts::{self, class_colour, hex, metrics};
-use super::format::{bytes, duration_ns, grouped};
+use super::format::{bytes, duration_ns, grouped, printable};
 use super::groups::{cells, groups};
 use crate::model::compare::Basis;
 use crate::model::ledger::MODE_SWITCH_RULE;
@@ -344,7 +344,7 @@ fn target(r: &Report) -> String {
 
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    for c in printable(text).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),

@@ -1,12 +1,9 @@
 //! An output directory: report.json, the charts and report.html together,
 //! or the comparison of several runs.
 
-use std::{
-    fs::File,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::{model::report::Report, preflight};
 
@@ -19,20 +16,25 @@ fn format(svg: bool) -> Format {
     if svg { Format::Svg } else { Format::Png }
 }
 
-fn write_text(path: PathBuf, text: &str) -> Result<PathBuf> {
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+/// Every file name `write_dir` may write.
+pub fn run_file_names(svg: bool) -> impl Iterator<Item = String> {
+    ["report.json".to_owned(), "report.html".to_owned()]
+        .into_iter()
+        .chain(charts::run_file_names(format(svg)))
 }
 
 /// Writes everything about one run into `dir`; returns the files written.
 pub fn write_dir(report: &Report, dir: &Path, svg: bool) -> Result<Vec<PathBuf>> {
     preflight::check_output_dir(dir)?;
     let path = dir.join("report.json");
-    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    json::write(report, file)?;
+    let mut bytes = Vec::new();
+    json::write(report, &mut bytes)?;
+    preflight::write_output(&path, "JSON report", &bytes)?;
     let mut files = vec![path];
     files.extend(charts::render_run(report, dir, format(svg))?);
-    files.push(write_text(dir.join("report.html"), &html::render(report)?)?);
+    let path = dir.join("report.html");
+    preflight::write_output(&path, "HTML report", html::render(report)?.as_bytes())?;
+    files.push(path);
     Ok(files)
 }
 
@@ -40,9 +42,9 @@ pub fn write_dir(report: &Report, dir: &Path, svg: bool) -> Result<Vec<PathBuf>>
 pub fn write_compare_dir(runs: &[(String, Report)], dir: &Path, svg: bool) -> Result<Vec<PathBuf>> {
     preflight::check_output_dir(dir)?;
     let mut files = charts::render_compare(runs, Basis::Moved, dir, format(svg))?;
-    files.push(write_text(
-        dir.join("compare.html"),
-        &html::render_compare(runs, Basis::Moved)?,
-    )?);
+    let path = dir.join("compare.html");
+    let page = html::render_compare(runs, Basis::Moved)?;
+    preflight::write_output(&path, "comparison page", page.as_bytes())?;
+    files.push(path);
     Ok(files)
 }

@@ -8,7 +8,7 @@ use zc_trace_common::syscalls::Class;
 use crate::model::report::{Report, SyscallEntry};
 
 use super::{
-    format::{bytes, duration_ns, grouped},
+    format::{bytes, duration_ns, grouped, printable},
     groups::{cells, groups},
 };
 
@@ -122,7 +122,7 @@ fn processes(s: &mut String, r: &Report) {
             s,
             "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
             p.pid,
-            p.comm,
+            printable(&p.comm),
             grouped(p.totals.syscalls),
             bytes(b.copied_to_user),
             bytes(b.copied_from_user),
@@ -178,7 +178,7 @@ fn footer(s: &mut String) {
 
 fn target_line(r: &Report) -> String {
     match &r.target.command {
-        Some(cmd) => format!("`{}` (pid {})", cmd.join(" "), r.target.pid),
+        Some(cmd) => format!("`{}` (pid {})", printable(&cmd.join(" ")), r.target.pid),
         None => format!("pid {}", r.target.pid),
     }
 }

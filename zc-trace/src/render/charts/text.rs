@@ -18,6 +18,8 @@ use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
 };
 
+use crate::render::format::printable;
+
 pub static FONT_BYTES: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 
 fn font() -> Option<&'static FontRef<'static>> {
@@ -155,7 +157,7 @@ impl<B: DrawingBackend> DrawingBackend for Typeset<B> {
         text: &str,
         style: &S,
     ) -> Result<(u32, u32), DrawingErrorKind<Self::ErrorType>> {
-        let (w, h) = measure(text, style.size());
+        let (w, h) = measure(&printable(text), style.size());
         Ok((w.ceil() as u32, h.ceil() as u32))
     }
 
@@ -165,6 +167,7 @@ impl<B: DrawingBackend> DrawingBackend for Typeset<B> {
         style: &S,
         pos: BackendCoord,
     ) -> Drawn<B> {
+        let text = &printable(text);
         match font() {
             Some(f) if self.raster => rasterise(&mut self.inner, f, text, style, pos),
             _ => self.inner.draw_text(text, style, pos),
