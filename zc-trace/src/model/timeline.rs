@@ -5,7 +5,6 @@ use zc_trace_common::syscalls::shape;
 use super::{
     Counters,
     ledger::add_bytes,
-    ledger::sum_events,
     report::{Bytes, TimelineSample},
 };
 
@@ -17,7 +16,7 @@ pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
         syscalls += stats.count;
         add_bytes(&mut bytes, shape(key.nr).class, stats.bytes);
     }
-    let ev = sum_events(counters.procs.values());
+    let ev = &counters.events;
     TimelineSample {
         t_ns,
         syscalls,

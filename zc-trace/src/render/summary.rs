@@ -3,12 +3,24 @@
 
 use std::fmt::Write as _;
 
-use crate::model::report::{Report, SyscallEntry};
+use crate::model::report::{Process, Report, SyscallEntry};
 
 use super::{
     format::{bytes, duration_ns, grouped},
     groups::{cells, groups},
 };
+
+/// Process rows the summary prints at most: a screenful.
+const PROCESS_ROWS: usize = 20;
+
+/// The `n` rows with the most syscalls, in the report's order.
+fn busiest(processes: &[Process], n: usize) -> Vec<&Process> {
+    let mut order: Vec<usize> = (0..processes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(processes[i].totals.syscalls));
+    order.truncate(n);
+    order.sort_unstable();
+    order.into_iter().map(|i| &processes[i]).collect()
+}
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
@@ -106,17 +118,29 @@ pub fn render(r: &Report) -> String {
             "\n  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
             "pid", "process", "syscalls", "to user", "from user", "zero-copy"
         );
-        for p in &r.processes {
+        let shown = busiest(&r.processes, PROCESS_ROWS);
+        for p in &shown {
             let b = &p.totals.bytes;
+            let pid = match p.summed {
+                0 => p.pid.to_string(),
+                n => format!("{n}x"),
+            };
             let _ = writeln!(
                 s,
                 "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
-                p.pid,
+                pid,
                 p.comm,
                 grouped(p.totals.syscalls),
                 bytes(b.copied_to_user),
                 bytes(b.copied_from_user),
                 bytes(b.zero_copy)
+            );
+        }
+        if r.processes.len() > shown.len() {
+            let _ = writeln!(
+                s,
+                "  ({} more rows: see the JSON report; a row of Nx sums N processes of one name)",
+                grouped((r.processes.len() - shown.len()) as u64)
             );
         }
     }
