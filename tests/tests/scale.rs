@@ -153,6 +153,31 @@ fn issue_15_item_7_five_thousand_processes_are_counted_exactly() {
     );
 }
 
+/// Issue 15 item 9: the target list held 16,384 processes and children
+/// past it went untraced, silently. Exited processes now leave it, so a run
+/// may see any number of processes; only 16,384 alive at once fill it, and
+/// that is counted (targets_map_full).
+#[test]
+fn issue_15_item_9_more_processes_than_the_target_list_holds() {
+    let test = "issue_15_item_9_more_processes_than_the_target_list_holds";
+    if !require_root(test) {
+        return;
+    }
+    let n = 16_500;
+    let dir = TempDir::new("scale-targets");
+    let report = traced(&dir, &true_loop(n), Duration::from_secs(300));
+    assert_eq!(syscall_stats(report.syscalls(), "execve").count, n + 2);
+    assert_eq!(syscall_stats(report.syscalls(), "exit_group").count, n + 2);
+    for reason in [
+        "targets_map_full",
+        "stats_map_full",
+        "proc_map_full",
+        "exits_unfolded",
+    ] {
+        assert_eq!(report.u64_at(&format!("/dropped/{reason}")), 0, "{reason}");
+    }
+}
+
 /// Issue 15 items 7 and 9 at full scale: 100,000 processes, past the
 /// 16,384 entries of the target list, with pids recycled (pid_max is often
 /// 32,768). A few minutes: `cargo test -- --ignored`.

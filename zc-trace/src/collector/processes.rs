@@ -14,7 +14,9 @@ pub const ONE_BY_ONE: usize = 256;
 pub const NAMES: usize = 256;
 const OTHERS: &str = "(other names)";
 
-/// A process ranked by how busy it was, then by arrival (older first out).
+/// A process ranked by how busy it was, then by arrival. A newcomer
+/// replaces the least busy only when strictly busier: among equals, the
+/// first ones stay.
 struct Ranked {
     calls: u64,
     arrival: u64,
