@@ -6,7 +6,19 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::harness::Stats;
+use crate::harness::{Stats, skip};
+
+/// Whether strace is installed; otherwise skips `test`.
+pub fn have_strace(test: &str) -> bool {
+    let found = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        skip(test, "needs strace (apt-get install strace)");
+    }
+    found
+}
 
 /// One row of the table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

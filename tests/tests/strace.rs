@@ -8,23 +8,12 @@ use std::path::Path;
 use std::process::Command;
 
 use zc_trace_tests::harness::{
-    Stats, TempDir, require_root, run_traced, scenario_args, skip, syscall_stats,
+    Stats, TempDir, require_root, run_traced, scenario_args, syscall_stats,
 };
-use zc_trace_tests::strace::{parse_summary, read_logs, tally};
+use zc_trace_tests::strace::{have_strace, parse_summary, read_logs, tally};
 use zc_trace_tests::{ALL_PARTS, expected, per_syscall};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_zc-workload");
-
-fn have_strace(test: &str) -> bool {
-    let found = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        skip(test, "needs strace (apt-get install strace)");
-    }
-    found
-}
 
 /// Per (syscall, kind) totals of the workload run under `strace -ff -yy -v`.
 /// Runs the workload with `args` under `strace FLAGS -o OUT`; it must succeed.

@@ -50,22 +50,35 @@ impl FdKind {
 /// Key of the per-CPU syscall statistics map: one row per process, syscall
 /// and fd kind(s).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SyscallKey {
     pub tgid: u32,
     pub nr: u32,
     /// Kind of the fd the data went to (or the only fd of the call).
-    pub kind: u8,
+    pub dst_kind: u8,
     /// Kind of the fd the data came from, for two-fd calls (sendfile,
     /// splice, tee, copy_file_range); `FdKind::None` otherwise.
     pub src_kind: u8,
     pub _pad: [u8; 6],
 }
 
+impl SyscallKey {
+    #[inline(always)]
+    pub const fn new(tgid: u32, nr: u32, dst_kind: FdKind, src_kind: FdKind) -> Self {
+        Self {
+            tgid,
+            nr,
+            dst_kind: dst_kind as u8,
+            src_kind: src_kind as u8,
+            _pad: [0; 6],
+        }
+    }
+}
+
 /// Per-CPU values of one `SyscallKey` row.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "user", derive(derive_more::AddAssign))]
+#[derive(derive_more::AddAssign)]
 pub struct SyscallStats {
     pub count: u64,
     pub errors: u64,
@@ -76,10 +89,23 @@ pub struct SyscallStats {
     pub time_ns: u64,
 }
 
+impl SyscallStats {
+    /// One call's figures.
+    #[inline(always)]
+    pub const fn one_call(failed: bool, bytes: u64, time_ns: u64) -> Self {
+        Self {
+            count: 1,
+            errors: failed as u64,
+            bytes,
+            time_ns,
+        }
+    }
+}
+
 /// Per-CPU event counters of one traced process (keyed by tgid).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "user", derive(derive_more::AddAssign))]
+#[derive(derive_more::AddAssign)]
 pub struct ProcCounters {
     pub ctx_voluntary: u64,
     pub ctx_involuntary: u64,
@@ -96,6 +122,26 @@ pub struct ProcInfo {
     /// Number of exec calls seen (0 = still the image it was forked as).
     pub execs: u32,
     pub comm: [u8; 16],
+}
+
+impl ProcInfo {
+    pub const UNNAMED: Self = Self {
+        ppid: 0,
+        execs: 0,
+        comm: [0; 16],
+    };
+}
+
+/// What the probes send when a traced process's last thread exits, so the
+/// collector can fold its rows out of the maps: its pid, and its name and
+/// parent from PROCS (which the probe then deletes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exited {
+    pub tgid: u32,
+    /// 1 when `info` holds the process's PROCS entry.
+    pub named: u32,
+    pub info: ProcInfo,
 }
 
 /// Start of a syscall in flight, in the slot `tid & mask` of an array:
@@ -118,22 +164,28 @@ pub type TargetSlot = [u8; PIDS_PER_SLOT as usize];
 /// Indices into the per-CPU `DROPS` array: everything the probes had to
 /// give up on is counted here and shown in the report.
 pub mod drop {
-    /// A syscall could not be counted: the statistics map was full.
+    /// A syscall is missing from its process's row (the per-process map
+    /// was full); the all-process totals still count it.
     pub const STATS_FULL: u32 = 0;
     /// A syscall was counted without its time: its entry was not seen
     /// (it began before tracing did) or another thread took its slot.
     pub const UNTIMED: u32 = 1;
-    /// A new child could not be followed: the target map was full.
+    /// A child is traced but missing from the list of live targets (the
+    /// map was full, or its pid is above pid_max and it is not traced at
+    /// all): it is not signalled when tracing stops.
     pub const TARGETS_FULL: u32 = 2;
-    /// A fault or scheduler switch could not be counted: the per-process
-    /// counter map was full.
+    /// A fault or scheduler switch is missing from its process's row (the
+    /// per-process counter map was full); the totals still count it.
     pub const PROC_FULL: u32 = 3;
     /// recvmmsg/sendmmsg with more messages than the probe reads: the bytes
     /// of the excess messages are missing.
     pub const MMSG_TRUNCATED: u32 = 4;
     /// The bytes of a recvmmsg/sendmmsg message could not be read.
     pub const MMSG_UNREADABLE: u32 = 5;
-    pub const COUNT: u32 = 6;
+    /// A process exited but the collector was not told (the exit ring
+    /// buffer was full): its rows stay in the maps until the end of the run.
+    pub const EXITS_UNFOLDED: u32 = 6;
+    pub const COUNT: u32 = 7;
 
     pub const NAMES: [&str; COUNT as usize] = [
         "stats_map_full",
@@ -142,6 +194,7 @@ pub mod drop {
         "proc_map_full",
         "mmsg_truncated",
         "mmsg_unreadable",
+        "exits_unfolded",
     ];
 }
 
@@ -177,11 +230,84 @@ pub mod latency {
     }
 }
 
+/// The exact all-process totals: a per-CPU array with one slot per
+/// (syscall, fd kind), and per (syscall, source kind, destination kind)
+/// for the four two-fd calls. An array cannot fill, so the totals stay
+/// exact whatever happens to the per-process rows.
+pub mod totals {
+    use super::{latency::MAX_NR, syscalls as nr};
+
+    /// FdKind values.
+    pub const KINDS: u32 = 6;
+    const ONE_FD_SLOTS: u32 = MAX_NR * KINDS;
+    const TWO_FD_CALLS: [u32; 4] = [nr::SENDFILE, nr::SPLICE, nr::TEE, nr::COPY_FILE_RANGE];
+    /// Two-fd calls with a source kind (not None): KINDS - 1 of them.
+    const PAIRS: u32 = (KINDS - 1) * KINDS;
+    pub const SLOTS: u32 = ONE_FD_SLOTS + TWO_FD_CALLS.len() as u32 * PAIRS;
+
+    /// The slot of a call; None for numbers past MAX_NR (not x86_64
+    /// syscalls: their only record is their process's row).
+    #[inline(always)]
+    pub const fn slot(nr: u32, dst_kind: u8, src_kind: u8) -> Option<u32> {
+        let (dst, src) = (dst_kind as u32 % KINDS, src_kind as u32 % KINDS);
+        if nr >= MAX_NR {
+            return None;
+        }
+        if src != 0 {
+            let mut i = 0;
+            while i < TWO_FD_CALLS.len() {
+                if TWO_FD_CALLS[i] == nr {
+                    return Some(ONE_FD_SLOTS + i as u32 * PAIRS + (src - 1) * KINDS + dst);
+                }
+                i += 1;
+            }
+        }
+        Some(nr * KINDS + dst)
+    }
+
+    /// The (syscall, dst kind, src kind) of a slot.
+    pub const fn call(slot: u32) -> (u32, u8, u8) {
+        if slot < ONE_FD_SLOTS {
+            return (slot / KINDS, (slot % KINDS) as u8, 0);
+        }
+        let i = (slot - ONE_FD_SLOTS) / PAIRS;
+        let rest = (slot - ONE_FD_SLOTS) % PAIRS;
+        let nr = if (i as usize) < TWO_FD_CALLS.len() {
+            TWO_FD_CALLS[i as usize]
+        } else {
+            u32::MAX
+        };
+        (nr, (rest % KINDS) as u8, (rest / KINDS + 1) as u8)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_slot_names_one_call() {
+            for slot in 0..SLOTS {
+                let (nr, dst, src) = call(slot);
+                assert_eq!(super::slot(nr, dst, src), Some(slot), "slot {slot}");
+            }
+            assert_eq!(super::slot(MAX_NR, 0, 0), None);
+            // A source kind on a one-fd call keeps its destination's slot.
+            assert_eq!(super::slot(0, 1, 2), super::slot(0, 1, 0));
+        }
+    }
+}
+
 /// Map sizes the probes are compiled with; the loader also caps the
 /// in-flight array it sizes to pid_max by `MAX_INFLIGHT`.
 pub mod limits {
+    /// Live traced processes at once (exited ones leave the maps).
     pub const MAX_TARGETS: u32 = 16384;
+    /// Per-process syscall rows of live processes (and of exited ones the
+    /// collector has not folded away yet).
     pub const MAX_STATS: u32 = 65536;
+    /// Bytes of the ring buffer that announces exited processes: room for
+    /// 6,500 exits (40 bytes each) between two reads of the collector.
+    pub const EXITS_BYTES: u32 = 256 * 1024;
     /// In-flight slots at most (a power of two; fewer when pid_max is lower).
     pub const MAX_INFLIGHT: u32 = 1 << 20;
     /// Target filter slots compiled in (4M pids); sized to pid_max at load.
@@ -195,6 +321,7 @@ const _: () = assert!(core::mem::size_of::<SyscallStats>() == 32);
 const _: () = assert!(core::mem::size_of::<ProcCounters>() == 40);
 const _: () = assert!(core::mem::size_of::<ProcInfo>() == 24);
 const _: () = assert!(core::mem::size_of::<Inflight>() == 16);
+const _: () = assert!(core::mem::size_of::<Exited>() == 32);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -205,4 +332,5 @@ mod pod {
     unsafe impl aya::Pod for super::ProcCounters {}
     unsafe impl aya::Pod for super::ProcInfo {}
     unsafe impl aya::Pod for super::Inflight {}
+    unsafe impl aya::Pod for super::Exited {}
 }

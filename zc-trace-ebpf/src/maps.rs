@@ -1,11 +1,14 @@
 //! Every map the probes use, in one place.
 
 use aya_ebpf::{
+    bindings::{BPF_ANY, BPF_F_MMAPABLE},
+    helpers::bpf_get_smp_processor_id,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use zc_trace_common::{
     Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop, latency, limits,
+    totals,
 };
 
 /// The hot-path filter: byte `tgid % 64` of slot `tgid / 64` is 1 while
@@ -15,8 +18,8 @@ use zc_trace_common::{
 #[map]
 pub static TARGET_SLOTS: Array<TargetSlot> = Array::with_max_entries(limits::MAX_TARGET_SLOTS, 0);
 
-/// The traced processes (tgid -> 1), for the collector: seeded by it,
-/// grown at fork when following children.
+/// The live traced processes (tgid -> 1), for the collector: seeded by it,
+/// grown at fork when following children, shrunk at exit.
 #[map]
 pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(limits::MAX_TARGETS, 0);
 
@@ -24,15 +27,38 @@ pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(limits::MAX_TA
 #[map]
 pub static PROCS: HashMap<u32, ProcInfo> = HashMap::with_max_entries(limits::MAX_TARGETS, 0);
 
-/// Syscall statistics per (process, syscall, fd kinds), per CPU.
+/// Syscall statistics of all traced processes together, in slot
+/// `totals::slot(nr, dst_kind, src_kind)` of this CPU's part (see
+/// `this_cpu`): an array, so it cannot fill and the totals stay exact
+/// whatever happens to the per-process rows. Memory-mapped by the
+/// collector, which reads it every sample without a syscall. Sized to
+/// the possible CPUs at load.
+#[map]
+pub static TOTALS: Array<SyscallStats> =
+    Array::with_max_entries(totals::SLOTS, BPF_F_MMAPABLE as u32);
+
+/// Syscall statistics per (process, syscall, fd kinds), per CPU. Rows of
+/// exited processes are folded away by the collector (see EXITS).
 #[map]
 pub static STATS: PerCpuHashMap<SyscallKey, SyscallStats> =
     PerCpuHashMap::with_max_entries(limits::MAX_STATS, 0);
 
+/// Fault and scheduler counters of all traced processes together, one
+/// slot per CPU, memory-mapped like TOTALS: exact, and all the timeline
+/// needs. Sized to the possible CPUs at load.
+#[map]
+pub static EVENT_TOTALS: Array<ProcCounters> = Array::with_max_entries(1, BPF_F_MMAPABLE as u32);
+
 /// Fault and scheduler counters per process, per CPU.
 #[map]
-pub static COUNTERS: PerCpuHashMap<u32, ProcCounters> =
+pub static PROC_EVENTS: PerCpuHashMap<u32, ProcCounters> =
     PerCpuHashMap::with_max_entries(limits::MAX_TARGETS, 0);
+
+/// Traced processes whose last thread exited (`Exited` records): the
+/// collector folds their rows out of STATS and PROC_EVENTS, which then
+/// hold only live processes however many come and go.
+#[map]
+pub static EXITS: RingBuf = RingBuf::with_byte_size(limits::EXITS_BYTES, 0);
 
 /// Syscalls in flight, in slot `tid & INFLIGHT_MASK`: when they started.
 /// An array rather than a hash: no allocation or lock on the hot path.
@@ -47,6 +73,30 @@ pub static LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(latency::SL
 /// What the probes could not record (indices in `zc_trace_common::drop`).
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);
+
+/// This CPU's slot of `map[key]`, created zeroed on first use; None when
+/// the map is full. No NOEXIST retry is needed: an update of a per-CPU hash
+/// from a probe writes only this CPU's slot (a new row starts at zero on
+/// the other CPUs), so an insert racing another CPU's first insert of the
+/// same key updates that row in place and neither count is lost.
+#[inline(always)]
+pub fn row_or_insert<K, V: Default>(map: &PerCpuHashMap<K, V>, key: &K) -> Option<*mut V> {
+    if let Some(row) = map.get_ptr_mut(key) {
+        return Some(row);
+    }
+    map.insert(key, &V::default(), BPF_ANY as u64).ok()?;
+    map.get_ptr_mut(key)
+}
+
+/// Slot `slot` of this CPU's part of an array laid out per CPU by hand
+/// (`slots` per CPU): like a per-CPU array, only this CPU writes it while
+/// the program runs, but the collector can map it into memory.
+#[inline(always)]
+pub fn this_cpu<T>(map: &Array<T>, slots: u32, slot: u32) -> Option<*mut T> {
+    // SAFETY: a plain helper call (inlined by the verifier).
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    map.get_ptr_mut(cpu * slots + slot)
+}
 
 /// Counts one lost record of the given kind.
 #[inline(always)]

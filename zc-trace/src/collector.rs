@@ -1,28 +1,67 @@
-//! The only code that touches the maps: registers targets and reads the
-//! per-CPU counters, summed over CPUs, into the model's `Snapshot`.
+//! The only code that touches the maps: registers targets, reads the exact
+//! all-process totals for the timeline, folds the rows of exited processes
+//! out of the per-process maps (so those hold live processes only, however
+//! many come and go), and at the end reads everything into `Counters`.
+//!
+//! Every read is a batch (one bpf() call per few thousand rows), so the
+//! collector's CPU does not grow with the number of processes.
 
-use std::collections::BTreeMap;
+mod batch;
+mod mapped;
+mod processes;
+
+use std::{
+    collections::BTreeMap,
+    ops::AddAssign,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result, anyhow};
-use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap};
+use aya::{
+    Pod,
+    maps::{Array, HashMap, IterableMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+};
 use zc_trace_common::{
-    PIDS_PER_SLOT, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop, latency,
+    Exited, PIDS_PER_SLOT, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop,
+    latency, totals,
 };
 
 use crate::{
     loader::Probes,
-    model::{ProcIdentity, Snapshot},
+    model::{Counters, ProcIdentity, ProcessCounters},
     target,
 };
+
+use mapped::Mapped;
+use processes::{Processes, add_rows};
+
+/// Exited processes wait at most this long before their rows are folded
+/// away (one scan of the per-process maps folds all that are waiting) ...
+const FOLD_EVERY: Duration = Duration::from_secs(1);
+/// ... or until this many are waiting.
+const FOLD_AT: usize = 1024;
 
 pub struct Collector {
     target_slots: Array<MapData, TargetSlot>,
     targets: HashMap<MapData, u32, u32>,
     procs: HashMap<MapData, u32, ProcInfo>,
+    totals: Mapped<SyscallStats>,
     stats: PerCpuHashMap<MapData, SyscallKey, SyscallStats>,
-    counters: PerCpuHashMap<MapData, u32, ProcCounters>,
+    event_totals: Mapped<ProcCounters>,
+    proc_events: PerCpuHashMap<MapData, u32, ProcCounters>,
+    exits: RingBuf<MapData>,
     drops: PerCpuArray<MapData, u64>,
     latency: PerCpuArray<MapData, u64>,
+    /// Values per key of a per-CPU map: the possible CPUs.
+    cpus: usize,
+    /// Processes that exited and whose rows are still in the maps.
+    exited: BTreeMap<u32, ProcIdentity>,
+    last_fold: Instant,
+    /// The per-process detail folded out of the maps so far.
+    folded: Processes,
+    /// Calls whose numbers have no slot in the totals array, summed from
+    /// the folded rows (the only record of them).
+    beyond_totals: Vec<(SyscallKey, SyscallStats)>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
@@ -36,16 +75,67 @@ fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
     T::try_from(map).with_context(|| format!("map {name}"))
 }
 
+/// The values of mmapable array `name`, mapped into memory.
+fn map_values<V: Pod>(probes: &mut Probes, name: &str, len: usize) -> Result<Mapped<V>> {
+    let map: Array<MapData, V> = take(probes, name)?;
+    Mapped::new(map.map(), len).with_context(|| {
+        format!("cannot map {name} into memory: zc-trace needs Linux 5.5+ (BPF_F_MMAPABLE)")
+    })
+}
+
+/// Each index's value of a per-CPU array, summed over CPUs.
+fn sum_per_cpu<V: Pod + Default + AddAssign>(map: &MapData, cpus: usize) -> Vec<V> {
+    let mut out = Vec::new();
+    let read = batch::for_each::<u32, V>(map, cpus, |_, values| {
+        out.extend(values.chunks(cpus).map(|per_cpu| {
+            let mut sum = V::default();
+            for v in per_cpu {
+                sum += *v;
+            }
+            sum
+        }));
+    });
+    // A failed read leaves zeros, as a failed lookup did: the map exists,
+    // so this does not happen short of memory exhaustion.
+    if read.is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// The name and parent the probes recorded.
+fn identity(info: &ProcInfo) -> ProcIdentity {
+    let end = info
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(info.comm.len());
+    ProcIdentity {
+        ppid: info.ppid,
+        comm: String::from_utf8_lossy(&info.comm[..end]).into_owned(),
+    }
+}
+
 impl Collector {
     pub fn new(probes: &mut Probes) -> Result<Self> {
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(what, e)| anyhow!("cannot count the possible CPUs ({what}: {e})"))?;
         Ok(Self {
             target_slots: take(probes, "TARGET_SLOTS")?,
             targets: take(probes, "TARGETS")?,
             procs: take(probes, "PROCS")?,
+            totals: map_values(probes, "TOTALS", totals::SLOTS as usize * cpus)?,
             stats: take(probes, "STATS")?,
-            counters: take(probes, "COUNTERS")?,
+            event_totals: map_values(probes, "EVENT_TOTALS", cpus)?,
+            proc_events: take(probes, "PROC_EVENTS")?,
+            exits: take(probes, "EXITS")?,
             drops: take(probes, "DROPS")?,
             latency: take(probes, "LATENCY")?,
+            cpus,
+            exited: BTreeMap::new(),
+            last_fold: Instant::now(),
+            folded: Processes::default(),
+            beyond_totals: Vec::new(),
         })
     }
 
@@ -83,90 +173,193 @@ impl Collector {
         Ok(())
     }
 
-    /// The processes traced so far (followed children included).
-    pub fn target_pids(&self) -> Vec<u32> {
-        self.targets.keys().filter_map(Result::ok).collect()
-    }
-
-    /// The traced processes that have not exited: still marked in the
-    /// filter (the probes unmark a process when its last thread exits, so a
-    /// recycled pid is never taken for one of ours).
+    /// The traced processes that have not exited (the probes remove a
+    /// process when its last thread exits, so a recycled pid is never
+    /// taken for one of ours).
     pub fn live_targets(&self) -> Vec<u32> {
-        self.target_pids()
-            .into_iter()
-            .filter(|&pid| {
-                self.target_slots
-                    .get(&(pid / PIDS_PER_SLOT), 0)
-                    .is_ok_and(|slot| slot[(pid % PIDS_PER_SLOT) as usize] != 0)
-            })
-            .collect()
-    }
-
-    /// Name and parent of every traced process the probes saw.
-    pub fn identities(&self) -> BTreeMap<u32, ProcIdentity> {
-        self.procs
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(pid, info)| {
-                let end = info
-                    .comm
-                    .iter()
-                    .position(|&b| b == 0)
-                    .unwrap_or(info.comm.len());
-                let comm = String::from_utf8_lossy(&info.comm[..end]).into_owned();
-                (
-                    pid,
-                    ProcIdentity {
-                        ppid: info.ppid,
-                        comm,
-                    },
-                )
-            })
-            .collect()
+        let mut pids = Vec::new();
+        let _ = batch::for_each::<u32, u32>(self.targets.map(), 1, |keys, _| {
+            pids.extend_from_slice(keys)
+        });
+        pids
     }
 
     /// The latency histogram of each syscall in `nrs` (summed over CPUs),
-    /// leaving out syscalls with no timed call. One lookup per bucket, so
-    /// read once at the end, not every sample.
+    /// leaving out syscalls with no timed call.
     pub fn latency(&self, nrs: impl IntoIterator<Item = u32>) -> BTreeMap<u32, Vec<u64>> {
-        let mut out = BTreeMap::new();
-        for nr in nrs.into_iter().filter(|&nr| nr < latency::MAX_NR) {
-            let buckets: Vec<u64> = (0..latency::BUCKETS)
-                .map(|b| {
-                    self.latency
-                        .get(&(nr * latency::BUCKETS + b), 0)
-                        .map(|per_cpu| per_cpu.iter().sum())
-                        .unwrap_or(0)
-                })
-                .collect();
-            if buckets.iter().any(|&n| n > 0) {
-                out.insert(nr, buckets);
-            }
-        }
-        out
+        let all: Vec<u64> = sum_per_cpu(self.latency.map(), self.cpus);
+        let buckets = latency::BUCKETS as usize;
+        nrs.into_iter()
+            .filter_map(|nr| {
+                let at = nr as usize * buckets;
+                let hist = all.get(at..at + buckets)?;
+                hist.iter().any(|&n| n > 0).then(|| (nr, hist.to_vec()))
+            })
+            .collect()
     }
 
-    /// Reads every counter, summed over CPUs.
-    pub fn read(&self) -> Snapshot {
-        let mut out = Snapshot::default();
-        for (key, per_cpu) in self.stats.iter().filter_map(Result::ok) {
-            let mut sum = SyscallStats::default();
-            for v in per_cpu.iter() {
-                sum += *v;
+    /// The all-process totals and the drop counts, summed over CPUs: what
+    /// the timeline samples. A few bpf() calls whatever the number of
+    /// processes.
+    pub fn read(&self) -> Counters {
+        let slots = totals::SLOTS as usize;
+        let syscalls = (0..slots)
+            .map(|slot| {
+                let mut sum = SyscallStats::default();
+                for cpu in 0..self.cpus {
+                    sum += self.totals.get(cpu * slots + slot).unwrap_or_default();
+                }
+                sum
+            })
+            .enumerate()
+            .filter(|(_, s)| s.count > 0)
+            .map(|(slot, s)| {
+                let (nr, dst_kind, src_kind) = totals::call(slot as u32);
+                let key = SyscallKey {
+                    tgid: 0,
+                    nr,
+                    dst_kind,
+                    src_kind,
+                    _pad: [0; 6],
+                };
+                (key, s)
+            })
+            .collect();
+        let mut events = ProcCounters::default();
+        for cpu in 0..self.cpus {
+            events += self.event_totals.get(cpu).unwrap_or_default();
+        }
+        let mut dropped = [0; drop::COUNT as usize];
+        for (i, n) in sum_per_cpu::<u64>(self.drops.map(), self.cpus)
+            .into_iter()
+            .enumerate()
+            .take(dropped.len())
+        {
+            dropped[i] = n;
+        }
+        Counters {
+            syscalls,
+            events,
+            processes: Vec::new(),
+            dropped,
+        }
+    }
+
+    /// Folds the rows of the processes that exited out of the maps, when
+    /// enough of them are waiting or they have waited long enough: the
+    /// per-process maps then hold live processes only.
+    pub fn fold_exited(&mut self) -> Result<()> {
+        self.take_exits();
+        let due = self.exited.len() >= FOLD_AT
+            || (!self.exited.is_empty() && self.last_fold.elapsed() >= FOLD_EVERY);
+        if due {
+            let exited = std::mem::take(&mut self.exited);
+            self.fold(|tgid| exited.contains_key(&tgid), &exited)?;
+            self.last_fold = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// The exits the probes announced since the last call.
+    fn take_exits(&mut self) {
+        while let Some(item) = self.exits.next() {
+            if item.len() < std::mem::size_of::<Exited>() {
+                continue;
             }
-            out.syscalls.push((key, sum));
+            // SAFETY: the probe wrote an `Exited` (Pod) at the start of the
+            // record; read_unaligned because the ring gives 8-byte alignment
+            // only by convention.
+            let exited: Exited = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            let id = if exited.named != 0 {
+                identity(&exited.info)
+            } else {
+                ProcIdentity::default()
+            };
+            self.exited.insert(exited.tgid, id);
         }
-        out.syscalls
-            .sort_by_key(|(k, _)| (k.tgid, k.nr, k.kind, k.src_kind));
-        for (pid, per_cpu) in self.counters.iter().filter_map(Result::ok) {
-            out.procs
-                .insert(pid, crate::model::ledger::sum_events(per_cpu.iter()));
-        }
-        for i in 0..drop::COUNT {
-            if let Ok(per_cpu) = self.drops.get(&i, 0) {
-                out.dropped[i as usize] = per_cpu.iter().sum();
+    }
+
+    /// Moves the rows of the processes `chosen` picks out of the maps into
+    /// the folded detail, named from `names` (or from PROCS, or /proc, for
+    /// processes still alive).
+    fn fold(
+        &mut self,
+        chosen: impl Fn(u32) -> bool,
+        names: &BTreeMap<u32, ProcIdentity>,
+    ) -> Result<()> {
+        let mut found: BTreeMap<u32, ProcessCounters> = BTreeMap::new();
+        let cpus = self.cpus;
+        let mut stats_keys = Vec::new();
+        batch::for_each::<SyscallKey, SyscallStats>(self.stats.map(), cpus, |keys, values| {
+            for (key, per_cpu) in keys.iter().zip(values.chunks(cpus)) {
+                if !chosen(key.tgid) {
+                    continue;
+                }
+                let mut sum = SyscallStats::default();
+                for v in per_cpu {
+                    sum += *v;
+                }
+                let p = found.entry(key.tgid).or_default();
+                p.syscalls.push((*key, sum));
+                stats_keys.push(*key);
             }
+        })
+        .context("reading the per-process syscall rows")?;
+        let mut event_keys = Vec::new();
+        batch::for_each::<u32, ProcCounters>(self.proc_events.map(), cpus, |keys, values| {
+            for (&tgid, per_cpu) in keys.iter().zip(values.chunks(cpus)) {
+                if !chosen(tgid) {
+                    continue;
+                }
+                let p = found.entry(tgid).or_default();
+                for v in per_cpu {
+                    p.events += *v;
+                }
+                event_keys.push(tgid);
+            }
+        })
+        .context("reading the per-process event counters")?;
+        batch::delete(self.stats.map(), &stats_keys).context("folding exited processes")?;
+        batch::delete(self.proc_events.map(), &event_keys).context("folding exited processes")?;
+
+        for (tgid, mut p) in found {
+            p.pid = tgid;
+            p.identity = match names.get(&tgid) {
+                Some(id) => id.clone(),
+                None => self.live_identity(tgid),
+            };
+            let beyond: Vec<_> = p
+                .syscalls
+                .iter()
+                .filter(|(k, _)| totals::slot(k.nr, k.dst_kind, k.src_kind).is_none())
+                .copied()
+                .collect();
+            add_rows(&mut self.beyond_totals, &beyond);
+            p.syscalls.sort_by_key(|(k, _)| *k);
+            self.folded.add(p);
         }
-        out
+        Ok(())
+    }
+
+    /// The name and parent of a process that has not exited.
+    fn live_identity(&self, tgid: u32) -> ProcIdentity {
+        match self.procs.get(&tgid, 0) {
+            Ok(info) => identity(&info),
+            // PROCS was full: /proc still knows a live process.
+            Err(_) => target::identity(tgid).unwrap_or_default(),
+        }
+    }
+
+    /// Everything, per process too: folds every row left in the maps (the
+    /// live processes' and those of exits not yet folded).
+    pub fn finish(&mut self) -> Result<Counters> {
+        self.take_exits();
+        let exited = std::mem::take(&mut self.exited);
+        self.fold(|_| true, &exited)?;
+        let mut counters = self.read();
+        add_rows(&mut counters.syscalls, &self.beyond_totals);
+        counters.syscalls.sort_by_key(|(k, _)| *k);
+        counters.processes = std::mem::take(&mut self.folded).into_rows();
+        Ok(counters)
     }
 }

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use aya::{Btf, Ebpf, EbpfLoader, programs::BtfTracePoint};
-use zc_trace_common::{PIDS_PER_SLOT, limits};
+use zc_trace_common::{PIDS_PER_SLOT, limits, totals};
 
 use crate::{btf::KernelOffsets, error::failure};
 
@@ -120,6 +120,11 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     let inflight_slots = pid_max.next_power_of_two().min(limits::MAX_INFLIGHT);
     let inflight_mask = inflight_slots - 1;
     let o = &opts.offsets;
+    // TOTALS and EVENT_TOTALS are laid out per CPU by hand (to be mapped
+    // into memory): one part per possible CPU.
+    let cpus = aya::util::nr_cpus()
+        .map_err(|(what, e)| failure(1, format!("cannot count the possible CPUs ({what}: {e})")))?
+        as u32;
     // EbpfLoader::new() parses the kernel's BTF itself (~17 MiB in memory);
     // it is dropped with the loader, before the attach step parses its own
     // copy, so the two are never alive together (peak RSS).
@@ -135,6 +140,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("OFF_FILE_INODE", &o.file_inode, true)
         .override_global("OFF_INODE_MODE", &o.inode_mode, true)
         .map_max_entries("TARGET_SLOTS", target_slots)
+        .map_max_entries("TOTALS", totals::SLOTS * cpus)
+        .map_max_entries("EVENT_TOTALS", cpus)
         .map_max_entries("INFLIGHT", if opts.timed { inflight_slots } else { 1 })
         .load(OBJECT)
         .map_err(|e| {

@@ -174,22 +174,17 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         .unwrap_or(0);
 
     let (end, mut samples, exit_code) = runtime.block_on(trace_loop(
-        &collector, opts, pid, started, reaped_rx, signals,
+        &mut collector,
+        opts,
+        pid,
+        started,
+        reaped_rx,
+        signals,
     ))?;
 
-    let counters = collector.read();
+    let counters = collector.finish()?;
     let duration_ns = started.elapsed().as_nanos() as u64;
     samples.push(timeline::sample(&counters, duration_ns));
-    let mut identities = collector.identities();
-    // A process the probes could not name (PROCS was full): ask /proc, which
-    // still knows it if it has not exited.
-    for p in counters.syscalls.iter().map(|(k, _)| k.tgid) {
-        if let std::collections::btree_map::Entry::Vacant(slot) = identities.entry(p) {
-            if let Some(id) = target::identity(p) {
-                slot.insert(id);
-            }
-        }
-    }
     let run = RunInfo {
         target: Target {
             mode: if command.is_some() { "wrap" } else { "attach" }.into(),
@@ -205,7 +200,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             samples,
         },
     };
-    let mut report = build_report(&counters, &identities, run);
+    let mut report = build_report(&counters, run);
     report.notes.extend(probes.missing.iter().cloned());
     let stopped_by = match end {
         End::Signal(sig) => {
@@ -279,7 +274,7 @@ fn spawn_reaper(command: i32, tx: mpsc::UnboundedSender<Reaped>) {
 }
 
 async fn trace_loop(
-    collector: &Collector,
+    collector: &mut Collector,
     opts: &TraceOptions,
     pid: u32,
     started: Instant,
@@ -298,6 +293,7 @@ async fn trace_loop(
     let end = loop {
         tokio::select! {
             _ = tick.tick() => {
+                collector.fold_exited()?;
                 samples.push(timeline::sample(&collector.read(), started.elapsed().as_nanos() as u64));
                 if !wrap && !collector.live_targets().into_iter().any(target::is_alive) {
                     break End::TargetsExited;

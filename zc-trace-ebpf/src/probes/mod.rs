@@ -6,20 +6,20 @@ mod process;
 mod sched;
 pub(crate) mod syscalls;
 
-use crate::maps::{COUNTERS, count_drop};
+use crate::maps::{EVENT_TOTALS, PROC_EVENTS, count_drop, row_or_insert, this_cpu};
 use zc_trace_common::{ProcCounters, drop};
 
-/// Adds one to a per-process counter, creating the row on first use.
+/// Adds one to an event counter: to the exact totals, then to the
+/// process's row (which may be full: the totals never are).
 #[inline(always)]
 pub(crate) fn bump(tgid: u32, field: impl Fn(&mut ProcCounters) -> &mut u64) {
-    if let Some(row) = COUNTERS.get_ptr_mut(&tgid) {
-        // SAFETY: per-CPU row, written only by this CPU with preemption off.
-        unsafe { *field(&mut *row) += 1 };
-        return;
+    // SAFETY (both): per-CPU slots, written only by this CPU with
+    // preemption off.
+    if let Some(total) = this_cpu(&EVENT_TOTALS, 1, 0) {
+        unsafe { *field(&mut *total) += 1 };
     }
-    let mut row = ProcCounters::default();
-    *field(&mut row) += 1;
-    if COUNTERS.insert(&tgid, &row, 0).is_err() {
-        count_drop(drop::PROC_FULL);
+    match row_or_insert(&PROC_EVENTS, &tgid) {
+        Some(row) => unsafe { *field(&mut *row) += 1 },
+        None => count_drop(drop::PROC_FULL),
     }
 }

@@ -17,11 +17,13 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use zc_trace_common::{FdKind, ProcInfo, drop, syscalls::never_returns};
+use zc_trace_common::{
+    Exited, FdKind, ProcInfo, SyscallKey, SyscallStats, drop, syscalls::never_returns,
+};
 
 use crate::{
     config::{FOLLOW_FORKS, OFF_TASK_TGID},
-    maps::{PROCS, TARGETS, count_drop},
+    maps::{EXITS, PROCS, TARGETS, count_drop},
     probes::syscalls::record,
     target::{current_target, set_target},
 };
@@ -49,16 +51,26 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
         count_drop(drop::TARGETS_FULL);
         return 0;
     }
-    // EEXIST is fine (a recycled pid); the collector only lists these.
-    let _ = TARGETS.insert(&child_tgid, &1, BPF_NOEXIST as u64);
+    // The child is traced from here on; the collector lists these to
+    // signal them when tracing stops. EEXIST (an exit not yet seen) is fine.
+    if let Err(e) = TARGETS.insert(&child_tgid, &1, BPF_NOEXIST as u64) {
+        if e != -EEXIST {
+            count_drop(drop::TARGETS_FULL);
+        }
+    }
     let info = ProcInfo {
         ppid: parent_tgid,
         execs: 0,
         comm: bpf_get_current_comm().unwrap_or_default(),
     };
-    let _ = PROCS.insert(&child_tgid, &info, 0);
+    if PROCS.insert(&child_tgid, &info, 0).is_err() {
+        count_drop(drop::PROC_FULL);
+    }
     0
 }
+
+/// include/uapi/asm-generic/errno-base.h
+const EEXIST: i32 = 17;
 
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
@@ -78,15 +90,18 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
                 execs: 1,
                 comm,
             };
-            let _ = PROCS.insert(&tgid, &info, 0);
+            if PROCS.insert(&tgid, &info, 0).is_err() {
+                count_drop(drop::PROC_FULL);
+            }
         }
     }
     0
 }
 
 /// Counts exit and exit_group, which never reach sys_exit, from the
-/// exiting thread's saved syscall number; and stops tracing a process once
-/// its last thread is gone, so a recycled pid is not traced by mistake.
+/// exiting thread's saved syscall number; and once a process's last thread
+/// is gone, stops tracing it (a recycled pid is not traced by mistake) and
+/// tells the collector, which folds its rows out of the maps.
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     let Some((tgid, _)) = current_target() else {
@@ -101,12 +116,34 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
         // A thread killed by another's exit_group has some other (or no)
         // syscall in orig_ax: only the caller's own exit is counted.
         if never_returns(id) {
-            record(tgid, id, FdKind::None, FdKind::None, 0, 0, 0);
+            let key = SyscallKey::new(tgid, id, FdKind::None, FdKind::None);
+            record(&key, SyscallStats::one_call(false, 0, 0));
         }
     }
     let group_dead: u64 = ctx.arg(1);
     if group_dead & 0xff != 0 {
         set_target(tgid, false);
+        let _ = TARGETS.remove(&tgid);
+        announce_exit(tgid);
     }
     0
+}
+
+/// Sends the exited process's pid, name and parent to the collector and
+/// drops its PROCS entry; when the ring buffer is full the entry stays (the
+/// collector reads it at the end) and the loss is counted.
+#[inline(always)]
+fn announce_exit(tgid: u32) {
+    let info = PROCS.get_ptr(&tgid);
+    let exited = Exited {
+        tgid,
+        named: info.is_some() as u32,
+        // SAFETY: a PROCS value, written only by this process's own events.
+        info: info.map_or(ProcInfo::UNNAMED, |i| unsafe { *i }),
+    };
+    if EXITS.output::<Exited>(&exited, 0).is_ok() {
+        let _ = PROCS.remove(&tgid);
+    } else {
+        count_drop(drop::EXITS_UNFOLDED);
+    }
 }

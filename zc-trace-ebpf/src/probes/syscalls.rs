@@ -11,7 +11,7 @@
 //! thread exits.
 
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, pt_regs},
+    bindings::pt_regs,
     helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
@@ -19,12 +19,13 @@ use aya_ebpf::{
 use zc_trace_common::{
     FdKind, Inflight, SyscallKey, SyscallStats, drop, latency, limits,
     syscalls::{self as nr, MAP_ANONYMOUS, is_child_return, shape},
+    totals,
 };
 
 use crate::{
     config::{INFLIGHT_MASK, TIMED},
     fds::fd_kind,
-    maps::{INFLIGHT, LATENCY, STATS, count_drop},
+    maps::{INFLIGHT, LATENCY, STATS, TOTALS, count_drop, row_or_insert, this_cpu},
     target::current_target,
 };
 
@@ -60,15 +61,15 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     if is_child_return(id, ret) {
         return 0;
     }
-    let elapsed = if TIMED.load() != 0 {
-        elapsed(tid, id)
+    let time_ns = if TIMED.load() != 0 {
+        finish_timing(tid, id)
     } else {
         0
     };
     let failed = (-4095..0).contains(&ret);
 
     let shape = shape(id);
-    let kind = match shape.dst_fd {
+    let dst_kind = match shape.dst_fd {
         Some(i) => fd_kind(arg(regs, i)),
         None if id == nr::MMAP => {
             // mmap(addr, len, prot, flags, fd, off): anonymous maps pass -1.
@@ -88,21 +89,23 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
         0
     } else if shape.ret_is_bytes {
         ret as u64
-    } else if id == nr::MMAP && kind != FdKind::None {
+    } else if id == nr::MMAP && dst_kind != FdKind::None {
         arg(regs, 1)
     } else if id == nr::RECVMMSG || id == nr::SENDMMSG {
         mmsg_bytes(arg(regs, 1), ret as u64)
     } else {
         0
     };
-    record(tgid, id, kind, src_kind, bytes, elapsed, failed as u64);
+    let key = SyscallKey::new(tgid, id, dst_kind, src_kind);
+    record(&key, SyscallStats::one_call(failed, bytes, time_ns));
     0
 }
 
-/// Time since this thread's sys_enter of call `id`, or 0 (counted as
-/// untimed) when the entry was not seen.
+/// Time since this thread's sys_enter of call `id` (and the call's bucket
+/// in the latency histogram), or 0 (counted as untimed) when the entry was
+/// not seen. Clears the entry.
 #[inline(always)]
-fn elapsed(tid: u32, id: u32) -> u64 {
+fn finish_timing(tid: u32, id: u32) -> u64 {
     let Some(slot) = INFLIGHT.get_ptr_mut(tid & INFLIGHT_MASK.load()) else {
         return 0;
     };
@@ -168,46 +171,20 @@ fn mmsg_bytes(vec: u64, n: u64) -> u64 {
     total
 }
 
-/// Adds one call to its row of the per-CPU statistics.
+/// Adds a call's figures to the exact totals, then to its process's row
+/// (which may be full: the totals never are).
 #[inline(always)]
-pub(crate) fn record(
-    tgid: u32,
-    id: u32,
-    kind: FdKind,
-    src_kind: FdKind,
-    bytes: u64,
-    time_ns: u64,
-    errors: u64,
-) {
-    let key = SyscallKey {
-        tgid,
-        nr: id,
-        kind: kind as u8,
-        src_kind: src_kind as u8,
-        _pad: [0; 6],
-    };
-    for _ in 0..2 {
-        if let Some(row) = STATS.get_ptr_mut(&key) {
-            // SAFETY: per-CPU row, written only by this CPU with preemption off.
-            unsafe {
-                (*row).count += 1;
-                (*row).errors += errors;
-                (*row).bytes += bytes;
-                (*row).time_ns += time_ns;
-            }
-            return;
-        }
-        let row = SyscallStats {
-            count: 1,
-            errors,
-            bytes,
-            time_ns,
-        };
-        // NOEXIST: if another CPU created the row meanwhile, go round again
-        // and add to this CPU's slot of it.
-        if STATS.insert(&key, &row, BPF_NOEXIST as u64).is_ok() {
-            return;
+pub(crate) fn record(key: &SyscallKey, call: SyscallStats) {
+    if let Some(slot) = totals::slot(key.nr, key.dst_kind, key.src_kind) {
+        if let Some(total) = this_cpu(&TOTALS, totals::SLOTS, slot) {
+            // SAFETY: this CPU's slot, written only by this CPU with
+            // preemption off.
+            unsafe { *total += call };
         }
     }
-    count_drop(drop::STATS_FULL);
+    match row_or_insert(&STATS, key) {
+        // SAFETY: as above.
+        Some(row) => unsafe { *row += call },
+        None => count_drop(drop::STATS_FULL),
+    }
 }

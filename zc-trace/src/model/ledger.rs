@@ -9,7 +9,7 @@ use zc_trace_common::{
 };
 
 use super::{
-    ProcIdentity, Snapshot,
+    Counters,
     report::{
         ContextSwitches, Counts, PageFaults, Process, Report, SCHEMA_VERSION, SyscallEntry, Target,
         Timeline, Tool, Totals,
@@ -43,7 +43,7 @@ pub fn syscall_table<'a>(
         entry.counts += c;
         *entry
             .by_fd_kind
-            .entry(kind_key(key.kind, key.src_kind))
+            .entry(kind_key(key.dst_kind, key.src_kind))
             .or_default() += c;
     }
     table
@@ -99,14 +99,6 @@ where
     two * returning_calls + one_way_calls + two * user_faults
 }
 
-pub fn sum_events<'a>(events: impl IntoIterator<Item = &'a ProcCounters>) -> ProcCounters {
-    let mut sum = ProcCounters::default();
-    for e in events {
-        sum += *e;
-    }
-    sum
-}
-
 /// What the run was, beside its counters.
 #[derive(Clone, Debug, Default)]
 pub struct RunInfo {
@@ -117,30 +109,22 @@ pub struct RunInfo {
 }
 
 /// Builds the full report from the final counters.
-pub fn build_report(
-    counters: &Snapshot,
-    identities: &BTreeMap<u32, ProcIdentity>,
-    run: RunInfo,
-) -> Report {
+pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
     let syscalls = syscall_table(&counters.syscalls);
-    let overall = totals(&syscalls, &sum_events(counters.procs.values()));
+    let overall = totals(&syscalls, &counters.events);
 
-    let mut pids: Vec<u32> = counters.syscalls.iter().map(|(k, _)| k.tgid).collect();
-    pids.extend(counters.procs.keys());
-    pids.sort_unstable();
-    pids.dedup();
-    let processes = pids
-        .into_iter()
-        .map(|pid| {
-            let table = syscall_table(counters.syscalls.iter().filter(|(k, _)| k.tgid == pid));
-            let events = counters.procs.get(&pid).copied().unwrap_or_default();
-            let id = identities.get(&pid).cloned().unwrap_or_default();
+    let processes = counters
+        .processes
+        .iter()
+        .map(|p| {
+            let table = syscall_table(&p.syscalls);
             Process {
-                pid,
-                ppid: id.ppid,
-                comm: id.comm,
-                totals: totals(&table, &events),
+                pid: p.pid,
+                ppid: p.identity.ppid,
+                comm: p.identity.comm.clone(),
+                totals: totals(&table, &p.events),
                 syscalls: table,
+                summed: p.summed,
             }
         })
         .collect();
@@ -186,7 +170,7 @@ pub const NOTES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::report::Bytes;
+    use crate::model::{ProcIdentity, ProcessCounters, report::Bytes};
     use zc_trace_common::syscalls as nr;
 
     fn row(
@@ -201,7 +185,7 @@ mod tests {
             SyscallKey {
                 tgid,
                 nr,
-                kind: kind as u8,
+                dst_kind: kind as u8,
                 src_kind: src as u8,
                 _pad: [0; 6],
             },
@@ -271,36 +255,42 @@ mod tests {
 
     #[test]
     fn report_splits_processes_and_keeps_drops() {
-        let counters = Snapshot {
-            syscalls: vec![
-                row(10, nr::WRITE, FdKind::Pipe, FdKind::None, 1, 5),
-                row(11, nr::WRITE, FdKind::Pipe, FdKind::None, 2, 7),
-            ],
-            procs: [(
-                11,
-                ProcCounters {
-                    ctx_voluntary: 4,
+        let p10 = vec![row(10, nr::WRITE, FdKind::Pipe, FdKind::None, 1, 5)];
+        let p11 = vec![row(11, nr::WRITE, FdKind::Pipe, FdKind::None, 2, 7)];
+        let child = ProcCounters {
+            ctx_voluntary: 4,
+            ..Default::default()
+        };
+        let counters = Counters {
+            syscalls: vec![row(0, nr::WRITE, FdKind::Pipe, FdKind::None, 3, 12)],
+            events: child,
+            processes: vec![
+                ProcessCounters {
+                    pid: 10,
+                    syscalls: p10,
                     ..Default::default()
                 },
-            )]
-            .into(),
-            dropped: [0, 2, 0, 0, 0, 0],
+                ProcessCounters {
+                    pid: 11,
+                    identity: ProcIdentity {
+                        ppid: 10,
+                        comm: "child".into(),
+                    },
+                    syscalls: p11,
+                    events: child,
+                    summed: 0,
+                },
+            ],
+            dropped: [0, 2, 0, 0, 0, 0, 0],
         };
-        let ids = [(
-            11,
-            ProcIdentity {
-                ppid: 10,
-                comm: "child".into(),
-            },
-        )]
-        .into();
-        let r = build_report(&counters, &ids, RunInfo::default());
+        let r = build_report(&counters, RunInfo::default());
         assert_eq!(r.schema_version, SCHEMA_VERSION);
         assert_eq!(r.processes.len(), 2);
         assert_eq!(r.processes[1].comm, "child");
         assert_eq!(r.processes[1].totals.bytes.copied_from_user, 7);
         assert_eq!(r.processes[1].totals.context_switches.voluntary, 4);
         assert_eq!(r.totals.bytes.copied_from_user, 12);
+        assert_eq!(r.totals.context_switches.voluntary, 4);
         assert_eq!(r.dropped["untimed_calls"], 2);
     }
 }

@@ -222,6 +222,15 @@ pub struct Process {
     pub comm: String,
     pub syscalls: BTreeMap<String, SyscallEntry>,
     pub totals: Totals,
+    /// Absent for one process. N: this row sums N processes named `comm`
+    /// (pid 0), because the run saw more processes than the report keeps
+    /// one by one (the busiest).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub summed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -3,20 +3,19 @@
 use zc_trace_common::syscalls::{Class, shape};
 
 use super::{
-    Snapshot,
-    ledger::sum_events,
+    Counters,
     report::{Bytes, TimelineSample},
 };
 
 /// The cumulative totals of `counters`, stamped `t_ns` after the start.
-pub fn sample(counters: &Snapshot, t_ns: u64) -> TimelineSample {
+pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
     let mut bytes = Bytes::default();
     let mut syscalls = 0;
     for (key, stats) in &counters.syscalls {
         syscalls += stats.count;
         bytes.add(shape(key.nr).class, stats.bytes);
     }
-    let ev = sum_events(counters.procs.values());
+    let ev = &counters.events;
     TimelineSample {
         t_ns,
         syscalls,

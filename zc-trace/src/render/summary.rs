@@ -5,12 +5,24 @@ use std::fmt::Write as _;
 
 use zc_trace_common::syscalls::Class;
 
-use crate::model::report::{Report, SyscallEntry};
+use crate::model::report::{Process, Report, SyscallEntry};
 
 use super::{
     format::{bytes, duration_ns, grouped, printable},
     groups::{cells, groups},
 };
+
+/// Process rows the summary prints at most: a screenful.
+const PROCESS_ROWS: usize = 20;
+
+/// The `n` rows with the most syscalls, in the report's order.
+fn busiest(processes: &[Process], n: usize) -> Vec<&Process> {
+    let mut order: Vec<usize> = (0..processes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(processes[i].totals.syscalls));
+    order.truncate(n);
+    order.sort_unstable();
+    order.into_iter().map(|i| &processes[i]).collect()
+}
 
 /// The summary: the same sections as report.html, in the same order.
 pub fn render(r: &Report) -> String {
@@ -116,17 +128,29 @@ fn processes(s: &mut String, r: &Report) {
         "\n  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
         "pid", "process", "syscalls", "to user", "from user", "zero-copy"
     );
-    for p in &r.processes {
+    let shown = busiest(&r.processes, PROCESS_ROWS);
+    for p in &shown {
         let b = &p.totals.bytes;
+        let pid = match p.summed {
+            0 => p.pid.to_string(),
+            n => format!("{n}x"),
+        };
         let _ = writeln!(
             s,
             "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
-            p.pid,
+            pid,
             printable(&p.comm),
             grouped(p.totals.syscalls),
             bytes(b.copied_to_user),
             bytes(b.copied_from_user),
             bytes(b.zero_copy)
+        );
+    }
+    if r.processes.len() > shown.len() {
+        let _ = writeln!(
+            s,
+            "  ({} more rows: see the JSON report; a row of Nx sums N processes of one name)",
+            grouped((r.processes.len() - shown.len()) as u64)
         );
     }
 }

@@ -69,6 +69,7 @@ pub(crate) fn report(duration_ns: u64, n: usize) -> Report {
         comm: "cp".into(),
         syscalls: r.syscalls.clone(),
         totals: r.totals,
+        summed: 0,
     });
     r.timeline.interval_ns = 100_000_000;
     r.timeline.samples = samples(&r, n);

@@ -1,0 +1,192 @@
+//! Exact at scale (issue 15, items 7-10): a shell that starts thousands of
+//! short-lived processes (a `make -j`, a CI script) must not fill the
+//! tracer's maps. The totals equal `strace -f -c`'s, nothing is dropped,
+//! and the per-process detail stays bounded yet adds up to the totals.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use zc_trace_tests::harness::{
+    Proc, Report, TempDir, require_root, syscall_stats, tracer_bin, u64_field,
+};
+use zc_trace_tests::strace::{Row, have_strace, parse_summary};
+
+/// Processes the report keeps one by one (zc-trace's collector/processes.rs).
+const ONE_BY_ONE: usize = 256;
+
+/// `bash -c` running `/bin/true` `n` times: n + 2 processes (bash, the
+/// `seq` of the command substitution, the n children).
+fn true_loop(n: u64) -> Vec<String> {
+    vec![
+        "bash".into(),
+        "-c".into(),
+        format!("for i in $(seq {n}); do /bin/true; done"),
+    ]
+}
+
+/// Runs `tool ARGS -- CMD` in `dir`, which must succeed within `limit`.
+fn run(dir: &TempDir, tool: &Path, args: &[&OsStr], cmd: &[String], limit: Duration) {
+    let mut p = Proc::spawn(
+        Command::new(tool)
+            .args(args)
+            .arg("--")
+            .args(cmd)
+            .current_dir(dir.path()),
+    );
+    let status = p.wait_or_kill(limit);
+    assert!(
+        status.success(),
+        "{} {args:?} -- {cmd:?}: {status}\n{}",
+        tool.display(),
+        p.stderr()
+    );
+}
+
+fn strace_summary(dir: &TempDir, cmd: &[String], limit: Duration) -> BTreeMap<String, Row> {
+    let out = dir.join("strace-c.txt");
+    let args = ["-f".as_ref(), "-c".as_ref(), "-o".as_ref(), out.as_os_str()];
+    run(dir, Path::new("strace"), &args, cmd, limit);
+    let text = std::fs::read_to_string(&out).expect("strace -c output");
+    parse_summary(&text).unwrap_or_else(|e| panic!("strace -c output: {e}\n{text}"))
+}
+
+fn traced(dir: &TempDir, cmd: &[String], limit: Duration) -> Report {
+    let json = dir.join("report.json");
+    let args = ["--quiet".as_ref(), "--json".as_ref(), json.as_os_str()];
+    run(dir, &tracer_bin(), &args, cmd, limit);
+    Report::load(&json)
+}
+
+/// Runs the loop under strace and under zc-trace and checks every syscall,
+/// the drops, and that the per-process rows add up to the totals.
+fn check_true_loop(test: &str, n: u64, limit: Duration) {
+    if !have_strace(test) || !require_root(test) {
+        return;
+    }
+    let dir = TempDir::new("scale");
+    let cmd = true_loop(n);
+    let strace = strace_summary(&dir, &cmd, limit);
+    let report = traced(&dir, &cmd, limit);
+    let processes = n + 2;
+
+    let dropped = &report.0["dropped"];
+    for (reason, count) in dropped.as_object().expect("dropped object") {
+        // untimed_calls: a timing lost is not a count lost.
+        if reason != "untimed_calls" {
+            assert_eq!(count, 0, "{n} processes: {reason} = {count}");
+        }
+    }
+    let syscalls = report.syscalls();
+    assert_eq!(syscall_stats(syscalls, "execve").count, processes);
+    assert_eq!(syscall_stats(syscalls, "clone").count, n + 1);
+    let names: BTreeSet<&str> = strace
+        .keys()
+        .map(String::as_str)
+        .chain(
+            syscalls
+                .as_object()
+                .expect("syscalls")
+                .keys()
+                .map(String::as_str),
+        )
+        .collect();
+    let mut problems = Vec::new();
+    for name in names {
+        let z = syscall_stats(syscalls, name);
+        let s = strace.get(name).copied().unwrap_or_default();
+        let want = match name {
+            // strace -c counts a call when it returns: exit_group never does.
+            "exit_group" => (processes, 0),
+            // Not a question of scale: which syscall rt_sigreturn is counted
+            // under (and bash's start-up stats of its environment) are
+            // checked by the e2e tests; here only that none is lost.
+            "rt_sigreturn" | "syscall_4294967295" | "newfstatat" => continue,
+            _ => (s.calls, s.errors),
+        };
+        if (z.count, z.errors) != want {
+            problems.push(format!(
+                "{name}: strace {:?}, zc-trace {} calls {} errors, want {want:?}",
+                s, z.count, z.errors
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{n} processes:\n{}",
+        problems.join("\n")
+    );
+
+    // The per-process detail is bounded, yet every call and every process
+    // is in one row or another.
+    let rows = report.processes();
+    assert!(
+        rows.len() <= ONE_BY_ONE + 257,
+        "{} process rows for {processes} processes",
+        rows.len()
+    );
+    let in_rows: u64 = rows
+        .iter()
+        .map(|p| p["summed"].as_u64().unwrap_or(1).max(1))
+        .sum();
+    assert_eq!(in_rows, processes, "processes in the rows");
+    let row_calls: u64 = rows.iter().map(|p| u64_field(p, "/totals/syscalls")).sum();
+    assert_eq!(
+        row_calls,
+        report.u64_at("/totals/syscalls"),
+        "calls in the rows"
+    );
+    let true_rows = rows.iter().filter(|p| p["comm"] == "true").count();
+    assert!(true_rows >= 1, "no row for the `true` processes");
+}
+
+/// Issue 15 item 7: the stats map filled after ~3,000 processes and 3,120
+/// execve of 5,002 were counted.
+#[test]
+fn issue_15_item_7_five_thousand_processes_are_counted_exactly() {
+    check_true_loop(
+        "issue_15_item_7_five_thousand_processes_are_counted_exactly",
+        5_000,
+        Duration::from_secs(120),
+    );
+}
+
+/// Issue 15 item 9: the target list held 16,384 processes and children
+/// past it went untraced, silently. Exited processes now leave it, so a run
+/// may see any number of processes; only 16,384 alive at once fill it, and
+/// that is counted (targets_map_full).
+#[test]
+fn issue_15_item_9_more_processes_than_the_target_list_holds() {
+    let test = "issue_15_item_9_more_processes_than_the_target_list_holds";
+    if !require_root(test) {
+        return;
+    }
+    let n = 16_500;
+    let dir = TempDir::new("scale-targets");
+    let report = traced(&dir, &true_loop(n), Duration::from_secs(300));
+    assert_eq!(syscall_stats(report.syscalls(), "execve").count, n + 2);
+    assert_eq!(syscall_stats(report.syscalls(), "exit_group").count, n + 2);
+    for reason in [
+        "targets_map_full",
+        "stats_map_full",
+        "proc_map_full",
+        "exits_unfolded",
+    ] {
+        assert_eq!(report.u64_at(&format!("/dropped/{reason}")), 0, "{reason}");
+    }
+}
+
+/// Issue 15 items 7 and 9 at full scale: 100,000 processes, past the
+/// 16,384 entries of the target list, with pids recycled (pid_max is often
+/// 32,768). A few minutes: `cargo test -- --ignored`.
+#[test]
+#[ignore = "100,000 processes take minutes: run with --ignored"]
+fn issue_15_item_7_hundred_thousand_processes_are_counted_exactly() {
+    check_true_loop(
+        "issue_15_item_7_hundred_thousand_processes_are_counted_exactly",
+        100_000,
+        Duration::from_secs(1800),
+    );
+}

@@ -1,0 +1,195 @@
+//! Per-process detail, bounded whatever the number of processes a run
+//! sees: the busiest processes are kept one by one, the others are summed
+//! by name. (The all-process totals never depend on this.)
+
+use std::{cmp::Reverse, collections::BTreeMap, collections::BinaryHeap};
+
+use zc_trace_common::{SyscallKey, SyscallStats};
+
+use crate::model::{ProcIdentity, ProcessCounters};
+
+/// Processes kept one by one: the busiest by syscall count.
+pub const ONE_BY_ONE: usize = 256;
+/// Names the other processes are summed under; past them, one row.
+pub const NAMES: usize = 256;
+const OTHERS: &str = "(other names)";
+
+/// A process ranked by how busy it was, then by arrival. A newcomer
+/// replaces the least busy only when strictly busier: among equals, the
+/// first ones stay.
+struct Ranked {
+    calls: u64,
+    arrival: u64,
+    process: ProcessCounters,
+}
+
+impl Ranked {
+    fn rank(&self) -> (u64, u64) {
+        (self.calls, self.arrival)
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank() == other.rank()
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+#[derive(Default)]
+pub struct Processes {
+    /// A min-heap: the least busy process kept one by one is on top.
+    one_by_one: BinaryHeap<Reverse<Ranked>>,
+    by_name: BTreeMap<String, ProcessCounters>,
+    arrivals: u64,
+}
+
+impl Processes {
+    /// Takes in one process's final counters.
+    pub fn add(&mut self, process: ProcessCounters) {
+        self.arrivals += 1;
+        let ranked = Ranked {
+            calls: process.syscalls.iter().map(|(_, s)| s.count).sum(),
+            arrival: self.arrivals,
+            process,
+        };
+        if self.one_by_one.len() < ONE_BY_ONE {
+            self.one_by_one.push(Reverse(ranked));
+            return;
+        }
+        let out = match self.one_by_one.peek() {
+            Some(Reverse(least)) if least.calls < ranked.calls => {
+                let out = self.one_by_one.pop();
+                self.one_by_one.push(Reverse(ranked));
+                out.map(|Reverse(r)| r.process)
+            }
+            _ => Some(ranked.process),
+        };
+        if let Some(p) = out {
+            self.sum_by_name(p);
+        }
+    }
+
+    fn sum_by_name(&mut self, p: ProcessCounters) {
+        let name = if self.by_name.len() < NAMES || self.by_name.contains_key(&p.identity.comm) {
+            p.identity.comm
+        } else {
+            OTHERS.to_owned()
+        };
+        let row = self
+            .by_name
+            .entry(name)
+            .or_insert_with_key(|name| ProcessCounters {
+                identity: ProcIdentity {
+                    ppid: 0,
+                    comm: name.clone(),
+                },
+                ..Default::default()
+            });
+        row.summed += p.summed.max(1);
+        row.events += p.events;
+        add_rows(&mut row.syscalls, &p.syscalls);
+    }
+
+    /// The rows: processes kept one by one (by pid), then the sums by name.
+    pub fn into_rows(self) -> Vec<ProcessCounters> {
+        let mut rows: Vec<ProcessCounters> = self
+            .one_by_one
+            .into_iter()
+            .map(|Reverse(r)| r.process)
+            .collect();
+        rows.sort_by_key(|p| p.pid);
+        rows.extend(self.by_name.into_values());
+        rows
+    }
+}
+
+/// Adds syscall rows into `into`, matching them by syscall and fd kinds
+/// (`into`'s rows belong to no one process: tgid 0).
+pub fn add_rows(into: &mut Vec<(SyscallKey, SyscallStats)>, rows: &[(SyscallKey, SyscallStats)]) {
+    for (key, stats) in rows {
+        let key = SyscallKey { tgid: 0, ..*key };
+        match into.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, sum)) => *sum += *stats,
+            None => into.push((key, *stats)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zc_trace_common::FdKind;
+
+    fn process(pid: u32, comm: &str, calls: u64) -> ProcessCounters {
+        ProcessCounters {
+            pid,
+            identity: ProcIdentity {
+                ppid: 1,
+                comm: comm.into(),
+            },
+            syscalls: vec![(
+                SyscallKey::new(pid, 0, FdKind::File, FdKind::None),
+                SyscallStats {
+                    count: calls,
+                    ..Default::default()
+                },
+            )],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn keeps_the_busiest_one_by_one_and_sums_the_rest_by_name() {
+        let mut p = Processes::default();
+        for pid in 0..10 * ONE_BY_ONE as u32 {
+            p.add(process(
+                pid + 1,
+                if pid % 2 == 0 { "even" } else { "odd" },
+                1,
+            ));
+        }
+        // Busier than all of the above: each pushes one out.
+        for pid in 0..ONE_BY_ONE as u32 {
+            p.add(process(100_000 + pid, "busy", 5));
+        }
+        let rows = p.into_rows();
+        let (single, summed): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.summed == 0);
+        assert_eq!(single.len(), ONE_BY_ONE);
+        assert!(single.iter().all(|r| r.identity.comm == "busy"));
+        assert_eq!(summed.len(), 2);
+        assert_eq!(
+            summed.iter().map(|r| r.summed).sum::<u64>(),
+            10 * ONE_BY_ONE as u64
+        );
+        // Nothing is lost: every call is in one row or another.
+        let calls: u64 = rows
+            .iter()
+            .flat_map(|r| &r.syscalls)
+            .map(|(_, s)| s.count)
+            .sum();
+        assert_eq!(calls, 10 * ONE_BY_ONE as u64 + 5 * ONE_BY_ONE as u64);
+    }
+
+    #[test]
+    fn names_past_the_limit_share_one_row() {
+        let mut p = Processes::default();
+        for pid in 0..(ONE_BY_ONE + NAMES + 10) as u32 {
+            p.add(process(pid + 1, &format!("n{pid}"), 1));
+        }
+        let rows = p.into_rows();
+        assert_eq!(rows.len(), ONE_BY_ONE + NAMES + 1);
+        let others = rows.iter().find(|r| r.identity.comm == OTHERS).unwrap();
+        assert_eq!(others.summed, 10);
+    }
+}
