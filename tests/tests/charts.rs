@@ -169,11 +169,10 @@ fn compare_two_runs() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{stderr}");
-    assert!(stderr.lines().any(|l| l.starts_with("socket ")), "{stderr}");
-    assert!(
-        stderr.lines().any(|l| l.starts_with("sendfile ")),
-        "{stderr}"
-    );
+    // The table is compare's result: on stdout (issue 13).
+    let table = String::from_utf8_lossy(&r.stdout);
+    assert!(table.lines().any(|l| l.starts_with("socket ")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("sendfile ")), "{table}");
     check_png(&out.join("compare.png"));
 }
 

@@ -77,8 +77,7 @@ impl SyscallKey {
 
 /// Per-CPU values of one `SyscallKey` row.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(derive_more::AddAssign)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, derive_more::AddAssign)]
 pub struct SyscallStats {
     pub count: u64,
     pub errors: u64,
@@ -104,8 +103,7 @@ impl SyscallStats {
 
 /// Per-CPU event counters of one traced process (keyed by tgid).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[derive(derive_more::AddAssign)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, derive_more::AddAssign)]
 pub struct ProcCounters {
     pub ctx_voluntary: u64,
     pub ctx_involuntary: u64,

@@ -43,7 +43,8 @@ pub fn run() -> Result<u8> {
                 .iter()
                 .map(|p| Ok((run_label(p), load_report(p)?)))
                 .collect::<Result<Vec<_>>>()?;
-            eprint!("{}", render::compare::table(&runs));
+            // The table is the result (stdout, like the lab's); errors go to stderr.
+            print!("{}", render::compare::table(&runs));
             if let Some(dir) = output_dir {
                 render::output::write_compare_dir(&runs, dir, *svg)?;
             }
@@ -69,6 +70,8 @@ pub const MAX_REPORT_BYTES: u64 = 256 << 20;
 #[derive(serde::Deserialize)]
 struct Schema {
     schema_version: Option<serde_json::Value>,
+    /// Only the lab's JSON has it: a file of a different kind.
+    methods: Option<serde::de::IgnoredAny>,
 }
 
 /// Reads a saved report, with a clear word on files that are not one.
@@ -120,6 +123,16 @@ pub fn load_report(path: &Path) -> Result<Report> {
             ),
         )
     })?;
+    if schema.methods.is_some() {
+        return Err(failure(
+            1,
+            format!(
+                "{} is the methods lab's JSON (`zc-trace lab --json`), not a traced run's report: \
+                 give a file written by `zc-trace --json` or `-o` (the lab draws its own chart with `zc-trace lab -o DIR`)",
+                path.display()
+            ),
+        ));
+    }
     match schema.schema_version.as_ref().and_then(|v| v.as_u64()) {
         None => Err(failure(
             1,
@@ -173,7 +186,7 @@ fn trace(cli: &Cli) -> Result<u8> {
         follow_forks: cli.follow_forks,
         interval: cli.interval,
         duration: cli.duration,
-        announce: true,
+        announce: !cli.quiet,
         timed: !cli.no_latency,
         cost: !cli.no_cost,
     })?;
@@ -197,7 +210,10 @@ fn trace(cli: &Cli) -> Result<u8> {
     }
     if let Some(dir) = &cli.output_dir {
         match render::output::write_dir(report, dir, cli.svg) {
-            Ok(files) => eprintln!("zc-trace: wrote {} files to {}", files.len(), dir.display()),
+            Ok(files) if !cli.quiet => {
+                eprintln!("zc-trace: wrote {} files to {}", files.len(), dir.display())
+            }
+            Ok(_) => {}
             Err(e) => failures.push(e),
         }
     }

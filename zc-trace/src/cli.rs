@@ -223,9 +223,7 @@ impl Cli {
                         ),
                     ));
                 }
-                let text = e.to_string();
-                let first = text.lines().next().unwrap_or("invalid arguments");
-                let first = first.trim_start_matches("error: ");
+                let first = first_paragraph(&e.to_string());
                 Err(failure(
                     EXIT_USAGE,
                     format!("{first} (see `zc-trace --help`)"),
@@ -285,31 +283,40 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
-/// "250ms", "1.5s", "2m", "1h", "100us"; a bare number is seconds.
+/// clap's error up to its usage lines, on one line: "the following
+/// required arguments were not provided: --output-dir <DIR>".
+fn first_paragraph(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage"))
+        .map(str::trim)
+        .collect();
+    let joined = lines.join(" ");
+    let joined = joined.trim_start_matches("error: ");
+    if joined.is_empty() {
+        "invalid arguments".into()
+    } else {
+        joined.into()
+    }
+}
+
+/// "250ms", "1m30s", "2m", "1h", "100us" (humantime's units), "1.5s"; a
+/// bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 500ms or 10s"))?;
-    let scale = match unit.trim() {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "ns" => 1e-9,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{s}`: use ns, us, ms, s, m or h"
-            ));
-        }
+    let bad = || format!("`{s}` is not a duration like 500ms, 10s or 1m30s");
+    let d = match s.strip_suffix('s').unwrap_or(s).parse::<f64>() {
+        // A plain (possibly fractional) number of seconds, which humantime
+        // does not take.
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::try_from_secs_f64(secs).ok(),
+        Ok(_) => return Err(bad()),
+        Err(_) => match humantime::parse_duration(s) {
+            Ok(d) => Some(d),
+            Err(humantime::DurationError::NumberOverflow) => None,
+            Err(e) => return Err(format!("{}: {e}", bad())),
+        },
     };
-    let d = Duration::try_from_secs_f64(value * scale)
-        .ok()
+    let d = d
         .filter(|d| *d <= MAX_DURATION)
         .ok_or_else(|| format!("`{s}` is too long: give at most a year (8760h)"))?;
     if d.is_zero() {
@@ -391,6 +398,8 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("100us"), Ok(Duration::from_micros(100)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("3 parsecs").is_err());

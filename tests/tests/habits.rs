@@ -1,0 +1,85 @@
+//! Habits users bring from strace and perf (issue 13): durations like
+//! `1m30s`, `compare`'s table on stdout, `--quiet` quiet, and errors that
+//! name what is missing or what kind of file was given.
+
+use std::{path::PathBuf, process::Command};
+
+use zc_trace_tests::harness::{TempDir, require_root, tracer_bin};
+
+/// A saved report committed with the library's golden test.
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../zc-trace/tests/fixtures/bash-pipe-cp.json")
+}
+
+fn zc(args: &[&str]) -> std::process::Output {
+    Command::new(tracer_bin()).args(args).output().unwrap()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn report_without_output_dir_names_the_missing_option() {
+    let f = fixture();
+    let out = zc(&["report", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--output-dir <DIR>"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn report_on_a_lab_file_says_it_is_one() {
+    let dir = TempDir::new("habits-lab");
+    let lab = dir.join("lab.json");
+    std::fs::write(&lab, r#"{"schema_version": 1, "methods": [], "size": 1}"#).unwrap();
+    let out = zc(&[
+        "report",
+        lab.to_str().unwrap(),
+        "-o",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("methods lab's JSON"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn compare_prints_its_table_on_stdout() {
+    let f = fixture();
+    let f = f.to_str().unwrap();
+    let out = zc(&["compare", f, f]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("syscalls") && table.contains("bash-pipe-cp"),
+        "{table}"
+    );
+    assert!(out.stderr.is_empty(), "stderr: {}", stderr(&out));
+}
+
+#[test]
+fn quiet_prints_nothing_on_success_and_durations_read_like_humans_write_them() {
+    if !require_root("quiet_prints_nothing_on_success_and_durations_read_like_humans_write_them") {
+        return;
+    }
+    let dir = TempDir::new("habits-quiet");
+    let out = zc(&[
+        "--quiet",
+        "--duration",
+        "1m30s",
+        "-o",
+        dir.join("out").to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "--quiet printed: {}", stderr(&out));
+    assert!(dir.join("out/report.json").is_file());
+}
