@@ -545,7 +545,12 @@ fn durations_and_intervals_are_bounded() {
     assert_fails(
         &run(&["--duration", "1e308", "--", "true"]),
         2,
-        &["unknown unit"],
+        &["too long"],
+    );
+    assert_fails(
+        &run(&["--duration", "3 parsecs", "--", "true"]),
+        2,
+        &["not a duration like 500ms"],
     );
     assert_fails(
         &run(&["--interval", "1ns", "--", "true"]),
