@@ -523,7 +523,6 @@ fn ctrl_c_leaves_no_process_behind() {
     let marker = format!("300.{}", std::process::id());
     let mut tracer = Proc::spawn(
         Command::new(tracer_bin())
-            .arg("--quiet")
             .arg("--json")
             .arg(&json)
             .arg("--")

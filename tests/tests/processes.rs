@@ -545,7 +545,7 @@ fn issue10_a_signal_ignored_by_the_parent_stays_ignored() {
         Command::new("perl")
             .args(["-e", "$SIG{INT} = 'IGNORE'; exec @ARGV or die", "--"])
             .arg(tracer_bin())
-            .args(["-q", "--", "sleep", "30"]),
+            .args(["--", "sleep", "30"]),
     );
     tracer.wait_for_line(TRACING_LINE, Duration::from_secs(20));
     let pid = tracer.pid();
