@@ -15,21 +15,27 @@ use zc_trace_tests::{ALL_PARTS, expected, per_syscall};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_zc-workload");
 
-/// Per (syscall, kind) totals of the workload run under `strace -ff -yy -v`.
 /// Runs the workload with `args` under `strace FLAGS -o OUT`; it must succeed.
 fn run_under_strace(flags: &[&str], out: &Path, args: &[String]) {
+    let cmd: Vec<String> = std::iter::once(WORKLOAD.to_string())
+        .chain(args.iter().cloned())
+        .collect();
+    run_cmd_under_strace(flags, out, &cmd);
+}
+
+/// Runs `cmd` under `strace FLAGS -o OUT`; it must succeed.
+fn run_cmd_under_strace(flags: &[&str], out: &Path, cmd: &[String]) {
     let run = Command::new("strace")
         .args(flags)
         .arg("-o")
         .arg(out)
         .arg("--")
-        .arg(WORKLOAD)
-        .args(args)
+        .args(cmd)
         .output()
         .expect("run strace");
     assert!(
         run.status.success(),
-        "zc-workload {args:?} failed under strace {flags:?} ({}):\n{}",
+        "{cmd:?} failed under strace {flags:?} ({}):\n{}",
         run.status,
         String::from_utf8_lossy(&run.stderr)
     );
@@ -149,8 +155,9 @@ const COMPARED: &[&str] = &[
 /// joined thread is still running or a lock is contended.
 const TIMING_DEPENDENT: &[&str] = &["futex"];
 
-fn strace_summary(args: &[String], out: &Path) -> BTreeMap<String, zc_trace_tests::strace::Row> {
-    run_under_strace(&["-f", "-c"], out, args);
+/// `strace -f -c` of `cmd`, per syscall.
+fn strace_summary(cmd: &[String], out: &Path) -> BTreeMap<String, zc_trace_tests::strace::Row> {
+    run_cmd_under_strace(&["-f", "-c"], out, cmd);
     let text = std::fs::read_to_string(out).expect("strace -c output");
     parse_summary(&text).unwrap_or_else(|e| panic!("strace -c output: {e}\n{text}"))
 }
@@ -171,15 +178,11 @@ fn zc_trace_counts_match_strace_for_all() {
     }
     let (count, size, threads) = (16, 4096, 2);
     let dir = TempDir::new("vs-strace");
-    let strace = strace_summary(
-        &scenario_args(&dir, "all", count, size, threads),
-        &dir.join("strace-c.txt"),
-    );
-    let traced = run_traced(&dir, "all", &[], &{
-        let mut cmd = vec![WORKLOAD.to_string()];
-        cmd.extend(scenario_args(&dir, "all", count, size, threads));
-        cmd
-    });
+    let cmd: Vec<String> = std::iter::once(WORKLOAD.to_string())
+        .chain(scenario_args(&dir, "all", count, size, threads))
+        .collect();
+    let strace = strace_summary(&cmd, &dir.join("strace-c.txt"));
+    let traced = run_traced(&dir, "all", &[], &cmd);
     assert!(
         traced.status.success(),
         "zc-trace -- zc-workload all: {}\n{}",
@@ -196,9 +199,22 @@ fn zc_trace_counts_match_strace_for_all() {
             "strace -c saw {s:?} {name} calls, fewer than the {calls} (errors {errors}) declared"
         );
     }
+    let problems = disagreements(&strace, &traced.report);
+    assert!(
+        problems.is_empty(),
+        "zc-trace and strace -c disagree on `zc-workload all`:\n{}\n\nzc-trace stderr:\n{}",
+        problems.join("\n"),
+        traced.stderr
+    );
+}
+
+/// Where zc-trace's per-syscall counts and errors differ from `strace -c`'s.
+fn disagreements(
+    strace: &BTreeMap<String, zc_trace_tests::strace::Row>,
+    report: &zc_trace_tests::harness::Report,
+) -> Vec<String> {
     // The listed syscalls always, and every other one either tool saw.
-    let zc_names = traced
-        .report
+    let zc_names = report
         .syscalls()
         .as_object()
         .expect("syscalls object")
@@ -216,7 +232,7 @@ fn zc_trace_counts_match_strace_for_all() {
             continue;
         }
         let s = strace.get(name).copied().unwrap_or_default();
-        let z = syscall_stats(traced.report.syscalls(), name);
+        let z = syscall_stats(report.syscalls(), name);
         let want = match name {
             // strace -c counts a call when it returns; exit and exit_group
             // never do, so its table leaves them out. zc-trace counts them
@@ -234,10 +250,33 @@ fn zc_trace_counts_match_strace_for_all() {
             ));
         }
     }
+    problems
+}
+
+/// A bash trap run twice: rt_sigreturn (which overwrites its own syscall
+/// number before it returns) and every other call, as strace counts them.
+#[test]
+fn zc_trace_counts_match_strace_for_a_bash_trap() {
+    let test = "zc_trace_counts_match_strace_for_a_bash_trap";
+    if !have_strace(test) || !require_root(test) {
+        return;
+    }
+    let dir = TempDir::new("vs-strace-trap");
+    let cmd: Vec<String> = ["bash", "-c", "trap : USR1; kill -USR1 $$; kill -USR1 $$"]
+        .map(String::from)
+        .to_vec();
+    let strace = strace_summary(&cmd, &dir.join("strace-c.txt"));
+    assert_eq!(
+        strace.get("rt_sigreturn").map(|r| r.calls),
+        Some(2),
+        "strace: {strace:?}"
+    );
+    let traced = run_traced(&dir, "trap", &[], &cmd);
+    assert!(traced.status.success(), "{}", traced.stderr);
+    let problems = disagreements(&strace, &traced.report);
     assert!(
         problems.is_empty(),
-        "zc-trace and strace -c disagree on `zc-workload all`:\n{}\n\nzc-trace stderr:\n{}",
-        problems.join("\n"),
-        traced.stderr
+        "zc-trace and strace -c disagree on a bash trap:\n{}",
+        problems.join("\n")
     );
 }

@@ -183,7 +183,11 @@ pub mod drop {
     /// A process exited but the collector was not told (the exit ring
     /// buffer was full): its rows stay in the maps until the end of the run.
     pub const EXITS_UNFOLDED: u32 = 6;
-    pub const COUNT: u32 = 7;
+    /// Not a loss: a call returned on a thread whose entry was not seen,
+    /// because it was already in progress when tracing began (at attach).
+    /// It is counted, without its time; the report says so in a note.
+    pub const IN_PROGRESS: u32 = 7;
+    pub const COUNT: u32 = 8;
 
     pub const NAMES: [&str; COUNT as usize] = [
         "stats_map_full",
@@ -193,6 +197,7 @@ pub mod drop {
         "mmsg_truncated",
         "mmsg_unreadable",
         "exits_unfolded",
+        "in_progress_at_start",
     ];
 }
 

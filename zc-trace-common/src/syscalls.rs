@@ -38,6 +38,61 @@ pub const PREADV2: u32 = 327;
 pub const PWRITEV2: u32 = 328;
 pub const IO_URING_ENTER: u32 = 426;
 pub const CLONE3: u32 = 435;
+pub const RT_SIGRETURN: u32 = 15;
+
+/// The number the kernel leaves in orig_ax when a call is not (or no
+/// longer) a syscall: rt_sigreturn restores the interrupted registers with
+/// orig_ax = -1 before sys_exit runs (arch/x86/kernel/signal_64.c,
+/// restore_sigcontext), and a tracer skipping a call sets it.
+pub const NO_SYSCALL: u32 = u32::MAX;
+
+/// Set in a recorded number when the call was a 32-bit (compat) one: the
+/// low bits are then an i386 number (arch/x86/entry/syscalls/syscall_32.tbl),
+/// which no x86_64 rule below matches, so it moves no bytes in the ledger.
+pub const COMPAT: u32 = 1 << 31;
+
+/// i386 numbers the probes treat specially, as `COMPAT | n`.
+pub mod i386 {
+    use super::COMPAT;
+    pub const EXIT: u32 = COMPAT | 1;
+    pub const FORK: u32 = COMPAT | 2;
+    pub const SIGRETURN: u32 = COMPAT | 119;
+    pub const CLONE: u32 = COMPAT | 120;
+    pub const RT_SIGRETURN: u32 = COMPAT | 173;
+    pub const VFORK: u32 = COMPAT | 190;
+    pub const EXIT_GROUP: u32 = COMPAT | 252;
+    pub const CLONE3: u32 = COMPAT | 435;
+    /// A 32-bit sigreturn seen without its entry (untimed runs): i386 has
+    /// two, and only the entry tells them apart.
+    pub const SOME_SIGRETURN: u32 = COMPAT | 0x7fff_ffff;
+}
+
+/// The code segment of 64-bit user mode (arch/x86/include/asm/segment.h,
+/// __USER_CS): a syscall whose saved cs is another one came from 32-bit
+/// code and was dispatched through the i386 table.
+pub const USER64_CS: u64 = 0x33;
+
+pub const EXECVE: u32 = 59;
+pub const EXECVEAT: u32 = 322;
+
+/// The number to record for a call that left the kernel with `orig_ax`,
+/// to code that is 32-bit if `compat`; `entered` is the number sys_enter
+/// saw, when known (it differs only when the call rewrote orig_ax).
+///
+/// An execve that switches between 64-bit and 32-bit programs leaves with
+/// the new program's execve number (arch/x86/kernel/process_64.c,
+/// __set_personality_ia32 sets orig_ax to i386's execve): it is counted
+/// under the new program's ABI, as `compat:execve` for a 32-bit one.
+#[inline(always)]
+pub const fn recorded_nr(orig_ax: u32, compat: bool, entered: Option<u32>) -> u32 {
+    let raw = match (orig_ax, entered) {
+        (NO_SYSCALL, Some(nr)) => nr,
+        (NO_SYSCALL, None) if compat => return i386::SOME_SIGRETURN,
+        (NO_SYSCALL, None) => RT_SIGRETURN,
+        (nr, _) => nr,
+    };
+    if compat { raw | COMPAT } else { raw }
+}
 
 /// Where a syscall's bytes go in the copy ledger: the one syscall class of
 /// the probes, the report (its JSON name is `name()`), the renderers and the
@@ -265,10 +320,32 @@ pub const fn shape(nr: u32) -> Shape {
     }
 }
 
+/// Whether a call recorded as `recorded` is the one sys_enter saw as
+/// `entered`: the same number, or an execve that switched ABI on the way.
+#[inline(always)]
+pub const fn same_call(entered: u32, recorded: u32) -> bool {
+    entered == recorded & !COMPAT || (is_execve(entered) && is_execve(recorded))
+}
+
+#[inline(always)]
+const fn is_execve(nr: u32) -> bool {
+    matches!(nr & !COMPAT, EXECVE | EXECVEAT | 11 | 358)
+}
+
 /// Syscalls that never return to sys_exit on success; counted at entry.
 #[inline(always)]
 pub const fn never_returns(nr: u32) -> bool {
-    matches!(nr, EXIT | EXIT_GROUP)
+    matches!(nr, EXIT | EXIT_GROUP | i386::EXIT | i386::EXIT_GROUP)
+}
+
+/// Whether the call restores a signal frame: its return value is whatever
+/// the interrupted code had in rax, neither an error nor a byte count.
+#[inline(always)]
+pub const fn is_sigreturn(nr: u32) -> bool {
+    matches!(
+        nr,
+        RT_SIGRETURN | i386::SIGRETURN | i386::RT_SIGRETURN | i386::SOME_SIGRETURN
+    )
 }
 
 /// Whether a sys_exit with return value `ret` is a new child's first return
@@ -276,7 +353,11 @@ pub const fn never_returns(nr: u32) -> bool {
 /// not a call of its own, as strace counts.
 #[inline(always)]
 pub const fn is_child_return(nr: u32, ret: i64) -> bool {
-    ret == 0 && matches!(nr, CLONE | FORK | VFORK | CLONE3)
+    ret == 0
+        && matches!(
+            nr,
+            CLONE | FORK | VFORK | CLONE3 | i386::CLONE | i386::FORK | i386::VFORK | i386::CLONE3
+        )
 }
 
 /// mmap flags the probe needs (include/uapi/asm-generic/mman-common.h).
@@ -296,5 +377,35 @@ impl From<&str> for Class {
 impl PartialEq<&str> for Class {
     fn eq(&self, name: &&str) -> bool {
         self.name() == *name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rt_sigreturn_is_named_from_its_entry_or_its_arch() {
+        assert_eq!(recorded_nr(NO_SYSCALL, false, None), RT_SIGRETURN);
+        assert_eq!(recorded_nr(NO_SYSCALL, false, Some(15)), RT_SIGRETURN);
+        assert_eq!(recorded_nr(NO_SYSCALL, true, Some(119)), i386::SIGRETURN);
+        assert_eq!(recorded_nr(NO_SYSCALL, true, None), i386::SOME_SIGRETURN);
+        assert!(is_sigreturn(recorded_nr(NO_SYSCALL, true, Some(173))));
+    }
+
+    #[test]
+    fn compat_calls_move_no_bytes() {
+        // i386 brk (45) is x86_64 recvfrom; i386 getpid (20) is writev.
+        for nr in [45, 20, 3, 4] {
+            let id = recorded_nr(nr, true, None);
+            assert_eq!(shape(id), OTHER, "compat {nr}");
+        }
+        assert_eq!(recorded_nr(45, false, None), RECVFROM);
+        assert!(same_call(EXECVE, recorded_nr(11, true, None)));
+        assert!(same_call(45, recorded_nr(45, true, None)));
+        assert!(!same_call(45, recorded_nr(11, true, None)));
+        assert!(never_returns(recorded_nr(252, true, None)));
+        assert!(is_child_return(recorded_nr(120, true, None), 0));
+        assert!(!is_child_return(recorded_nr(120, true, None), 7));
     }
 }

@@ -5,10 +5,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::mpsc,
-};
+use tokio::sync::mpsc;
 
 use crate::{
     btf,
@@ -24,6 +21,10 @@ use crate::{
     preflight, target,
 };
 
+mod signals;
+
+use signals::{Signals, next};
+
 /// How long a wrapped command gets to exit after it was signalled.
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -33,11 +34,6 @@ enum End {
     TargetsExited,
     Signal(i32),
     Duration,
-}
-
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
 }
 
 /// News from the thread that reaps a wrapped command and its descendants.
@@ -88,6 +84,7 @@ impl Traced {
 pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     preflight::check_privileges()?;
     preflight::check_btf()?;
+    target::check_pid_namespace()?;
     match &opts.spec {
         TargetSpec::Wrap(argv) => drop(target::resolve_command(&argv[0])?),
         TargetSpec::Attach(pid) => drop(target::check_attach(*pid)?),
@@ -118,19 +115,12 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         .build()?;
     let signals = {
         let _ctx = runtime.enter();
-        Signals {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        }
+        Signals::new()?
     };
 
     let (reaped_tx, reaped_rx) = mpsc::unbounded_channel();
-    let (pid, command) = match &opts.spec {
+    let (pid, command, wrapped) = match &opts.spec {
         TargetSpec::Wrap(argv) => {
-            // Orphaned descendants are re-parented to us, so we can wait for
-            // all of them, not just the command.
-            // SAFETY: plain prctl.
-            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
             let child = target::spawn_held(argv)?;
             let pid = child.pid as u32;
             collector.add_target(pid)?;
@@ -140,12 +130,15 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
                     crate::render::format::printable(&words(argv).join(" "))
                 );
             }
-            child.release()?;
-            spawn_reaper(pid as i32, reaped_tx);
-            (pid, Some(words(argv)))
+            let (wrapped, exits) = child.release()?;
+            spawn_reaper(exits, reaped_tx);
+            (pid, Some(words(argv)), Some(wrapped))
         }
         TargetSpec::Attach(p) => {
-            let pid = *p as u32;
+            let pid = target::check_attach(*p)?;
+            if pid != *p as u32 {
+                eprintln!("zc-trace: {p} is a thread of process {pid}: tracing the process");
+            }
             collector.add_target(pid)?;
             if !target::is_alive(pid) {
                 return Err(failure(
@@ -163,7 +156,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
                     }
                 );
             }
-            (pid, None)
+            (pid, None, None)
         }
     };
     let started = Instant::now();
@@ -176,7 +169,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     let (end, mut samples, exit_code) = runtime.block_on(trace_loop(
         &mut collector,
         opts,
-        pid,
+        wrapped.as_ref(),
         started,
         reaped_rx,
         signals,
@@ -201,6 +194,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         },
     };
     let mut report = build_report(&counters, run);
+    note_in_progress(&mut report);
     report.notes.extend(probes.missing.iter().cloned());
     let stopped_by = match end {
         End::Signal(sig) => {
@@ -229,6 +223,19 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     })
 }
 
+/// Calls already in progress when tracing began were counted when they
+/// returned, without their time: expected at attach, not a loss, so a note
+/// rather than a `dropped` entry.
+fn note_in_progress(report: &mut Report) {
+    let name = zc_trace_common::drop::NAMES[zc_trace_common::drop::IN_PROGRESS as usize];
+    match report.dropped.remove(name) {
+        Some(n) if n > 0 => report.notes.push(format!(
+            "{n} call(s) were already in progress when tracing began: counted when they returned, without their time"
+        )),
+        _ => {}
+    }
+}
+
 /// User + system CPU time of this process (not its children) so far.
 fn own_cpu_ns() -> u64 {
     // SAFETY: getrusage fills the struct we pass.
@@ -246,37 +253,22 @@ fn words(argv: &[std::ffi::OsString]) -> Vec<String> {
         .collect()
 }
 
-/// Reaps the command and every orphan re-parented to us; says when the
-/// command exits (with its shell-style exit code) and when none are left.
-fn spawn_reaper(command: i32, tx: mpsc::UnboundedSender<Reaped>) {
+/// Says when the command exits (with its shell-style exit code) and when
+/// its whole tree has (the guard reaps it; see `target::guard`).
+fn spawn_reaper(exits: target::Exits, tx: mpsc::UnboundedSender<Reaped>) {
     std::thread::spawn(move || {
-        loop {
-            let mut status = 0;
-            // SAFETY: waiting for our own children.
-            let r = unsafe { libc::waitpid(-1, &mut status, 0) };
-            if r < 0 {
-                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                let _ = tx.send(Reaped::All);
-                return;
-            }
-            if r == command {
-                let code = if libc::WIFEXITED(status) {
-                    libc::WEXITSTATUS(status)
-                } else {
-                    128 + libc::WTERMSIG(status)
-                };
-                let _ = tx.send(Reaped::Command(code));
-            }
+        if let Some(code) = exits.command() {
+            let _ = tx.send(Reaped::Command(code));
         }
+        exits.all();
+        let _ = tx.send(Reaped::All);
     });
 }
 
 async fn trace_loop(
     collector: &mut Collector,
     opts: &TraceOptions,
-    pid: u32,
+    wrapped: Option<&target::Wrapped>,
     started: Instant,
     mut reaped: mpsc::UnboundedReceiver<Reaped>,
     mut signals: Signals,
@@ -286,7 +278,7 @@ async fn trace_loop(
     let deadline = opts
         .duration
         .map(|d| tokio::time::Instant::from_std(started + d));
-    let wrap = matches!(opts.spec, TargetSpec::Wrap(_));
+    let wrap = wrapped.is_some();
     let mut samples = Vec::new();
     let mut exit_code = None;
 
@@ -303,8 +295,8 @@ async fn trace_loop(
                 Some(Reaped::Command(code)) => exit_code = Some(code),
                 Some(Reaped::All) | None => break End::TargetsExited,
             },
-            _ = signals.int.recv() => break End::Signal(libc::SIGINT),
-            _ = signals.term.recv() => break End::Signal(libc::SIGTERM),
+            _ = next(&mut signals.int) => break End::Signal(libc::SIGINT),
+            _ = next(&mut signals.term) => break End::Signal(libc::SIGTERM),
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
                 break End::Duration;
             }
@@ -313,13 +305,14 @@ async fn trace_loop(
 
     // A wrapped command is ours: pass the stop on to it and give it a moment
     // to exit, so its last calls and its exit code make it into the report.
-    if wrap && end != End::TargetsExited {
-        let sig = match end {
-            End::Signal(sig) => sig,
-            _ => libc::SIGTERM,
-        };
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(pid as i32, sig) };
+    if let Some(wrapped) = wrapped.filter(|_| end != End::TargetsExited) {
+        match end {
+            // The terminal sent it to the whole foreground job, the command
+            // included: passing it on would deliver it twice.
+            End::Signal(sig) if signals::from_terminal(sig) => {}
+            End::Signal(sig) => wrapped.signal(sig),
+            _ => wrapped.signal(libc::SIGTERM),
+        }
         let mut wait_all = async |limit| {
             tokio::time::timeout(limit, async {
                 while let Some(msg) = reaped.recv().await {
@@ -337,14 +330,7 @@ async fn trace_loop(
             // What is left (a child that ignores the signal, a grandchild
             // the shell left behind) would go on untraced: the command does
             // not outlive its tracer.
-            for p in collector
-                .live_targets()
-                .into_iter()
-                .filter(|&p| target::is_alive(p))
-            {
-                // SAFETY: signalling a process of the traced command's tree.
-                unsafe { libc::kill(p as i32, libc::SIGKILL) };
-            }
+            wrapped.end_tree();
             wait_all(GRACE).await;
         }
     }

@@ -24,7 +24,7 @@ use zc_trace_common::{
 use crate::{
     config::{FOLLOW_FORKS, OFF_TASK_TGID},
     maps::{EXITS, PROCS, TARGETS, count_drop},
-    probes::syscalls::record,
+    probes::syscalls::{call_nr, record},
     target::{current_target, set_target},
 };
 
@@ -104,15 +104,14 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
 /// tells the collector, which folds its rows out of the maps.
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
-    let Some((tgid, _)) = current_target() else {
+    let Some((tgid, tid)) = current_target() else {
         return 0;
     };
     // SAFETY: helpers on the current task; the result is a BTF pointer to
     // its saved user registers, checked by the verifier.
     let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const pt_regs;
     if !regs.is_null() {
-        // SAFETY: as above.
-        let id = unsafe { (*regs).orig_rax } as u32;
+        let id = call_nr(regs, tid);
         // A thread killed by another's exit_group has some other (or no)
         // syscall in orig_ax: only the caller's own exit is counted.
         if never_returns(id) {

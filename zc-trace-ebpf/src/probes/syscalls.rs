@@ -18,7 +18,9 @@ use aya_ebpf::{
 };
 use zc_trace_common::{
     FdKind, Inflight, SyscallKey, SyscallStats, drop, latency, limits,
-    syscalls::{self as nr, MAP_ANONYMOUS, is_child_return, shape},
+    syscalls::{
+        self as nr, MAP_ANONYMOUS, is_child_return, is_sigreturn, recorded_nr, same_call, shape,
+    },
     totals,
 };
 
@@ -56,8 +58,7 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     };
     let regs: *const pt_regs = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
-    // SAFETY: a BTF-typed pointer to the live pt_regs (see `arg`).
-    let id = unsafe { (*regs).orig_rax } as u32;
+    let id = call_nr(regs, tid);
     if is_child_return(id, ret) {
         return 0;
     }
@@ -66,7 +67,7 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     } else {
         0
     };
-    let failed = (-4095..0).contains(&ret);
+    let failed = (-4095..0).contains(&ret) && !is_sigreturn(id);
 
     let shape = shape(id);
     let dst_kind = match shape.dst_fd {
@@ -101,6 +102,34 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// The number to record for the call leaving the kernel (see
+/// `recorded_nr`): orig_ax, marked when the call came from 32-bit code
+/// (whose numbers are i386's); for a sigreturn, which overwrote orig_ax,
+/// the number its sys_enter saw when it was timed.
+#[inline(always)]
+pub(crate) fn call_nr(regs: *const pt_regs, tid: u32) -> u32 {
+    // SAFETY: a BTF-typed pointer to the live pt_regs (see `arg`).
+    let (orig_ax, cs) = unsafe { ((*regs).orig_rax as u32, (*regs).cs) };
+    let compat = cs & 0xffff != nr::USER64_CS;
+    // Only the rare sigreturn looks at its entry: the common path stays
+    // two loads from the registers.
+    let entered = if orig_ax == nr::NO_SYSCALL && TIMED.load() != 0 {
+        entered_nr(tid)
+    } else {
+        None
+    };
+    recorded_nr(orig_ax, compat, entered)
+}
+
+/// The number this thread's sys_enter saw, if it is still in its slot.
+#[inline(always)]
+fn entered_nr(tid: u32) -> Option<u32> {
+    let slot = INFLIGHT.get_ptr_mut(tid & INFLIGHT_MASK.load())?;
+    // SAFETY: see sys_enter.
+    let start = unsafe { *slot };
+    (start.tid == tid && start.start_ns != 0).then_some(start.nr)
+}
+
 /// Time since this thread's sys_enter of call `id` (and the call's bucket
 /// in the latency histogram), or 0 (counted as untimed) when the entry was
 /// not seen. Clears the entry.
@@ -111,7 +140,14 @@ fn finish_timing(tid: u32, id: u32) -> u64 {
     };
     // SAFETY: see sys_enter.
     let start = unsafe { *slot };
-    if start.tid != tid || start.nr != id || start.start_ns == 0 {
+    if start.tid != tid {
+        // This thread has not entered a call since tracing began (the call
+        // was in progress at attach), or, when pid_max exceeds the slots,
+        // another thread took the slot: counted apart from real losses.
+        count_drop(drop::IN_PROGRESS);
+        return 0;
+    }
+    if !same_call(start.nr, id) || start.start_ns == 0 {
         count_drop(drop::UNTIMED);
         return 0;
     }

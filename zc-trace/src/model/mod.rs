@@ -10,7 +10,10 @@ pub mod ledger;
 pub mod report;
 pub mod timeline;
 
-use zc_trace_common::{ProcCounters, SyscallKey, SyscallStats, drop};
+use zc_trace_common::{
+    ProcCounters, SyscallKey, SyscallStats, drop,
+    syscalls::{COMPAT, i386},
+};
 
 /// Everything the probes counted, summed over CPUs, at one instant.
 #[derive(Clone, Debug, Default)]
@@ -44,9 +47,32 @@ pub struct ProcIdentity {
     pub comm: String,
 }
 
-/// The syscall's name on this architecture, or `syscall_N`.
+/// The syscall's name: x86_64's, or `compat:NAME` from the i386 table for a
+/// call made from 32-bit code; `syscall_N` / `compat:N` when unknown.
 pub fn syscall_name(nr: u32) -> String {
+    if nr == i386::SOME_SIGRETURN {
+        return "compat:sigreturn|rt_sigreturn".into();
+    }
+    if nr & COMPAT != 0 {
+        let n = nr & !COMPAT;
+        return syscalls::x86::Sysno::new(n as usize)
+            .map_or_else(|| format!("compat:{n}"), |s| format!("compat:{}", s.name()));
+    }
     syscalls::Sysno::new(nr as usize)
         .map(|s| s.name().to_owned())
         .unwrap_or_else(|| format!("syscall_{nr}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compat_calls_are_named_from_the_i386_table() {
+        assert_eq!(syscall_name(45), "recvfrom");
+        assert_eq!(syscall_name(COMPAT | 45), "compat:brk");
+        assert_eq!(syscall_name(i386::RT_SIGRETURN), "compat:rt_sigreturn");
+        assert_eq!(syscall_name(COMPAT | 9999), "compat:9999");
+        assert_eq!(syscall_name(15), "rt_sigreturn");
+    }
 }
