@@ -24,8 +24,9 @@ const BUILD_PACKAGES: &[&str] = &[
     "libzstd-dev",
     "zlib1g-dev",
 ];
-/// strace is the oracle of the e2e tests; chromium renders report.html.
-const TEST_PACKAGES: &[&str] = &["strace", "chromium"];
+/// strace is the oracle of the e2e tests, /usr/bin/time (rusage) of the
+/// fault counts; chromium renders report.html.
+const TEST_PACKAGES: &[&str] = &["strace", "chromium", "time"];
 
 pub fn all(for_tests: bool) -> Result<()> {
     let mut packages = BUILD_PACKAGES.to_vec();

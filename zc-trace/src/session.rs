@@ -21,7 +21,7 @@ use crate::{
         report::{Report, Target, Timeline},
         timeline,
     },
-    preflight, target,
+    preflight, target, task_faults,
 };
 
 /// How long a wrapped command gets to exit after it was signalled.
@@ -125,6 +125,8 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     };
 
     let (reaped_tx, reaped_rx) = mpsc::unbounded_channel();
+    // Faults the attached process took before we came are not the run's.
+    let mut faults_at_start = std::collections::BTreeMap::new();
     let (pid, command) = match &opts.spec {
         TargetSpec::Wrap(argv) => {
             // Orphaned descendants are re-parented to us, so we can wait for
@@ -133,6 +135,9 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
             let child = target::spawn_held(argv)?;
             let pid = child.pid as u32;
+            // What the held child took between fork and here is ours, not
+            // the command's.
+            faults_at_start.insert(pid, task_faults::live_threads(pid));
             collector.add_target(pid)?;
             if opts.announce {
                 eprintln!(
@@ -146,6 +151,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         }
         TargetSpec::Attach(p) => {
             let pid = *p as u32;
+            faults_at_start.insert(pid, task_faults::live_threads(pid));
             collector.add_target(pid)?;
             if !target::is_alive(pid) {
                 return Err(failure(
@@ -182,7 +188,8 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         signals,
     ))?;
 
-    let counters = collector.finish()?;
+    let mut counters = collector.finish()?;
+    task_faults::settle(&mut counters, &faults_at_start);
     let duration_ns = started.elapsed().as_nanos() as u64;
     samples.push(timeline::sample(&counters, duration_ns));
     let run = RunInfo {
