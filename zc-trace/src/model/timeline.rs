@@ -23,6 +23,7 @@ pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
         );
     }
     let ev = &counters.events;
+    bytes.disk_read = ev.disk_read;
     TimelineSample {
         t_ns,
         syscalls,
