@@ -274,7 +274,7 @@ pub struct Report(pub Value);
 
 impl Report {
     /// Reads and parses `path`; panics with the file's start if it is not
-    /// JSON, or if `schema_version` is not 1.
+    /// JSON, or if `schema_version` is not 2.
     pub fn load(path: &Path) -> Self {
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("cannot read report {}: {e}", path.display()));
@@ -287,7 +287,7 @@ impl Report {
         });
         assert_eq!(
             v["schema_version"],
-            1,
+            2,
             "schema_version of {}",
             path.display()
         );

@@ -181,10 +181,13 @@ pub fn expected_per_process(
         ),
         "copy-file-range" => (vec![ok("copy_file_range", "file->file", n, b)], vec![]),
         "fork" => (
-            vec![ok("write", "other", n, b)],
-            vec![ok("write", "other", n, b), ok("read", "other", n, b)],
+            vec![ok("write", "device", n, b)],
+            vec![ok("write", "device", n, b), ok("read", "device", n, b)],
         ),
-        "threads" => (vec![ok("write", "other", threads * n, threads * b)], vec![]),
+        "threads" => (
+            vec![ok("write", "device", threads * n, threads * b)],
+            vec![],
+        ),
         "errors" => (
             vec![failed("read", "unknown", n), failed("write", "pipe", n)],
             vec![],
@@ -335,13 +338,13 @@ mod tests {
     #[test]
     fn fork_splits_parent_and_child() {
         let (parent, child) = expected_per_process("fork", 7, 100, 2);
-        assert_eq!(parent, vec![ok("write", "other", 7, 700)]);
+        assert_eq!(parent, vec![ok("write", "device", 7, 700)]);
         assert_eq!(
             child,
-            vec![ok("read", "other", 7, 700), ok("write", "other", 7, 700)]
+            vec![ok("read", "device", 7, 700), ok("write", "device", 7, 700)]
         );
         assert_eq!(
-            find(&expected("fork", 7, 100, 2), "write", "other").count,
+            find(&expected("fork", 7, 100, 2), "write", "device").count,
             14
         );
     }
@@ -350,7 +353,7 @@ mod tests {
     fn threads_multiply_and_wait_signal_is_transparent() {
         assert_eq!(
             expected("threads", 4, 10, 3),
-            vec![ok("write", "other", 12, 120)]
+            vec![ok("write", "device", 12, 120)]
         );
         assert_eq!(
             expected("wait-signal fork", 4, 10, 3),

@@ -219,8 +219,9 @@ fn parse_number(s: &str) -> Option<u64> {
 }
 
 /// The fd kind key of an fd argument printed with `-yy`, in the tracer's
-/// terms: "file", "socket", "pipe", "other" (devices, anonymous inodes),
-/// "unknown" (not open: strace prints no annotation), "none" (-1).
+/// terms: "file", "socket", "pipe", "device" (character devices), "other"
+/// (block devices, anonymous inodes), "unknown" (not open: strace prints no
+/// annotation), "none" (-1). strace cannot tell an O_DIRECT file ("direct").
 pub fn fd_kind(arg: &str) -> &'static str {
     let Some(lt) = arg.find('<') else {
         return if arg == "-1" { "none" } else { "unknown" };
@@ -237,7 +238,9 @@ pub fn fd_kind(arg: &str) -> &'static str {
         "socket"
     } else if ann.starts_with("UNIX") {
         "socket"
-    } else if ann.contains("<char ") || ann.contains("<block ") || ann.starts_with("anon_inode:") {
+    } else if ann.contains("<char ") {
+        "device"
+    } else if ann.contains("<block ") || ann.starts_with("anon_inode:") {
         "other"
     } else {
         "file"
@@ -357,7 +360,7 @@ mod tests {
         assert_eq!(fd_kind("3<UDP:[127.0.0.1:42587]>"), "socket");
         assert_eq!(fd_kind("6<socket:[123]>"), "socket");
         assert_eq!(fd_kind("7<UNIX-STREAM:[1->2]>"), "socket");
-        assert_eq!(fd_kind("3</dev/null<char 1:3>>"), "other");
+        assert_eq!(fd_kind("3</dev/null<char 1:3>>"), "device");
         assert_eq!(fd_kind("8<anon_inode:[eventfd]>"), "other");
         assert_eq!(fd_kind("999"), "unknown");
         assert_eq!(fd_kind("-1"), "none");

@@ -281,7 +281,7 @@ fn two_runs_at_once_do_not_disturb_each_other() {
         return;
     }
     // dd bs=1 makes exactly `count` reads of /dev/zero and writes to
-    // /dev/null (both character devices: fd kind "other").
+    // /dev/null (both character devices: fd kind "device").
     let spawn = |count: u64, json: &PathBuf| {
         Command::new(zc_trace())
             .args([
@@ -308,19 +308,19 @@ fn two_runs_at_once_do_not_disturb_each_other() {
     for (json, count) in [(&ja, 30_000), (&jb, 50_000)] {
         let r: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
         assert_eq!(
-            r["syscalls"]["read"]["by_fd_kind"]["other"]["count"],
+            r["syscalls"]["read"]["by_fd_kind"]["device"]["count"],
             count,
             "{}",
             json.display()
         );
         assert_eq!(
-            r["syscalls"]["write"]["by_fd_kind"]["other"]["count"],
+            r["syscalls"]["write"]["by_fd_kind"]["device"]["count"],
             count,
             "{}",
             json.display()
         );
         assert_eq!(
-            r["syscalls"]["write"]["by_fd_kind"]["other"]["bytes"],
+            r["syscalls"]["write"]["by_fd_kind"]["device"]["bytes"],
             count
         );
         assert_eq!(r["processes"].as_array().unwrap().len(), 1);

@@ -86,7 +86,7 @@ fn output_dir_has_report_charts_and_html() {
     assert!(!html.contains("src=\"http"), "the HTML is self-contained");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
 }
 
 #[test]

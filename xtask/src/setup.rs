@@ -24,9 +24,10 @@ const BUILD_PACKAGES: &[&str] = &[
     "libzstd-dev",
     "zlib1g-dev",
 ];
-/// strace is the oracle of the e2e tests; chromium renders report.html;
-/// gcc-multilib builds the 32-bit program the compat-syscall test traces.
-const TEST_PACKAGES: &[&str] = &["strace", "chromium", "gcc-multilib"];
+/// strace is the oracle of the e2e tests, /usr/bin/time (rusage) of the
+/// fault counts; chromium renders report.html; gcc-multilib builds the
+/// 32-bit program the compat-syscall test traces.
+const TEST_PACKAGES: &[&str] = &["strace", "chromium", "gcc-multilib", "time"];
 
 pub fn all(for_tests: bool) -> Result<()> {
     let mut packages = BUILD_PACKAGES.to_vec();

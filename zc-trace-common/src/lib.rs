@@ -14,13 +14,21 @@ pub mod syscalls;
 pub enum FdKind {
     /// The syscall takes no file descriptor (or the fd is not the point).
     None = 0,
+    /// A regular file opened without O_DIRECT.
     File = 1,
     Socket = 2,
     Pipe = 3,
-    /// Character devices, anonymous inodes (eventfd, epoll ...), directories.
+    /// Block devices (read through their page cache), anonymous inodes
+    /// (eventfd, epoll ...), directories.
     Other = 4,
     /// The fd was not open or could not be resolved.
     Unknown = 5,
+    /// A character device (/dev/null, /dev/zero, ttys ...): its driver
+    /// decides what a read or write does, so it is never booked as a copy.
+    Device = 6,
+    /// A regular file or block device opened with O_DIRECT: the data moves
+    /// by DMA straight to or from the user pages.
+    Direct = 7,
 }
 
 impl FdKind {
@@ -31,8 +39,26 @@ impl FdKind {
             2 => Self::Socket,
             3 => Self::Pipe,
             4 => Self::Other,
+            6 => Self::Device,
+            7 => Self::Direct,
             _ => Self::Unknown,
         }
+    }
+
+    pub const ALL: [Self; 8] = [
+        Self::None,
+        Self::File,
+        Self::Socket,
+        Self::Pipe,
+        Self::Other,
+        Self::Unknown,
+        Self::Device,
+        Self::Direct,
+    ];
+
+    /// The kind named `name` (see `name`), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
     pub const fn name(self) -> &'static str {
@@ -43,6 +69,8 @@ impl FdKind {
             Self::Pipe => "pipe",
             Self::Other => "other",
             Self::Unknown => "unknown",
+            Self::Device => "device",
+            Self::Direct => "direct",
         }
     }
 }
@@ -110,6 +138,14 @@ pub struct ProcCounters {
     pub faults_user: u64,
     pub faults_kernel: u64,
     pub faults_file: u64,
+    /// The kernel's own fault counters (task->min_flt + maj_flt) of the
+    /// process's threads, added as each thread exits: they also count the
+    /// faults taken inside the kernel on the task's behalf (get_user_pages:
+    /// vmsplice, O_DIRECT, process_vm_*), which no exception tracepoint sees.
+    pub faults_task: u64,
+    /// Bytes inserted into the page cache in the process's context outside
+    /// write calls: read from storage on its behalf (folio size x folios).
+    pub disk_read: u64,
 }
 
 /// What the probes know of a traced process, written at fork and exec.
@@ -241,7 +277,7 @@ pub mod totals {
     use super::{latency::MAX_NR, syscalls as nr};
 
     /// FdKind values.
-    pub const KINDS: u32 = 6;
+    pub const KINDS: u32 = super::FdKind::ALL.len() as u32;
     const ONE_FD_SLOTS: u32 = MAX_NR * KINDS;
     const TWO_FD_CALLS: [u32; 4] = [nr::SENDFILE, nr::SPLICE, nr::TEE, nr::COPY_FILE_RANGE];
     /// Two-fd calls with a source kind (not None): KINDS - 1 of them.
@@ -321,7 +357,7 @@ pub mod limits {
 
 const _: () = assert!(core::mem::size_of::<SyscallKey>() == 16);
 const _: () = assert!(core::mem::size_of::<SyscallStats>() == 32);
-const _: () = assert!(core::mem::size_of::<ProcCounters>() == 40);
+const _: () = assert!(core::mem::size_of::<ProcCounters>() == 56);
 const _: () = assert!(core::mem::size_of::<ProcInfo>() == 24);
 const _: () = assert!(core::mem::size_of::<Inflight>() == 16);
 const _: () = assert!(core::mem::size_of::<Exited>() == 32);

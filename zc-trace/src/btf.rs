@@ -18,6 +18,7 @@ pub fn vmlinux_path() -> std::path::PathBuf {
 
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
 const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
@@ -133,6 +134,24 @@ impl Btf {
         id
     }
 
+    /// The value of `member` of enum `name` (32-bit enums: kind 6).
+    pub fn enum_value(&self, name: &str, member: &str) -> Result<u32> {
+        let id = self
+            .find_named(KIND_ENUM, name)
+            .ok_or_else(|| anyhow!("enum {name} not in BTF"))?;
+        let r = self
+            .record(id)
+            .ok_or_else(|| anyhow!("enum {name}: bad BTF"))?;
+        let vlen = (u32_at(r, 4)? & 0xffff) as usize;
+        for i in 0..vlen {
+            let at = 12 + i * 8;
+            if self.name(u32_at(r, at)?) == member.as_bytes() {
+                return u32_at(r, at + 4);
+            }
+        }
+        bail!("enum {name} has no {member} in BTF")
+    }
+
     fn find_struct(&self, name: &str) -> Option<u32> {
         self.find_named(KIND_STRUCT, name)
     }
@@ -212,6 +231,22 @@ pub struct KernelOffsets {
     pub file_inode: u32,
     /// inode.i_mode
     pub inode_mode: u32,
+    /// file.f_flags (O_DIRECT is read from it)
+    pub file_flags: u32,
+    /// task_struct.min_flt
+    pub task_min_flt: u32,
+    /// task_struct.maj_flt
+    pub task_maj_flt: u32,
+    /// folio.flags
+    pub folio_flags: u32,
+    /// folio._nr_pages; 0 = unknown: disk reads are then not measured.
+    pub folio_nr_pages: u32,
+    /// Bit number of PG_head in folio.flags (enum pageflags).
+    pub pg_head: u32,
+    /// file.f_mapping
+    pub file_mapping: u32,
+    /// folio.mapping
+    pub folio_mapping: u32,
 }
 
 /// The offsets the probes need, from the running kernel's BTF.
@@ -230,6 +265,20 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         fdt_fd: btf.offset("fdtable", "fd")?,
         file_inode: btf.offset("file", "f_inode")?,
         inode_mode: btf.offset("inode", "i_mode")?,
+        file_flags: btf.offset("file", "f_flags")?,
+        task_min_flt: btf.offset("task_struct", "min_flt")?,
+        task_maj_flt: btf.offset("task_struct", "maj_flt")?,
+        folio_flags: btf.offset("folio", "flags")?,
+        // Optional: without it disk_read is not measured (the probe stays
+        // out), not the whole run refused. Older kernels call it
+        // _folio_nr_pages.
+        folio_nr_pages: btf
+            .offset("folio", "_nr_pages")
+            .or_else(|_| btf.offset("folio", "_folio_nr_pages"))
+            .unwrap_or(0),
+        pg_head: btf.enum_value("pageflags", "PG_head")?,
+        file_mapping: btf.offset("file", "f_mapping")?,
+        folio_mapping: btf.offset("folio", "mapping")?,
     })
 }
 
@@ -253,7 +302,15 @@ mod tests {
         // fdtable starts with `unsigned int max_fds;` then `struct file **fd`.
         assert_eq!(off.fdt_max_fds, 0);
         assert_eq!(off.fdt_fd, 8);
-        assert!(off.task_files > 0 && off.file_inode > 0);
+        assert!(off.task_files > 0 && off.file_inode > 0 && off.file_flags > 0);
+        // include/linux/page-flags.h: PG_locked, PG_writeback, PG_referenced,
+        // PG_uptodate, PG_dirty, PG_lru, PG_head ... (6 since 6.x).
+        assert!(
+            off.pg_head > 0 && off.pg_head < 32,
+            "PG_head = {}",
+            off.pg_head
+        );
+        assert!(off.folio_nr_pages > off.folio_flags);
     }
 
     #[test]

@@ -44,3 +44,4 @@ mod preflight;
 pub mod render;
 mod session;
 mod target;
+mod task_faults;

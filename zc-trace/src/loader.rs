@@ -56,6 +56,10 @@ const HOOKS: &[Hook] = &[
         program: "mm_filemap_fault",
         optional: Some("file-backed page faults will read 0"),
     },
+    Hook {
+        program: "mm_filemap_add_to_page_cache",
+        optional: Some("disk_read will read 0"),
+    },
 ];
 
 /// The loaded probes; dropping this detaches everything.
@@ -139,6 +143,14 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("OFF_FDT_FD", &o.fdt_fd, true)
         .override_global("OFF_FILE_INODE", &o.file_inode, true)
         .override_global("OFF_INODE_MODE", &o.inode_mode, true)
+        .override_global("OFF_FILE_FLAGS", &o.file_flags, true)
+        .override_global("OFF_TASK_MIN_FLT", &o.task_min_flt, true)
+        .override_global("OFF_TASK_MAJ_FLT", &o.task_maj_flt, true)
+        .override_global("OFF_FOLIO_FLAGS", &o.folio_flags, true)
+        .override_global("OFF_FOLIO_NR_PAGES", &o.folio_nr_pages, true)
+        .override_global("PG_HEAD", &o.pg_head, true)
+        .override_global("OFF_FILE_MAPPING", &o.file_mapping, true)
+        .override_global("OFF_FOLIO_MAPPING", &o.folio_mapping, true)
         .map_max_entries("TARGET_SLOTS", target_slots)
         .map_max_entries("TOTALS", totals::SLOTS * cpus)
         .map_max_entries("EVENT_TOTALS", cpus)

@@ -18,7 +18,7 @@ use crate::{
         report::{Report, Target, Timeline},
         timeline,
     },
-    preflight, target,
+    preflight, target, task_faults,
 };
 
 mod signals;
@@ -119,10 +119,15 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     };
 
     let (reaped_tx, reaped_rx) = mpsc::unbounded_channel();
+    // Faults the attached process took before we came are not the run's.
+    let mut faults_at_start = std::collections::BTreeMap::new();
     let (pid, command, wrapped) = match &opts.spec {
         TargetSpec::Wrap(argv) => {
             let child = target::spawn_held(argv)?;
             let pid = child.pid as u32;
+            // What the held child took between fork and here is ours, not
+            // the command's.
+            faults_at_start.insert(pid, task_faults::live_threads(pid));
             collector.add_target(pid)?;
             if opts.announce {
                 eprintln!(
@@ -139,6 +144,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             if pid != *p as u32 {
                 eprintln!("zc-trace: {p} is a thread of process {pid}: tracing the process");
             }
+            faults_at_start.insert(pid, task_faults::live_threads(pid));
             collector.add_target(pid)?;
             if !target::is_alive(pid) {
                 return Err(failure(
@@ -175,7 +181,8 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         signals,
     ))?;
 
-    let counters = collector.finish()?;
+    let mut counters = collector.finish()?;
+    task_faults::settle(&mut counters, &faults_at_start);
     let duration_ns = started.elapsed().as_nanos() as u64;
     samples.push(timeline::sample(&counters, duration_ns));
     let run = RunInfo {

@@ -1,6 +1,7 @@
 //! The programs, one file per hook family. Each has the same shape: filter on
 //! the traced processes first, then do the work.
 
+mod disk;
 mod faults;
 mod process;
 mod sched;
@@ -9,17 +10,23 @@ pub(crate) mod syscalls;
 use crate::maps::{EVENT_TOTALS, PROC_EVENTS, count_drop, row_or_insert, this_cpu};
 use zc_trace_common::{ProcCounters, drop};
 
-/// Adds one to an event counter: to the exact totals, then to the
-/// process's row (which may be full: the totals never are).
+/// Adds one to an event counter (see `add`).
 #[inline(always)]
 pub(crate) fn bump(tgid: u32, field: impl Fn(&mut ProcCounters) -> &mut u64) {
+    add(tgid, field, 1)
+}
+
+/// Adds `n` to an event counter: to the exact totals, then to the
+/// process's row (which may be full: the totals never are).
+#[inline(always)]
+pub(crate) fn add(tgid: u32, field: impl Fn(&mut ProcCounters) -> &mut u64, n: u64) {
     // SAFETY (both): per-CPU slots, written only by this CPU with
     // preemption off.
     if let Some(total) = this_cpu(&EVENT_TOTALS, 1, 0) {
-        unsafe { *field(&mut *total) += 1 };
+        unsafe { *field(&mut *total) += n };
     }
     match row_or_insert(&PROC_EVENTS, &tgid) {
-        Some(row) => unsafe { *field(&mut *row) += 1 },
+        Some(row) => unsafe { *field(&mut *row) += n },
         None => count_drop(drop::PROC_FULL),
     }
 }

@@ -22,9 +22,12 @@ use zc_trace_common::{
 };
 
 use crate::{
-    config::{FOLLOW_FORKS, OFF_TASK_TGID},
+    config::{FOLLOW_FORKS, OFF_TASK_MAJ_FLT, OFF_TASK_MIN_FLT, OFF_TASK_TGID},
     maps::{EXITS, PROCS, TARGETS, count_drop},
-    probes::syscalls::{call_nr, record},
+    probes::{
+        add,
+        syscalls::{call_nr, record},
+    },
     target::{current_target, set_target},
 };
 
@@ -98,6 +101,26 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// The exiting thread's own fault counters, min_flt + maj_flt: the kernel
+/// bumps them in mm_account_fault() for every completed fault, including
+/// those get_user_pages takes with no exception (regs == NULL), which the
+/// exception tracepoints and perf's fault events never see.
+/// https://github.com/torvalds/linux/blob/v6.18/mm/memory.c (mm_account_fault)
+#[inline(always)]
+fn task_faults() -> u64 {
+    if OFF_TASK_MIN_FLT.load() == 0 {
+        return 0;
+    }
+    // SAFETY: a BTF pointer to the current task; the offsets come from
+    // read-only globals (constants to the verifier), checked against BTF.
+    unsafe {
+        let task = bpf_get_current_task_btf() as *const u8;
+        let min = *(task.add(OFF_TASK_MIN_FLT.load() as usize) as *const u64);
+        let maj = *(task.add(OFF_TASK_MAJ_FLT.load() as usize) as *const u64);
+        min + maj
+    }
+}
+
 /// Counts exit and exit_group, which never reach sys_exit, from the
 /// exiting thread's saved syscall number; and once a process's last thread
 /// is gone, stops tracing it (a recycled pid is not traced by mistake) and
@@ -119,6 +142,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
             record(&key, SyscallStats::one_call(false, 0, 0));
         }
     }
+    add(tgid, |c| &mut c.faults_task, task_faults());
     let group_dead: u64 = ctx.arg(1);
     if group_dead & 0xff != 0 {
         set_target(tgid, false);

@@ -168,7 +168,7 @@ fn finish_timing(tid: u32, id: u32) -> u64 {
 /// Syscall argument `i` from the saved user registers (x86_64 ABI:
 /// rdi, rsi, rdx, r10, r8, r9).
 #[inline(always)]
-fn arg(regs: *const pt_regs, i: u8) -> u64 {
+pub(crate) fn arg(regs: *const pt_regs, i: u8) -> u64 {
     // SAFETY: tp_btf hands us a BTF-typed pointer to the live pt_regs; the
     // verifier checks these loads against the kernel's struct pt_regs.
     unsafe {

@@ -34,6 +34,8 @@ pub struct Sample {
     pub faults_file: i64,
     pub cs_voluntary: i64,
     pub cs_involuntary: i64,
+    /// Read from storage into the page cache (non-zero with --cold).
+    pub disk_read: i64,
 }
 
 /// Every scalar field of a Sample, for the generic operations below.
@@ -52,7 +54,8 @@ macro_rules! scalars {
             faults_kernel,
             faults_file,
             cs_voluntary,
-            cs_involuntary
+            cs_involuntary,
+            disk_read
         )
     };
 }
@@ -89,6 +92,7 @@ impl Sample {
             faults_file: t.page_faults.file as i64,
             cs_voluntary: t.context_switches.voluntary as i64,
             cs_involuntary: t.context_switches.involuntary as i64,
+            disk_read: t.bytes.disk_read as i64,
         }
     }
 

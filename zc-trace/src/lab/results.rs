@@ -293,6 +293,7 @@ fn sample_json(s: &Sample) -> Value {
         "copied_from_user": s.copied_from_user,
         "zero_copy": s.zero_copy,
         "mapped": s.mapped,
+        "disk_read": s.disk_read,
         "page_faults": s.page_faults(),
         "page_faults_detail": {"user": s.faults_user, "kernel": s.faults_kernel, "file": s.faults_file},
         "context_switches": s.context_switches(),
@@ -429,12 +430,14 @@ fn as_report(m: &MethodResult) -> Report {
                 user: u(s.faults_user),
                 kernel: u(s.faults_kernel),
                 file: u(s.faults_file),
+                ..Default::default()
             },
             bytes: Bytes {
                 copied_to_user: u(s.copied_to_user),
                 copied_from_user: u(s.copied_from_user),
                 zero_copy: u(s.zero_copy),
                 mapped: u(s.mapped),
+                ..Default::default()
             },
         },
         notes: vec![

@@ -60,6 +60,11 @@ pub fn totals(table: &BTreeMap<String, SyscallEntry>, events: &ProcCounters) -> 
             user: events.faults_user,
             kernel: events.faults_kernel,
             file: events.faults_file,
+            get_user_pages: in_kernel_faults(events),
+        },
+        bytes: super::report::Bytes {
+            disk_read: events.disk_read,
+            ..Default::default()
         },
         ..Default::default()
     };
@@ -72,7 +77,10 @@ pub fn totals(table: &BTreeMap<String, SyscallEntry>, events: &ProcCounters) -> 
         if never_returns(entry.nr) {
             one_way += c.count;
         }
-        t.bytes.add(entry.class, c.bytes);
+        for (kind, c) in &entry.by_fd_kind {
+            let kind = FdKind::from_name(kind).unwrap_or(FdKind::Unknown);
+            t.bytes.add(entry.class, kind, c.bytes);
+        }
     }
     t.mode_switches = mode_switches(t.syscalls - one_way, one_way, t.page_faults.user);
     t
@@ -97,6 +105,18 @@ where
 {
     let two = T::from(2);
     two * returning_calls + one_way_calls + two * user_faults
+}
+
+/// Faults no exception tracepoint saw: the kernel's own per-thread
+/// counters (summed as threads exit) minus the exceptions counted. These
+/// are the faults get_user_pages takes on the task's behalf (vmsplice,
+/// O_DIRECT, process_vm_*, futexes), plus any a thread took before tracing
+/// began (a wrapped command's few between fork and exec). 0 while no traced
+/// thread has exited; an exception the kernel did not account (a retried or
+/// fixed-up fault) can make the difference smaller, never negative.
+fn in_kernel_faults(e: &ProcCounters) -> u64 {
+    e.faults_task
+        .saturating_sub(e.faults_user + e.faults_kernel)
 }
 
 /// What the run was, beside its counters.
@@ -163,8 +183,9 @@ pub const NOTES: &[&str] = &[
         mode_switch_rule!(),
         " (interrupts not included)"
     ),
-    "copied bytes are the byte counts of read/write-family calls; copies inside the kernel (page cache -> socket buffer) and DMA are not visible to a syscall tracer",
+    "copied bytes are the byte counts of read/write-family calls, except on character devices (device: the driver decides) and O_DIRECT fds (direct_io: DMA to/from user pages); copies inside the kernel (page cache -> socket buffer) are not visible to a syscall tracer",
     "io_uring_enter is counted, but the I/O it submits is not attributed to bytes",
+    "disk_read is the page cache the target's threads filled outside the files they were writing (sparse-file holes count as read); page_faults.get_user_pages is the kernel's per-thread fault counters minus the faults the exception tracepoints saw",
 ];
 
 #[cfg(test)]
@@ -246,11 +267,67 @@ mod tests {
                 copied_to_user: 200,
                 copied_from_user: 200,
                 zero_copy: 4096,
-                mapped: 8192
+                mapped: 8192,
+                ..Default::default()
             }
         );
         // 11 returning calls x 2 + exit_group x 1 + 3 user faults x 2
         assert_eq!(t.mode_switches, 22 + 1 + 6);
+    }
+
+    #[test]
+    fn device_and_direct_io_bytes_are_not_copies() {
+        let rows = [
+            row(1, nr::READ, FdKind::Direct, FdKind::None, 1, 1000),
+            row(1, nr::READ, FdKind::File, FdKind::None, 1, 10),
+            row(1, nr::WRITE, FdKind::Device, FdKind::None, 1, 1000),
+            row(1, nr::PWRITE64, FdKind::Direct, FdKind::None, 1, 300),
+            // Two-fd calls stay zero-copy whatever their ends are.
+            row(1, nr::SPLICE, FdKind::Device, FdKind::Pipe, 1, 50),
+        ];
+        let b = totals(&syscall_table(&rows), &ProcCounters::default()).bytes;
+        assert_eq!(
+            b,
+            Bytes {
+                copied_to_user: 10,
+                zero_copy: 50,
+                device: 1000,
+                direct_io: 1300,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn faults_without_an_exception_are_the_task_counters_left_over() {
+        let e = ProcCounters {
+            faults_user: 80,
+            faults_kernel: 6,
+            faults_task: 16_489,
+            ..Default::default()
+        };
+        let pf = totals(&BTreeMap::new(), &e).page_faults;
+        assert_eq!(pf.get_user_pages, 16_403);
+        assert_eq!(pf.total(), 16_489);
+        // No thread exited yet (counters not read): nothing, not negative.
+        let live = ProcCounters {
+            faults_task: 0,
+            ..e
+        };
+        assert_eq!(
+            totals(&BTreeMap::new(), &live).page_faults.get_user_pages,
+            0
+        );
+    }
+
+    #[test]
+    fn schema_1_bytes_read_without_the_new_keys() {
+        let v1 = r#"{"copied_to_user": 1, "copied_from_user": 2, "zero_copy": 3, "mapped": 4}"#;
+        let b: Bytes = serde_json::from_str(v1).unwrap();
+        assert_eq!(
+            (b.copied_to_user, b.mapped, b.device, b.direct_io),
+            (1, 4, 0, 0)
+        );
     }
 
     #[test]

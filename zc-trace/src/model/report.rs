@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 
 use derive_more::AddAssign;
 use serde::{Deserialize, Serialize};
-use zc_trace_common::syscalls::Class;
+use zc_trace_common::{FdKind, syscalls::Class};
 
 /// Bump when a field changes meaning or goes away; adding fields is fine.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `copied_*` no longer hold character-device and O_DIRECT bytes, which
+/// have their own keys (`device`, `direct_io`). Version 1 files still read:
+/// their missing keys read as 0.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -112,8 +115,9 @@ pub struct SyscallEntry {
     pub class: Class,
     #[serde(flatten)]
     pub counts: Counts,
-    /// Split by the kind of fd used: "file", "socket", "pipe", "other",
-    /// "unknown", "none" (no fd), or "SRC->DST" for two-fd calls.
+    /// Split by the kind of fd used: "file", "direct" (O_DIRECT), "socket",
+    /// "pipe", "device" (character device), "other", "unknown", "none" (no
+    /// fd), or "SRC->DST" for two-fd calls.
     pub by_fd_kind: BTreeMap<String, Counts>,
 }
 
@@ -131,18 +135,25 @@ pub struct PageFaults {
     pub kernel: u64,
     /// File-backed faults served from the page cache (a subset of the two).
     pub file: u64,
+    /// Faults taken inside the kernel on the task's behalf without an
+    /// exception (get_user_pages: vmsplice, O_DIRECT, process_vm_*): the
+    /// kernel's per-thread counters, read as each thread exits, minus the
+    /// two above. user + kernel + get_user_pages = the rusage minflt + majflt
+    /// of the threads that exited while traced.
+    #[serde(default)]
+    pub get_user_pages: u64,
+}
+
+impl PageFaults {
+    /// Every fault the traced threads took, as rusage counts them.
+    pub fn total(&self) -> u64 {
+        self.user + self.kernel + self.get_user_pages
+    }
 }
 
 impl ContextSwitches {
     pub fn total(&self) -> u64 {
         self.voluntary + self.involuntary
-    }
-}
-
-impl PageFaults {
-    /// Every fault once (file-backed ones are a subset of these).
-    pub fn total(&self) -> u64 {
-        self.user + self.kernel
     }
 }
 
@@ -156,6 +167,19 @@ pub struct Bytes {
     pub zero_copy: u64,
     /// Length of file-backed mmap calls.
     pub mapped: u64,
+    /// Read or written by read/write-family calls on a character device
+    /// (/dev/null, /dev/zero, ttys ...): the driver decides, not a copy.
+    #[serde(default)]
+    pub device: u64,
+    /// Read or written by read/write-family calls on an O_DIRECT file or
+    /// block device: DMA straight to or from the user pages, no CPU copy.
+    #[serde(default)]
+    pub direct_io: u64,
+    /// Read from storage into the page cache on the process's behalf (the
+    /// DMA before any copy): pages inserted in its context outside write
+    /// calls. Not part of the bytes that crossed the user/kernel boundary.
+    #[serde(default)]
+    pub disk_read: u64,
 }
 
 // Class::ALL lists the classes in discriminant order with Other last (the
@@ -183,9 +207,18 @@ impl Bytes {
         }
     }
 
-    /// Files `bytes` of a call of class `class` under its column.
-    pub fn add(&mut self, class: Class, bytes: u64) {
-        if let Some(n) = self.column(class) {
+    /// Files `bytes` of a call of class `class` on an fd of kind `kind`
+    /// under its column. A read or write on a character device or an
+    /// O_DIRECT fd is not a CPU copy: the driver, or the device's DMA, moves
+    /// the data.
+    pub fn add(&mut self, class: Class, kind: FdKind, bytes: u64) {
+        let copy = matches!(class, Class::CopyToUser | Class::CopyFromUser);
+        let column = match kind {
+            FdKind::Device if copy => Some(&mut self.device),
+            FdKind::Direct if copy => Some(&mut self.direct_io),
+            _ => self.column(class),
+        };
+        if let Some(n) = column {
             *n += bytes;
         }
     }
@@ -273,7 +306,7 @@ mod tests {
     fn bytes_are_filed_by_class() {
         let mut b = Bytes::default();
         for (i, class) in Class::ALL.into_iter().enumerate() {
-            b.add(class, 1 << i);
+            b.add(class, FdKind::File, 1 << i);
         }
         assert_eq!(b.of(Class::Mapping), 8);
         assert_eq!(b.of(Class::Other), 0);

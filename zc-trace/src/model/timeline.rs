@@ -1,6 +1,9 @@
 //! The sampled time series: cumulative counters every interval.
 
-use zc_trace_common::syscalls::{Class, shape};
+use zc_trace_common::{
+    FdKind,
+    syscalls::{Class, shape},
+};
 
 use super::{
     Counters,
@@ -13,9 +16,14 @@ pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
     let mut syscalls = 0;
     for (key, stats) in &counters.syscalls {
         syscalls += stats.count;
-        bytes.add(shape(key.nr).class, stats.bytes);
+        bytes.add(
+            shape(key.nr).class,
+            FdKind::from_u8(key.dst_kind),
+            stats.bytes,
+        );
     }
     let ev = &counters.events;
+    bytes.disk_read = ev.disk_read;
     TimelineSample {
         t_ns,
         syscalls,

@@ -102,3 +102,21 @@ mod printable_tests {
         assert_eq!(printable("naïve café"), "naïve café");
     }
 }
+
+/// Where a run's page faults were taken, for the summary and the HTML.
+pub fn fault_split(pf: &crate::model::report::PageFaults) -> String {
+    let gup = if pf.get_user_pages > 0 {
+        format!(
+            ", {} inside the kernel (get_user_pages)",
+            grouped(pf.get_user_pages)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{} in user mode, {} in kernel mode{gup}; {} file-backed",
+        grouped(pf.user),
+        grouped(pf.kernel),
+        grouped(pf.file)
+    )
+}

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use super::charts::{self, class_colour, hex, metrics};
-use super::format::{bytes, duration_ns, grouped, printable};
+use super::charts::{self, ExtraPath, class_colour, hex, metrics};
+use super::format::{bytes, duration_ns, fault_split, grouped, printable};
 use super::groups::{cells, groups};
 use crate::model::compare::Basis;
 use crate::model::ledger::MODE_SWITCH_RULE;
@@ -183,6 +183,18 @@ fn ledger(s: &mut String, r: &Report) {
             row.via
         );
     }
+    for p in ExtraPath::shown(b) {
+        let n = p.of(b);
+        let _ = writeln!(
+            s,
+            "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{} B</td><td>{}</td></tr>",
+            hex(p.colour()),
+            esc(p.label()),
+            bytes(n),
+            grouped(n),
+            esc(p.reason())
+        );
+    }
     let _ = writeln!(s, "</table>");
 }
 
@@ -217,12 +229,7 @@ fn cost(s: &mut String, r: &Report) {
         (
             "page faults".to_owned(),
             grouped(pf.total()),
-            format!(
-                "{} in user mode, {} in kernel mode; {} file-backed",
-                grouped(pf.user),
-                grouped(pf.kernel),
-                grouped(pf.file)
-            ),
+            fault_split(pf),
         ),
     ];
     let _ = writeln!(

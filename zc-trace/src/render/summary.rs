@@ -8,7 +8,8 @@ use zc_trace_common::syscalls::Class;
 use crate::model::report::{Process, Report, SyscallEntry};
 
 use super::{
-    format::{bytes, duration_ns, grouped, printable},
+    charts::ExtraPath,
+    format::{bytes, duration_ns, fault_split, grouped, printable},
     groups::{cells, groups},
 };
 
@@ -64,6 +65,18 @@ fn ledger(s: &mut String, r: &Report) {
             row.text_via
         );
     }
+    let b = &r.totals.bytes;
+    for p in ExtraPath::shown(b) {
+        let n = p.of(b);
+        let _ = writeln!(
+            s,
+            "  {:<31} {:>11}  {:>16} B   {}",
+            p.label(),
+            bytes(n),
+            grouped(n),
+            p.reason()
+        );
+    }
 }
 
 fn cost(s: &mut String, r: &Report) {
@@ -83,11 +96,9 @@ fn cost(s: &mut String, r: &Report) {
     );
     let _ = writeln!(
         s,
-        "  page faults        {:>12}   ({} in user mode, {} in kernel mode; {} file-backed)",
+        "  page faults        {:>12}   ({})",
         grouped(t.page_faults.total()),
-        grouped(t.page_faults.user),
-        grouped(t.page_faults.kernel),
-        grouped(t.page_faults.file)
+        fault_split(&t.page_faults)
     );
     let _ = writeln!(
         s,
@@ -196,7 +207,7 @@ fn dropped(s: &mut String, r: &Report) {
 fn footer(s: &mut String) {
     let _ = writeln!(
         s,
-        "\n  Measured in kernel, exactly. Mode switches are derived; copies inside the kernel (page cache -> socket) and DMA are not visible to a syscall tracer."
+        "\n  Measured in kernel, exactly. Mode switches are derived; copies inside the kernel (page cache -> socket) are not visible to a syscall tracer; of the DMA, disk reads into the page cache and O_DIRECT are shown."
     );
 }
 

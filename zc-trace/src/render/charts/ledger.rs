@@ -5,7 +5,7 @@ use plotters::prelude::*;
 
 use super::draw::{Bar, Bars, LABEL_SIZE, footer, hbars, header, legend, muted};
 use super::palette::{
-    CONTEXT_SWITCHES, MODE_SWITCHES, PAGE_FAULTS, SYSCALLS, class_colour, path_legend,
+    CONTEXT_SWITCHES, ExtraPath, MODE_SWITCHES, PAGE_FAULTS, SYSCALLS, class_colour, path_legend,
 };
 use super::{Area, title, units};
 use crate::model::{ledger::MODE_SWITCH_RULE, report::Report};
@@ -43,6 +43,15 @@ where
             };
             Bar::single(row.label, n as f64, class_colour(class), value)
         })
+        .chain(ExtraPath::shown(b).into_iter().map(|p| {
+            let n = p.of(b);
+            Bar::single(
+                p.label(),
+                n as f64,
+                p.colour(),
+                format!("{} ({} B)", bytes(n), grouped(n)),
+            )
+        }))
         .collect();
     let max = paths.iter().map(|p| p.parts[0].0).fold(0.0, f64::max);
     hbars(
@@ -70,9 +79,17 @@ where
         ("page faults, user mode", pf.user, PAGE_FAULTS),
         ("page faults, kernel mode", pf.kernel, PAGE_FAULTS),
         ("page faults, file-backed", pf.file, PAGE_FAULTS),
+        (
+            "page faults, get_user_pages",
+            pf.get_user_pages,
+            PAGE_FAULTS,
+        ),
     ];
+    // Faults through get_user_pages only where there were some: most runs
+    // take none, and the bar would only crowd the chart.
     let costs: Vec<Bar> = costs
         .iter()
+        .filter(|(label, n, _)| *n > 0 || !label.ends_with("get_user_pages"))
         .map(|(label, n, colour)| Bar::single(*label, *n as f64, *colour, units::count_label(*n)))
         .collect();
     let max = costs.iter().map(|c| c.parts[0].0).fold(0.0, f64::max);
@@ -87,12 +104,17 @@ where
         },
     )?;
 
-    let items = path_legend();
+    let mut items = path_legend();
+    items.extend(
+        ExtraPath::shown(b)
+            .into_iter()
+            .map(|p| (p.label().to_owned(), p.colour())),
+    );
     let used = legend(&foot, &items)?;
     foot.draw_text(
         &format!(
             "Measured in kernel, exactly. Mode switches are derived: {MODE_SWITCH_RULE}. \
-             Copies inside the kernel and DMA are not visible to a syscall tracer."
+             Copies inside the kernel are not visible to a syscall tracer; DMA only as disk_read and direct I/O."
         ),
         &muted(LABEL_SIZE - 1.0),
         (20, used as i32 + 6),

@@ -6,6 +6,12 @@
 use plotters::style::RGBColor;
 use zc_trace_common::syscalls::Class;
 
+/// Read or written on a character device (not a copy).
+pub const DEVICE: RGBColor = RGBColor(188, 189, 34);
+/// O_DIRECT file I/O (DMA to or from user pages).
+pub const DIRECT_IO: RGBColor = RGBColor(0, 128, 128);
+/// Read from storage into the page cache (DMA).
+pub const DISK_READ: RGBColor = RGBColor(120, 120, 60);
 /// The "N more" row that stands for many syscalls or processes at once.
 pub const REST: RGBColor = RGBColor(200, 200, 200);
 
@@ -45,6 +51,70 @@ pub fn path_legend() -> Vec<(String, RGBColor)> {
     Class::ledger()
         .map(|(c, row)| (row.label.to_owned(), class_colour(c)))
         .collect()
+}
+
+/// The ledger's rows beyond the syscall classes' columns: bytes that moved
+/// without a CPU copy (device, O_DIRECT) and the DMA from disk before any
+/// copy. Shown only when non-zero: most runs never touch them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtraPath {
+    Device,
+    DirectIo,
+    DiskRead,
+}
+
+impl ExtraPath {
+    pub const ALL: [ExtraPath; 3] = [ExtraPath::Device, ExtraPath::DirectIo, ExtraPath::DiskRead];
+
+    /// The rows that carried bytes in `b`, in ledger order.
+    pub fn shown(b: &crate::model::report::Bytes) -> Vec<ExtraPath> {
+        Self::ALL.into_iter().filter(|p| p.of(b) > 0).collect()
+    }
+
+    /// Whether the bytes crossed the user/kernel boundary (disk reads come
+    /// before that: they are not part of what the program moved).
+    pub fn crosses_boundary(self) -> bool {
+        self != ExtraPath::DiskRead
+    }
+
+    /// Why these bytes are not a CPU copy across the boundary.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ExtraPath::Device => {
+                "read/write on a character device (/dev/null, ttys ...): the driver decides, no copy booked"
+            }
+            ExtraPath::DirectIo => {
+                "O_DIRECT file I/O: the device DMAs to/from the user pages, no CPU copy"
+            }
+            ExtraPath::DiskRead => {
+                "read from storage into the page cache (DMA) before any copy to the program"
+            }
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ExtraPath::Device => "character device",
+            ExtraPath::DirectIo => "direct I/O (O_DIRECT)",
+            ExtraPath::DiskRead => "disk -> page cache",
+        }
+    }
+
+    pub fn colour(self) -> RGBColor {
+        match self {
+            ExtraPath::Device => DEVICE,
+            ExtraPath::DirectIo => DIRECT_IO,
+            ExtraPath::DiskRead => DISK_READ,
+        }
+    }
+
+    pub fn of(self, b: &crate::model::report::Bytes) -> u64 {
+        match self {
+            ExtraPath::Device => b.device,
+            ExtraPath::DirectIo => b.direct_io,
+            ExtraPath::DiskRead => b.disk_read,
+        }
+    }
 }
 
 /// Where a class sorts in the grouped syscall list.

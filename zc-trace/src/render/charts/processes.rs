@@ -5,7 +5,7 @@ use anyhow::Result;
 use plotters::prelude::*;
 
 use super::draw::{Bar, Bars, footer, hbars, header, legend, message};
-use super::palette::{SYSCALLS, class_colour, path_legend};
+use super::palette::{ExtraPath, SYSCALLS, class_colour, path_legend};
 use super::{Area, title, units};
 use crate::model::report::{Process, Report, Totals};
 use crate::render::format::{bytes, grouped};
@@ -17,7 +17,7 @@ pub const NAME: &str = "Processes";
 pub const TOP: usize = 15;
 
 fn moved(t: &Totals) -> u64 {
-    t.bytes.total()
+    t.bytes.total() + t.bytes.device + t.bytes.direct_io
 }
 
 pub fn draw<DB: DrawingBackend>(root: &Area<DB>, r: &Report) -> Result<()>
@@ -44,6 +44,12 @@ where
     let row = |label: String, t: &Totals| {
         let parts = Class::ledger()
             .map(|(c, _)| (t.bytes.of(c) as f64, class_colour(c)))
+            .chain(
+                ExtraPath::ALL
+                    .into_iter()
+                    .filter(|p| p.crosses_boundary())
+                    .map(|p| (p.of(&t.bytes) as f64, p.colour())),
+            )
             .collect();
         (
             Bar {
@@ -94,7 +100,13 @@ where
             label_width: 0,
         },
     )?;
-    let items = path_legend();
+    let mut items = path_legend();
+    items.extend(
+        ExtraPath::shown(&r.totals.bytes)
+            .into_iter()
+            .filter(|p| p.crosses_boundary())
+            .map(|p| (p.label().to_owned(), p.colour())),
+    );
     legend(&foot, &items)?;
     Ok(())
 }

@@ -101,6 +101,7 @@ fn samples(r: &Report, n: usize) -> Vec<TimelineSample> {
                         * ((i as f64 + 1.0 - n as f64 / 3.0) / (n as f64 * 2.0 / 3.0))
                             .clamp(0.0, 1.0)) as u64,
                     mapped: at(t.bytes.mapped),
+                    ..Default::default()
                 },
                 page_faults: at(t.page_faults.user + t.page_faults.kernel),
                 context_switches: at(t.context_switches.voluntary + t.context_switches.involuntary),
