@@ -39,10 +39,12 @@ pub fn run() -> Result<u8> {
             output_dir,
             svg,
         }) => {
-            let runs = reports
+            let loaded = reports
                 .iter()
-                .map(|p| Ok((run_label(p), load_report(p)?)))
+                .map(|p| load_report(p))
                 .collect::<Result<Vec<_>>>()?;
+            let labels = run_labels(reports, &loaded);
+            let runs: Vec<(String, Report)> = labels.into_iter().zip(loaded).collect();
             // The table is the result (stdout, like the lab's); errors go to stderr.
             print!("{}", render::compare::table(&runs));
             if let Some(dir) = output_dir {
@@ -53,12 +55,41 @@ pub fn run() -> Result<u8> {
     }
 }
 
-/// A short name for a run in tables and legends: the file name.
-fn run_label(path: &Path) -> String {
-    path.file_stem().map_or_else(
-        || path.display().to_string(),
-        |s| s.to_string_lossy().into_owned(),
-    )
+/// Short names for runs in tables and legends: the --label they were
+/// traced with; else the file's name, unless it is the `report.json` that
+/// every `-o DIR` writes, then the traced command or process. Two runs
+/// never share a name: a repeated one gets its position appended.
+fn run_labels(paths: &[PathBuf], reports: &[Report]) -> Vec<String> {
+    let labels: Vec<String> = paths
+        .iter()
+        .zip(reports)
+        .map(|(path, report)| run_label(path, report))
+        .collect();
+    let repeated = |l: &String| labels.iter().filter(|m| *m == l).count() > 1;
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if repeated(l) {
+                format!("{l} #{}", i + 1)
+            } else {
+                l.clone()
+            }
+        })
+        .collect()
+}
+
+fn run_label(path: &Path, report: &Report) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let named = |s: &String| s != "report";
+    report
+        .target
+        .label
+        .clone()
+        .or_else(|| stem.clone().filter(named))
+        .or_else(|| report.label())
+        .or(stem)
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// The largest report `report` and `compare` read. A report is parsed
@@ -181,7 +212,7 @@ fn trace(cli: &Cli) -> Result<u8> {
     }
     check_planned_outputs(cli)?;
 
-    let traced = session::trace(&TraceOptions {
+    let mut traced = session::trace(&TraceOptions {
         spec,
         follow_forks: cli.follow_forks,
         interval: cli.interval,
@@ -190,6 +221,7 @@ fn trace(cli: &Cli) -> Result<u8> {
         timed: !cli.no_latency,
         cost: !cli.no_cost,
     })?;
+    traced.report.target.label = cli.label.clone();
 
     let report = &traced.report;
     let text = render::summary::render(report);

@@ -55,6 +55,10 @@ pub struct Cli {
     #[arg(long)]
     pub svg: bool,
 
+    /// Name the run in comparisons (`compare`) instead of by its command.
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+
     /// Write the summary to FILE instead of stderr.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,

@@ -121,6 +121,8 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     let (reaped_tx, reaped_rx) = mpsc::unbounded_channel();
     // Faults the attached process took before we came are not the run's.
     let mut faults_at_start = std::collections::BTreeMap::new();
+    let mut untraced_children = None;
+    let mut attached_comm = None;
     let (pid, command, wrapped) = match &opts.spec {
         TargetSpec::Wrap(argv) => {
             let child = target::spawn_held(argv)?;
@@ -152,15 +154,26 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
                     format!("process {pid} exited while zc-trace was attaching: nothing to trace"),
                 ));
             }
+            attached_comm = target::comm(pid);
+            let name = attached_comm
+                .as_ref()
+                .map_or_else(String::new, |c| format!(" ({c})"));
             if opts.announce {
                 eprintln!(
-                    "zc-trace: tracing pid {pid}{} until it exits or Ctrl-C",
+                    "zc-trace: tracing pid {pid}{}{} until it exits or Ctrl-C",
+                    crate::render::format::printable(&name),
                     if opts.follow_forks {
                         " and its new children"
                     } else {
                         ""
                     }
                 );
+            }
+            untraced_children = children_note(pid, &target::children(pid));
+            if let Some(note) = &untraced_children
+                && opts.announce
+            {
+                eprintln!("zc-trace: note: {note}");
             }
             (pid, None, None)
         }
@@ -192,6 +205,8 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             pid,
             exit_code,
             follow_forks: follow,
+            label: None,
+            comm: attached_comm,
         },
         started_at_unix_ms,
         duration_ns,
@@ -202,6 +217,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     };
     let mut report = build_report(&counters, run);
     note_in_progress(&mut report);
+    report.notes.extend(untraced_children);
     report.notes.extend(probes.missing.iter().cloned());
     let stopped_by = match end {
         End::Signal(sig) => {
@@ -228,6 +244,25 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         exit_code,
         stopped_by,
     })
+}
+
+/// Processes that were children of an attached process are not traced
+/// (only new ones, with -f): when they exist, the work is often theirs (an
+/// nginx master, a shell), so say so and name them.
+fn children_note(pid: u32, children: &[u32]) -> Option<String> {
+    const SHOWN: usize = 8;
+    if children.is_empty() {
+        return None;
+    }
+    let mut list: Vec<String> = children.iter().take(SHOWN).map(u32::to_string).collect();
+    if children.len() > SHOWN {
+        list.push(format!("... ({} in all)", children.len()));
+    }
+    Some(format!(
+        "pid {pid} has {} child process(es) that are not traced ({}); if they do the work, trace them with -p (or the cgroup they share)",
+        children.len(),
+        list.join(", ")
+    ))
 }
 
 /// Calls already in progress when tracing began were counted when they

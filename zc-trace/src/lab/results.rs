@@ -414,6 +414,8 @@ fn as_report(m: &MethodResult) -> Report {
             pid: m.runs.last().map_or(0, |r| r.pid),
             exit_code: Some(0),
             follow_forks: true,
+            label: None,
+            comm: None,
         },
         duration_ns: m.transfer_ns,
         syscalls,

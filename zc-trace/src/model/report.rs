@@ -87,7 +87,78 @@ pub struct Target {
     /// attached or when tracing ended before it exited.
     pub exit_code: Option<i32>,
     pub follow_forks: bool,
+    /// The run's name in comparisons (--label); absent: named after its
+    /// command or process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Attach mode: the name of the process attached to, when tracing began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
 }
+
+impl Report {
+    /// The traced command with its program by file name (the directory is
+    /// noise): "cp big.iso /tmp". None when a running process was attached.
+    pub fn command_line(&self) -> Option<String> {
+        let [program, args @ ..] = self.target.command.as_deref()? else {
+            return None;
+        };
+        let program = std::path::Path::new(program)
+            .file_name()
+            .map_or_else(|| program.clone(), |n| n.to_string_lossy().into_owned());
+        let mut words = vec![program];
+        words.extend(args.iter().cloned());
+        Some(words.join(" "))
+    }
+
+    /// The name of the process attached to (`-p`), as the kernel knows it.
+    pub fn attached_comm(&self) -> Option<&str> {
+        let row = || {
+            self.processes
+                .iter()
+                .find(|p| p.pid == self.target.pid && p.summed == 0)
+                .map(|p| p.comm.as_str())
+        };
+        self.target
+            .comm
+            .as_deref()
+            .or_else(row)
+            .filter(|c| !c.is_empty())
+    }
+
+    /// What the run traced, for titles: "cp big.iso /tmp (pid 42)" or
+    /// "nginx (pid 42)" or "pid 42". Not escaped: a renderer escapes it.
+    pub fn target_name(&self) -> String {
+        let pid = self.target.pid;
+        match self.command_line() {
+            Some(command) => format!("{command} (pid {pid})"),
+            None => match self.attached_comm() {
+                Some(comm) => format!("{comm} (pid {pid})"),
+                None => format!("pid {pid}"),
+            },
+        }
+    }
+
+    /// A short name for the run in tables and legends: --label, else the
+    /// command (at most `LABEL_WORDS` words), else the process name.
+    pub fn label(&self) -> Option<String> {
+        if let Some(label) = &self.target.label {
+            return Some(label.clone());
+        }
+        if let Some(command) = self.command_line() {
+            let words: Vec<&str> = command.split_whitespace().collect();
+            let mut short = words[..words.len().min(LABEL_WORDS)].join(" ");
+            if words.len() > LABEL_WORDS {
+                short.push_str(" ...");
+            }
+            return Some(short);
+        }
+        self.attached_comm().map(str::to_owned)
+    }
+}
+
+/// Words of a command kept in a run's short label.
+const LABEL_WORDS: usize = 3;
 
 /// Count, failures, bytes and kernel time of a group of calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]

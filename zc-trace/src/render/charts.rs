@@ -256,42 +256,22 @@ fn fonts() -> Result<()> {
     }
 }
 
-/// The traced command with the program shown by its file name (its
-/// directory is noise), or None when a running process was attached to.
-fn command(report: &Report) -> Option<String> {
-    let [program, args @ ..] = report.target.command.as_deref()? else {
-        return None;
-    };
-    let program = Path::new(program)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| program.clone());
-    let mut words = vec![program];
-    words.extend(args.iter().cloned());
-    Some(words.join(" "))
-}
-
-/// "zc-workload all --count 16 (pid 42)" or "pid 42": what a chart names.
-fn target(report: &Report) -> String {
-    match command(report) {
-        Some(command) => format!("{command} (pid {})", report.target.pid),
-        None => format!("pid {}", report.target.pid),
-    }
-}
-
 /// "Copy ledger: cp big.iso /tmp (pid 42), 1.50 s". A long command is cut
 /// with an ellipsis, never the pid or the duration.
 fn title(name: &str, report: &Report) -> String {
     let duration = super::format::duration_ns(report.duration_ns);
     let pid = report.target.pid;
-    match command(report) {
-        Some(command) => {
+    let what = report
+        .command_line()
+        .or_else(|| report.attached_comm().map(str::to_owned));
+    match what {
+        Some(what) => {
             let rest = format!(" (pid {pid}), {duration}");
             let fixed = draw::text_width(&format!("{name}: {rest}"), draw::TITLE_SIZE);
             let budget = (SIZE.0 - 40).saturating_sub(fixed);
             format!(
                 "{name}: {}{rest}",
-                draw::fit(&command, draw::TITLE_SIZE, budget)
+                draw::fit(&what, draw::TITLE_SIZE, budget)
             )
         }
         None => format!("{name}: pid {pid}, {duration}"),

@@ -345,7 +345,7 @@ fn dropped(s: &mut String, r: &Report) {
 fn target(r: &Report) -> String {
     match &r.target.command {
         Some(cmd) if !cmd.is_empty() => format!("{} (pid {})", cmd.join(" "), r.target.pid),
-        _ => format!("pid {}", r.target.pid),
+        _ => r.target_name(),
     }
 }
 

@@ -214,7 +214,7 @@ fn footer(s: &mut String) {
 fn target_line(r: &Report) -> String {
     match &r.target.command {
         Some(cmd) => format!("`{}` (pid {})", printable(&cmd.join(" ")), r.target.pid),
-        None => format!("pid {}", r.target.pid),
+        None => printable(&r.target_name()).into_owned(),
     }
 }
 
@@ -255,6 +255,8 @@ mod tests {
                 pid: 7,
                 exit_code: Some(0),
                 follow_forks: true,
+                label: None,
+                comm: None,
             },
             duration_ns: 1_500_000_000,
             ..Default::default()

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::draw::{Bar, Bars, LABEL_SIZE, footer, hbars, header, legend, text_width};
 use super::palette::RUNS;
-use super::{Area, target, units};
+use super::{Area, units};
 // One definition of the figures for the table, the chart and the HTML.
 use crate::model::compare::{Basis, figures, normalise};
 use crate::model::report::Report;
@@ -105,7 +105,7 @@ where
             (
                 format!(
                     "{label}: {}, {}, {noun} {}",
-                    target(r),
+                    r.target_name(),
                     duration_ns(r.duration_ns),
                     bytes(basis.bytes(i, r))
                 ),

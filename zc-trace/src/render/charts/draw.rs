@@ -215,7 +215,9 @@ where
         .disable_y_mesh()
         .y_labels(n + n / 2 + 1)
         .y_label_formatter(&row_label)
-        .x_labels(6)
+        // About 75 px per tick label ("400 MiB" and a gap), so narrow panels
+        // get fewer labels rather than labels run together.
+        .x_labels(((plot_w / 75.0) as usize).clamp(3, 6))
         .x_label_formatter(&|v| tick_in(*v, &scale))
         .x_desc(b.axis)
         .label_style(font(LABEL_SIZE))

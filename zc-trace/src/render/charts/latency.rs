@@ -115,25 +115,41 @@ where
             .x_label_area_size(34)
             .y_label_area_size(58)
             .build_cartesian_2d(lo as f64..hi as f64, 0.0..scale.apply(peak) * 1.15)?;
+        let plot_px = chart.plotting_area().dim_in_pixel().0;
+        let every = label_step(hi - lo, plot_px);
+        let integer_ticks = scale.unit.is_empty();
         chart
             .configure_mesh()
             .disable_x_mesh()
             .light_line_style(BACKGROUND)
             .bold_line_style(GRID)
             .axis_style(AXIS)
-            // A label on every second bucket edge: plotters may also offer
-            // points between edges, which get no label.
+            // plotters may offer points between bucket edges: only edges
+            // that are a multiple of `every` get a label, so labels never
+            // run into each other however narrow the panel.
             .x_labels((hi - lo + 1) as usize)
             .x_label_formatter(&|x| {
                 let b = x.round();
-                if (x - b).abs() < 1e-6 && (b as u32).is_multiple_of(2) {
+                if (x - b).abs() < 1e-6 && (b as u32).is_multiple_of(every) {
                     bucket_label(b.max(0.0) as u32)
                 } else {
                     String::new()
                 }
             })
-            .y_labels(5)
-            .y_label_formatter(&|y| units::tick(*y) + scale.unit)
+            // Calls come in whole numbers: a small peak gets one tick per
+            // call, never "0.5".
+            .y_labels(if integer_ticks {
+                (peak as usize + 1).min(6)
+            } else {
+                5
+            })
+            .y_label_formatter(&|y| {
+                if integer_ticks && (y - y.round()).abs() > 1e-6 {
+                    String::new()
+                } else {
+                    units::tick_in(*y, &scale)
+                }
+            })
             .label_style(font(LABEL_SIZE - 2.0))
             .draw()?;
         chart.draw_series(
@@ -169,9 +185,36 @@ where
     Ok(())
 }
 
+/// Widest bucket label ("262 us") in pixels at the axis font, with a gap.
+const LABEL_PX: u32 = 52;
+
+/// Label every `step`-th bucket edge (an even step, so labels fall on the
+/// same edges in every panel) such that `buckets` edges fit in `plot_px`.
+pub fn label_step(buckets: u32, plot_px: u32) -> u32 {
+    let fit = (plot_px / LABEL_PX).max(1);
+    let step = buckets.div_ceil(fit).max(2);
+    step + step % 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_spaced_to_fit_the_panel() {
+        // 24 buckets in 330 px: 6 labels fit, so every 4th edge.
+        assert_eq!(label_step(24, 330), 4);
+        // A wide panel still labels every second edge at most.
+        assert_eq!(label_step(8, 2000), 2);
+        assert_eq!(label_step(40, 10), 40);
+        for (buckets, px) in [(24, 330), (30, 250), (12, 700), (63, 400)] {
+            let step = label_step(buckets, px);
+            assert!(
+                buckets / step * LABEL_PX <= px.max(LABEL_PX),
+                "{buckets} in {px}: {step}"
+            );
+        }
+    }
 
     #[test]
     fn bucket_labels_are_readable() {

@@ -14,17 +14,85 @@ use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Syscalls";
 
-/// Rows drawn before the rest are summed into one.
+/// Rows drawn in a panel before the rest are summed into one.
 pub const TOP: usize = 20;
 
 /// A syscall row: its name and entry.
 pub type Row<'a> = (&'a str, &'a SyscallEntry);
 
-/// The rows: the `TOP` syscalls by calls, grouped by class, then the sum of
-/// the rest (if any) with how many syscalls it stands for.
-pub fn rows(r: &Report) -> (Vec<Row<'_>>, Option<(usize, Counts)>) {
-    let mut all: Vec<Row<'_>> = r.syscalls.iter().map(|(n, e)| (n.as_str(), e)).collect();
-    all.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(b.0)));
+/// The figure a panel plots. Each panel ranks the syscalls by its own
+/// figure, so the time panel shows the calls that took the time, not the
+/// most frequent ones with the time summed away in "+ N more".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    Calls,
+    Bytes,
+    Time,
+}
+
+impl Figure {
+    pub fn of(self, c: &Counts) -> u64 {
+        match self {
+            Figure::Calls => c.count,
+            Figure::Bytes => c.bytes,
+            Figure::Time => c.time_ns,
+        }
+    }
+
+    fn text(self, v: u64) -> String {
+        match self {
+            Figure::Calls => grouped(v),
+            Figure::Bytes => bytes(v),
+            Figure::Time => duration_ns(v),
+        }
+    }
+
+    fn scale(self, max: f64) -> units::Scale {
+        match self {
+            Figure::Calls => units::count(max),
+            Figure::Bytes => units::bytes(max),
+            Figure::Time => units::nanos(max),
+        }
+    }
+
+    fn caption(self) -> &'static str {
+        match self {
+            Figure::Calls => "Calls",
+            Figure::Bytes => "Bytes",
+            Figure::Time => "Time in the kernel",
+        }
+    }
+
+    fn axis(self) -> &'static str {
+        match self {
+            Figure::Calls => "calls",
+            Figure::Bytes => "bytes returned",
+            Figure::Time => "time in the kernel (wall)",
+        }
+    }
+
+    /// What a panel with no row says instead.
+    fn none(self) -> &'static str {
+        match self {
+            Figure::Calls => "no syscalls",
+            Figure::Bytes => "no syscall moved bytes",
+            Figure::Time => "calls were not timed",
+        }
+    }
+}
+
+/// The rows of a panel: the `TOP` syscalls with the largest non-zero
+/// `figure`, grouped by class, then the sum of the other non-zero rows (if
+/// any) with how many syscalls it stands for.
+pub fn rows(r: &Report, figure: Figure) -> (Vec<Row<'_>>, Option<(usize, Counts)>) {
+    let mut all: Vec<Row<'_>> = r
+        .syscalls
+        .iter()
+        .map(|(n, e)| (n.as_str(), e))
+        .filter(|(_, e)| figure.of(&e.counts) > 0)
+        .collect();
+    let value = |row: &Row<'_>| figure.of(&row.1.counts);
+    all.sort_by(|a, b| value(b).cmp(&value(a)).then(a.0.cmp(b.0)));
     let rest = (all.len() > TOP).then(|| {
         let mut sum = Counts::default();
         all[TOP..].iter().for_each(|(_, e)| sum += e.counts);
@@ -34,10 +102,36 @@ pub fn rows(r: &Report) -> (Vec<Row<'_>>, Option<(usize, Counts)>) {
     all.sort_by(|a, b| {
         class_rank(a.1.class)
             .cmp(&class_rank(b.1.class))
-            .then(b.1.counts.count.cmp(&a.1.counts.count))
+            .then(value(b).cmp(&value(a)))
             .then(a.0.cmp(b.0))
     });
     (all, rest)
+}
+
+/// The bars of one panel, with the rest summed last.
+fn bars(r: &Report, figure: Figure) -> (Vec<Bar>, Option<usize>) {
+    let (top, rest) = rows(r, figure);
+    let mut bars: Vec<Bar> = top
+        .iter()
+        .map(|(name, e)| {
+            let v = figure.of(&e.counts);
+            Bar::single(*name, v as f64, class_colour(e.class), figure.text(v))
+        })
+        .collect();
+    if let Some((n, c)) = &rest {
+        let v = figure.of(c);
+        bars.push(Bar::single(
+            format!("+ {n} more"),
+            v as f64,
+            REST,
+            figure.text(v),
+        ));
+    }
+    // Blank rows below, so rows are as tall in a panel of three as in a
+    // panel of twenty and the panels read side by side.
+    let full = bars.len().max(TOP + 1);
+    bars.resize_with(full, || Bar::single("", 0.0, REST, ""));
+    (bars, rest.map(|(n, _)| n))
 }
 
 pub fn draw<DB: DrawingBackend>(root: &Area<DB>, r: &Report) -> Result<()>
@@ -45,19 +139,18 @@ where
     DB::ErrorType: 'static,
 {
     let t = &r.totals;
-    let (top, rest) = rows(r);
     let mut subtitle = format!(
-        "{} distinct syscalls, {} calls ({} failed), {} in the kernel",
+        "{} distinct syscalls, {} calls ({} failed), {} in the kernel (wall)",
         r.syscalls.len(),
         grouped(t.syscalls),
         grouped(t.errors),
         duration_ns(t.time_ns)
     );
-    if rest.is_some() {
-        subtitle += &format!("; the {TOP} most called, grouped by class");
+    if r.syscalls.len() > TOP {
+        subtitle += &format!("; each panel shows its own top {TOP}, grouped by class");
     }
     let body = header(root, &title(NAME, r), &subtitle)?;
-    if top.is_empty() {
+    if r.syscalls.is_empty() {
         return message(
             &body,
             "No syscalls were traced",
@@ -65,90 +158,41 @@ where
         );
     }
 
-    let rest_label = |n: usize| format!("+ {n} more syscalls");
-    let bar = |label: String, colour, v: f64, value: String| Bar::single(label, v, colour, value);
-    let mut calls = Vec::new();
-    let mut moved = Vec::new();
-    let mut time = Vec::new();
-    for (name, e) in &top {
-        let c = &e.counts;
-        let colour = class_colour(e.class);
-        calls.push(bar(
-            name.to_string(),
-            colour,
-            c.count as f64,
-            grouped(c.count),
-        ));
-        // An "other" call that moved nothing gets no byte label: "0 B" on
-        // every close() would only be noise.
-        let label = if e.class == Class::Other && c.bytes == 0 {
-            String::new()
-        } else {
-            bytes(c.bytes)
-        };
-        moved.push(bar(name.to_string(), colour, c.bytes as f64, label));
-        time.push(bar(
-            name.to_string(),
-            colour,
-            c.time_ns as f64,
-            duration_ns(c.time_ns),
-        ));
-    }
-    if let Some((n, c)) = &rest {
-        calls.push(bar(rest_label(*n), REST, c.count as f64, grouped(c.count)));
-        moved.push(bar(rest_label(*n), REST, c.bytes as f64, bytes(c.bytes)));
-        time.push(bar(
-            rest_label(*n),
-            REST,
-            c.time_ns as f64,
-            duration_ns(c.time_ns),
-        ));
-    }
-
     let (main, foot) = footer(&body, 34);
-    let (left, right) = main.split_horizontally(500);
-    let (middle, right) = right.split_horizontally(390);
-    let max = |bars: &[Bar]| bars.iter().map(|b| b.parts[0].0).fold(0.0, f64::max);
-    hbars(
-        &left,
-        &Bars {
-            caption: "Calls",
-            bars: &calls,
-            scale: units::count(max(&calls)),
-            axis: "calls",
-            label_width: 170,
-        },
-    )?;
-    hbars(
-        &middle,
-        &Bars {
-            caption: "Bytes",
-            bars: &moved,
-            scale: units::bytes(max(&moved)),
-            axis: "bytes returned",
-            label_width: 0,
-        },
-    )?;
-    hbars(
-        &right,
-        &Bars {
-            caption: "Time in the kernel",
-            bars: &time,
-            scale: units::nanos(max(&time)),
-            axis: "time in the kernel",
-            label_width: 0,
-        },
-    )?;
+    let panels = main.split_evenly((1, 3));
+    let mut summed = false;
+    for (figure, area) in [Figure::Calls, Figure::Bytes, Figure::Time]
+        .into_iter()
+        .zip(panels.iter())
+    {
+        let (bars, rest) = bars(r, figure);
+        summed |= rest.is_some();
+        if bars.iter().all(|b| b.label.is_empty()) {
+            message(area, figure.caption(), &[figure.none().to_owned()])?;
+            continue;
+        }
+        let max = bars.iter().map(|b| b.parts[0].0).fold(0.0, f64::max);
+        hbars(
+            area,
+            &Bars {
+                caption: figure.caption(),
+                bars: &bars,
+                scale: figure.scale(max),
+                axis: figure.axis(),
+                label_width: 130,
+            },
+        )?;
+    }
 
     // The legend names only the classes present, so it never promises a
     // colour the chart does not show.
     let mut items: Vec<(String, RGBColor)> = Class::ALL
         .into_iter()
-        .filter(|class| top.iter().any(|(_, e)| e.class == *class))
+        .filter(|class| r.syscalls.values().any(|e| e.class == *class))
         .map(|class| (class.look().legend.to_owned(), class_colour(class)))
         .collect();
-    if let Some((n, _)) = rest {
-        items.push((format!("{n} less-called syscalls, summed"), REST));
+    if summed {
+        items.push(("the rest of a panel, summed".to_owned(), REST));
     }
     legend(&foot, &items)?;
     Ok(())

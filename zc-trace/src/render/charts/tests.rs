@@ -34,6 +34,8 @@ pub(crate) fn report(duration_ns: u64, n: usize) -> Report {
             pid: 4242,
             exit_code: Some(0),
             follow_forks: true,
+            label: None,
+            comm: None,
         },
         duration_ns,
         ..Default::default()
@@ -296,7 +298,7 @@ fn short_run_says_so_instead_of_drawing_an_empty_timeline() {
 #[test]
 fn syscall_rows_are_capped_and_grouped() {
     let r = many_processes();
-    let (top, rest) = syscalls::rows(&r);
+    let (top, rest) = syscalls::rows(&r, syscalls::Figure::Calls);
     assert_eq!(top.len(), syscalls::TOP);
     let (n, sum) = rest.unwrap();
     assert_eq!(n, r.syscalls.len() - syscalls::TOP);
@@ -313,6 +315,32 @@ fn syscall_rows_are_capped_and_grouped() {
         ranks.windows(2).all(|w| w[0] <= w[1]),
         "grouped by class: {ranks:?}"
     );
+}
+
+/// Issue 10 item 8: a rarely called syscall that took the time (wait4) is
+/// a row of the time panel, not summed away behind frequent cheap calls.
+#[test]
+fn each_syscall_panel_ranks_by_its_own_figure() {
+    use self::syscalls::Figure;
+    let mut r = many_processes();
+    for (i, e) in r.syscalls.values_mut().enumerate() {
+        e.counts.count = 1_000 + i as u64;
+        e.counts.time_ns = 10;
+        e.counts.bytes = 0;
+    }
+    let slow = r.syscalls.keys().next().unwrap().clone();
+    r.syscalls.get_mut(&slow).unwrap().counts.count = 1;
+    r.syscalls.get_mut(&slow).unwrap().counts.time_ns = 3_000_000_000;
+    let names = |f: Figure| -> Vec<String> {
+        syscalls::rows(&r, f)
+            .0
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect()
+    };
+    assert!(!names(Figure::Calls).contains(&slow), "the least called");
+    assert!(names(Figure::Time).contains(&slow), "the slowest");
+    assert!(names(Figure::Bytes).is_empty(), "nothing moved bytes");
 }
 
 #[test]

@@ -43,6 +43,19 @@ pub fn thin(samples: &[TimelineSample], max: usize) -> (Vec<TimelineSample>, usi
     (out, k)
 }
 
+/// The median time between consecutive samples, if there are two.
+pub fn median_spacing(samples: &[TimelineSample]) -> Option<u64> {
+    let mut gaps: Vec<u64> = samples
+        .windows(2)
+        .map(|w| w[1].t_ns.saturating_sub(w[0].t_ns))
+        .collect();
+    if gaps.is_empty() {
+        return None;
+    }
+    gaps.sort_unstable();
+    Some(gaps[gaps.len() / 2])
+}
+
 /// One line of a panel: its legend label, colour and the rate it reads.
 struct Series {
     label: String,
@@ -65,15 +78,23 @@ where
     let rates = rates(&thinned);
     let interval = r.timeline.interval_ns;
     let mut subtitle = format!(
-        "{} {} of the cumulative counters, every {}",
+        "{} {} of the cumulative counters",
         grouped(samples.len() as u64),
         if samples.len() == 1 {
             "sample"
         } else {
             "samples"
         },
-        duration_ns(interval)
     );
+    // The spacing the samples really have: the collector may be late on a
+    // busy machine, and the first sample comes when tracing starts.
+    if let Some(median) = median_spacing(samples) {
+        subtitle += &format!(", {} apart (median", duration_ns(median));
+        if median.abs_diff(interval) > interval / 20 {
+            subtitle += &format!("; --interval {}", duration_ns(interval));
+        }
+        subtitle += ")";
+    }
     if k > 1 {
         subtitle += &format!(
             "; drawn as {} averages of {k} samples each",
@@ -295,6 +316,13 @@ mod tests {
             syscalls,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn spacing_is_what_the_samples_show() {
+        assert_eq!(median_spacing(&[s(5, 1)]), None);
+        let late = [s(2, 1), s(100, 2), s(250, 3), s(350, 4), s(360, 5)];
+        assert_eq!(median_spacing(&late), Some(100));
     }
 
     #[test]
