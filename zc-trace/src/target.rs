@@ -326,7 +326,6 @@ pub fn proc_state(pid: u32) -> Option<char> {
     rest.split_whitespace().next()?.chars().next()
 }
 
-/// Whether the process still runs (exists and is not a zombie).
 /// The kernel's name of process `pid` (its comm), if it still runs.
 pub fn comm(pid: u32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
@@ -352,6 +351,7 @@ pub fn children(pid: u32) -> Vec<u32> {
     kids
 }
 
+/// Whether the process still runs (exists and is not a zombie).
 pub fn is_alive(pid: u32) -> bool {
     matches!(proc_state(pid), Some(s) if s != 'Z' && s != 'X')
 }
