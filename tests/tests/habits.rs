@@ -83,3 +83,32 @@ fn quiet_prints_nothing_on_success_and_durations_read_like_humans_write_them() {
     assert!(out.stderr.is_empty(), "--quiet printed: {}", stderr(&out));
     assert!(dir.join("out/report.json").is_file());
 }
+
+/// Issue 13: an attach run that wrote its report succeeded, however it was
+/// stopped: SIGTERM and Ctrl-C (SIGINT) give 0, as `perf stat -p` does.
+#[test]
+fn a_completed_attach_run_exits_0_however_it_was_stopped() {
+    use std::time::Duration;
+    use zc_trace_tests::harness::{Proc, Report, signal};
+    if !require_root("a_completed_attach_run_exits_0_however_it_was_stopped") {
+        return;
+    }
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let dir = TempDir::new("habits-attach-exit");
+        let mut sleeper = Proc::spawn(Command::new("sleep").arg("600"));
+        let json = dir.join("attach.json");
+        let mut tracer = Proc::spawn(
+            Command::new(tracer_bin())
+                .args(["-p", &sleeper.pid().to_string(), "--json"])
+                .arg(&json),
+        );
+        tracer.wait_for_line("zc-trace: tracing", Duration::from_secs(30));
+        signal(tracer.pid(), sig);
+        let status = tracer.wait_or_kill(Duration::from_secs(30));
+        signal(sleeper.pid(), libc::SIGKILL);
+        let _ = sleeper.wait_or_kill(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "signal {sig}: {}", tracer.stderr());
+        let r = Report::load(&json);
+        assert_eq!(r.0["target"]["mode"], "attach");
+    }
+}

@@ -486,8 +486,8 @@ fn issue9_attach_counts_the_faults_of_the_traced_span() {
     let status = tracer.wait_or_kill(Duration::from_secs(30));
     let _ = target.kill();
     let _ = target.wait();
-    // Stopped by Ctrl-C: 128 + SIGINT, report written all the same.
-    assert_eq!(status.code(), Some(130), "{}", tracer.stderr());
+    // Stopped by Ctrl-C, the attach run completed: exit 0, report written.
+    assert_eq!(status.code(), Some(0), "{}", tracer.stderr());
     let r = Report::load(&json);
     let p = r
         .process(pid as u64)

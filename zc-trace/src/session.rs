@@ -68,9 +68,14 @@ pub struct Traced {
 }
 
 impl Traced {
-    /// zc-trace's own exit code for this run.
+    /// zc-trace's own exit code for this run: the wrapped command's (128 +
+    /// signal when zc-trace was stopped before it exited). An attach run
+    /// that wrote its report succeeded however it was stopped (Ctrl-C,
+    /// SIGTERM, --duration, the process's exit): 0, as `perf stat -p` does.
     pub fn exit_status(&self) -> u8 {
+        let attached = self.report.target.command.is_none();
         match (self.exit_code, self.stopped_by) {
+            _ if attached => 0,
             (Some(code), _) => code.clamp(0, 255) as u8,
             (None, Some(sig)) => (128 + sig) as u8,
             _ => 0,
