@@ -245,8 +245,7 @@ fn capabilities_without_root_trace_only_your_own_processes() {
     assert!(!text(&out.stderr).contains("tracing pid"), "it attached");
 
     // Their own process: traced (the capabilities do load the probes).
-    let out =
-        caps("sleep 60 & \"$ZC\" -p $! --duration 1s --no-cost; r=$?; kill $!; exit $r");
+    let out = caps("sleep 60 & \"$ZC\" -p $! --duration 1s --no-cost; r=$?; kill $!; exit $r");
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("tracing pid"), "{stderr}");
