@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use zc_trace_common::syscalls::Class;
 
+use crate::model::ledger::MODE_SWITCH_RULE;
 use crate::model::report::{Process, Report, SyscallEntry};
 
 use super::{
@@ -84,7 +85,7 @@ fn cost(s: &mut String, r: &Report) {
     let _ = writeln!(s, "\nCost");
     let _ = writeln!(
         s,
-        "  mode switches      {:>12}   (derived: 2 per syscall + 2 per user page fault)",
+        "  mode switches      {:>12}   (derived: {MODE_SWITCH_RULE})",
         grouped(t.mode_switches)
     );
     let _ = writeln!(
