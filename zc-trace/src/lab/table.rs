@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::model::ledger::MODE_SWITCH_RULE;
 use crate::render::format::{bytes, duration_ns, grouped};
 
 use super::{
@@ -120,10 +121,11 @@ pub fn render(r: &LabResults) -> String {
             r.baseline_runs,
             plural(r.baseline_runs.into())
         ),
-        "zero-copy / B counts bytes returned by zero-copy calls: splice moves each byte twice (file -> pipe -> \
-         socket). Mode switches are derived (2 per syscall + 2 per user-mode fault); the textbook adds 2 per \
-         fault, but faults inside write() are taken in kernel mode."
-            .to_owned(),
+        format!(
+            "zero-copy / B counts bytes returned by zero-copy calls: splice moves each byte twice (file -> pipe -> \
+             socket). Mode switches are derived ({MODE_SWITCH_RULE}); the textbook adds 2 per \
+             fault, but faults inside write() are taken in kernel mode."
+        ),
         "MiB/s and CPU time: from the sender's first transfer call until the receiver (a thread of zc-trace, \
          not traced) had drained and checked everything. copy_file_range copies file -> file, not to the socket."
             .to_owned(),
