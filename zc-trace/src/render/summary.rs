@@ -38,8 +38,24 @@ pub fn render(r: &Report) -> String {
     }
     tracing_cost(&mut s, r);
     dropped(&mut s, r);
+    run_notes(&mut s, r);
     footer(&mut s);
     s
+}
+
+/// What this run's report says beyond the method every report states (a
+/// call in progress at attach, untraced children, a missing probe ...).
+fn run_notes(s: &mut String, r: &Report) {
+    let method = |n: &String| crate::model::ledger::NOTES.contains(&n.as_str());
+    let notes: Vec<&String> = r.notes.iter().filter(|n| !method(n)).collect();
+    if notes.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "
+Notes");
+    for note in notes {
+        let _ = writeln!(s, "  - {}", printable(note));
+    }
 }
 
 fn header(s: &mut String, r: &Report) {
@@ -112,6 +128,10 @@ fn cost(s: &mut String, r: &Report) {
 
 /// The syscall table, grouped as in the HTML.
 fn syscalls(s: &mut String, r: &Report) {
+    if r.syscalls.is_empty() {
+        let _ = writeln!(s, "\n  (no syscalls while traced)");
+        return;
+    }
     let _ = writeln!(
         s,
         "\n  {:<18} {:>10} {:>7} {:>11} {:>10} {:>9}  by fd kind",
