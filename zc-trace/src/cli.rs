@@ -56,7 +56,7 @@ pub struct Cli {
     pub svg: bool,
 
     /// Name the run in comparisons (`compare`) instead of by its command.
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub label: Option<String>,
 
     /// Write the summary to FILE instead of stderr.

@@ -51,8 +51,11 @@ fn run_notes(s: &mut String, r: &Report) {
     if notes.is_empty() {
         return;
     }
-    let _ = writeln!(s, "
-Notes");
+    let _ = writeln!(
+        s,
+        "
+Notes"
+    );
     for note in notes {
         let _ = writeln!(s, "  - {}", printable(note));
     }
