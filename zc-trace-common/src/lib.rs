@@ -208,6 +208,27 @@ pub struct Inflight {
     pub nr: u32,
 }
 
+/// One zero-copy send, keyed by its socket and the notification id the
+/// kernel gave it (`sk->sk_zckey`, one per send call).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZerocopyId {
+    /// The `struct sock *`.
+    pub sk: u64,
+    pub id: u32,
+    pub _pad: u32,
+}
+
+/// Where a zero-copy send's bytes lie in its socket's running total of
+/// zero-copy bytes: a notification for ids `lo..=hi` covers
+/// `span(hi).after - span(lo).before` bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZerocopySpan {
+    pub before: u64,
+    pub after: u64,
+}
+
 /// Pids per element of the target filter array: one byte each, so the
 /// probes can mark a pid with a single-byte store that cannot clobber a
 /// neighbour's, and the filter is an array lookup, not a hash.
@@ -242,7 +263,11 @@ pub mod drop {
     /// because it was already in progress when tracing began (at attach).
     /// It is counted, without its time; the report says so in a note.
     pub const IN_PROGRESS: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// A zero-copy completion notification named sends the probes no
+    /// longer remembered (evicted from ZC_SENDS): its bytes are missing
+    /// from zerocopy_copied and count as unknown.
+    pub const ZEROCOPY_UNMATCHED: u32 = 8;
+    pub const COUNT: u32 = 9;
 
     pub const NAMES: [&str; COUNT as usize] = [
         "stats_map_full",
@@ -253,6 +278,7 @@ pub mod drop {
         "mmsg_unreadable",
         "exits_unfolded",
         "in_progress_at_start",
+        "zerocopy_unmatched",
     ];
 }
 
@@ -358,6 +384,10 @@ pub mod totals {
 /// Map sizes the probes are compiled with; the loader also caps the
 /// in-flight array it sizes to pid_max by `MAX_INFLIGHT`.
 pub mod limits {
+    /// Zero-copy sends remembered until their notification is read (LRU).
+    pub const MAX_ZEROCOPY_SENDS: u32 = 1 << 16;
+    /// Sockets with a running total of zero-copy bytes (LRU).
+    pub const MAX_ZEROCOPY_SOCKETS: u32 = 4096;
     /// Live traced processes at once (exited ones leave the maps).
     pub const MAX_TARGETS: u32 = 16384;
     /// Per-process syscall rows of live processes (and of exited ones the
@@ -380,6 +410,8 @@ const _: () = assert!(core::mem::size_of::<ProcCounters>() == 88);
 const _: () = assert!(core::mem::size_of::<ProcInfo>() == 24);
 const _: () = assert!(core::mem::size_of::<Inflight>() == 16);
 const _: () = assert!(core::mem::size_of::<Exited>() == 32);
+const _: () = assert!(core::mem::size_of::<ZerocopyId>() == 16);
+const _: () = assert!(core::mem::size_of::<ZerocopySpan>() == 16);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -4,11 +4,11 @@ use aya_ebpf::{
     bindings::{BPF_ANY, BPF_F_MMAPABLE},
     helpers::bpf_get_smp_processor_id,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use zc_trace_common::{
-    Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop, latency, limits,
-    totals,
+    Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, ZerocopyId,
+    ZerocopySpan, drop, latency, limits, totals,
 };
 
 /// The hot-path filter: byte `tgid % 64` of slot `tgid / 64` is 1 while
@@ -69,6 +69,18 @@ pub static INFLIGHT: Array<Inflight> = Array::with_max_entries(limits::MAX_INFLI
 /// slot `nr * BUCKETS + bucket`, per CPU.
 #[map]
 pub static LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(latency::SLOTS, 0);
+
+/// Each zero-copy send's place in its socket's running total, until its
+/// completion notification is read. LRU: a program that never reads them
+/// pushes out only its own oldest sends.
+#[map]
+pub static ZC_SENDS: LruHashMap<ZerocopyId, ZerocopySpan> =
+    LruHashMap::with_max_entries(limits::MAX_ZEROCOPY_SENDS, 0);
+
+/// Running total of zero-copy bytes sent per socket (`struct sock *`).
+#[map]
+pub static ZC_SOCKETS: LruHashMap<u64, u64> =
+    LruHashMap::with_max_entries(limits::MAX_ZEROCOPY_SOCKETS, 0);
 
 /// What the probes could not record (indices in `zc_trace_common::drop`).
 #[map]

@@ -247,6 +247,17 @@ pub struct KernelOffsets {
     pub file_mapping: u32,
     /// folio.mapping
     pub folio_mapping: u32,
+    /// file.private_data (a socket file's `struct socket *`)
+    pub file_private: u32,
+    /// socket.sk
+    pub socket_sk: u32,
+    /// sock.__sk_common.skc_flags (`sk_flags`)
+    pub sock_flags: u32,
+    /// sock.sk_zckey; 0 = unknown: MSG_ZEROCOPY sends are then not told
+    /// apart (booked as copies).
+    pub sock_zckey: u32,
+    /// Bit number of SOCK_ZEROCOPY in sk_flags (enum sock_flags).
+    pub sock_zerocopy: u32,
 }
 
 /// The offsets the probes need, from the running kernel's BTF.
@@ -279,6 +290,20 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         pg_head: btf.enum_value("pageflags", "PG_head")?,
         file_mapping: btf.offset("file", "f_mapping")?,
         folio_mapping: btf.offset("folio", "mapping")?,
+        ..zerocopy_offsets(btf).unwrap_or_default()
+    })
+}
+
+/// The socket fields MSG_ZEROCOPY accounting reads. Optional: a kernel
+/// without them (before 4.14) sends no zero-copy bytes to tell apart.
+fn zerocopy_offsets(btf: &Btf) -> Result<KernelOffsets> {
+    Ok(KernelOffsets {
+        file_private: btf.offset("file", "private_data")?,
+        socket_sk: btf.offset("socket", "sk")?,
+        sock_flags: btf.offset("sock", "__sk_common")? + btf.offset("sock_common", "skc_flags")?,
+        sock_zckey: btf.offset("sock", "sk_zckey")?,
+        sock_zerocopy: btf.enum_value("sock_flags", "SOCK_ZEROCOPY")?,
+        ..Default::default()
     })
 }
 
@@ -311,6 +336,8 @@ mod tests {
             off.pg_head
         );
         assert!(off.folio_nr_pages > off.folio_flags);
+        assert!(off.sock_zckey > 0 && off.socket_sk > 0 && off.file_private > 0);
+        assert!(off.sock_zerocopy > 0 && off.sock_zerocopy < 64);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use zc_trace_common::{
     totals,
 };
 
+use super::zerocopy::{read_notification, remember_sends, zerocopy_send};
 use crate::{
     config::{INFLIGHT_MASK, TIMED},
     fds::fd_kind,
@@ -82,6 +83,17 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
         }
         None => FdKind::None,
     };
+    // A MSG_ZEROCOPY send pins the pages instead of copying them: its row
+    // is of its own kind, and its bytes are remembered for the notification.
+    let zerocopy = match dst_kind {
+        FdKind::Socket => zerocopy_send(id, regs),
+        _ => None,
+    };
+    let dst_kind = if zerocopy.is_some() {
+        FdKind::Zerocopy
+    } else {
+        dst_kind
+    };
     let src_kind = match shape.src_fd {
         Some(i) => fd_kind(arg(regs, i)),
         None => FdKind::None,
@@ -97,6 +109,13 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     } else {
         0
     };
+    if let Some(sk) = zerocopy {
+        if bytes > 0 {
+            remember_sends(sk, id, regs, ret as u64);
+        }
+    } else if !failed && dst_kind == FdKind::Socket {
+        read_notification(tgid, id, regs);
+    }
     let key = SyscallKey::new(tgid, id, dst_kind, src_kind);
     record(&key, SyscallStats::one_call(failed, bytes, time_ns));
     0
@@ -184,11 +203,9 @@ pub(crate) fn arg(regs: *const pt_regs, i: u8) -> u64 {
 }
 
 /// Sum of `msg_len` over the first `n` entries of a user `struct mmsghdr`
-/// array (include/linux/socket.h: a 56-byte msghdr, then msg_len).
+/// array.
 #[inline(always)]
 fn mmsg_bytes(vec: u64, n: u64) -> u64 {
-    const MMSGHDR_SIZE: u64 = 64;
-    const MSG_LEN_OFFSET: u64 = 56;
     if n > limits::MAX_MMSG as u64 {
         count_drop(drop::MMSG_TRUNCATED);
     }
@@ -197,14 +214,25 @@ fn mmsg_bytes(vec: u64, n: u64) -> u64 {
         if i >= n {
             break;
         }
-        let at = vec + i * MMSGHDR_SIZE + MSG_LEN_OFFSET;
-        // SAFETY: bpf_probe_read_user tolerates any address.
-        match unsafe { bpf_probe_read_user(at as *const u32) } {
-            Ok(len) => total += len as u64,
+        match mmsg_len(vec, i) {
+            Ok(len) => total += len,
             Err(_) => count_drop(drop::MMSG_UNREADABLE),
         }
     }
     total
+}
+
+/// `msg_len` of entry `i` of a user `struct mmsghdr` array
+/// (include/linux/socket.h: a 56-byte msghdr, then msg_len; 64 in all).
+#[inline(always)]
+pub(crate) fn mmsg_len(vec: u64, i: u64) -> Result<u64, i64> {
+    const MMSGHDR_SIZE: u64 = 64;
+    const MSG_LEN_OFFSET: u64 = 56;
+    let at = vec + i * MMSGHDR_SIZE + MSG_LEN_OFFSET;
+    // SAFETY: bpf_probe_read_user tolerates any address.
+    unsafe { bpf_probe_read_user(at as *const u32) }
+        .map(|n| n as u64)
+        .map_err(|e| e as i64)
 }
 
 /// Adds a call's figures to the exact totals, then to its process's row

@@ -417,7 +417,7 @@ mod tests {
                     summed: 0,
                 },
             ],
-            dropped: [0, 2, 0, 0, 0, 0, 0, 0],
+            dropped: [0, 2, 0, 0, 0, 0, 0, 0, 0],
         };
         let r = build_report(&counters, RunInfo::default());
         assert_eq!(r.schema_version, SCHEMA_VERSION);
