@@ -89,8 +89,9 @@ fn undeclared(syscalls: &Value, base: &Value, expect: &[Expect]) -> Vec<String> 
 }
 
 /// The per-class byte totals must add up the per-syscall bytes: a copying
-/// call's bytes on a character device or an O_DIRECT fd go to `device` and
-/// `direct_io`, the rest to its class.
+/// call's bytes on a character device, an O_DIRECT fd or a MSG_ZEROCOPY
+/// socket go to `device`, `direct_io` and `zerocopy_sent`, the rest to its
+/// class.
 fn check_totals(r: &Report) {
     let syscalls = r.syscalls().as_object().expect("syscalls object");
     let on_kind = |class: &str, kind: &str| -> u64 {
@@ -104,6 +105,7 @@ fn check_totals(r: &Report) {
     for (kind, total) in [
         ("device", "/totals/bytes/device"),
         ("direct", "/totals/bytes/direct_io"),
+        ("zerocopy", "/totals/bytes/zerocopy_sent"),
     ] {
         let sum: u64 = copying.iter().map(|c| on_kind(c, kind)).sum();
         assert_eq!(
@@ -122,7 +124,10 @@ fn check_totals(r: &Report) {
             .filter(|s| s["class"] == class)
             .map(|s| u64_field(s, "/bytes"))
             .sum();
-        let not_copied = on_kind(class, "device") + on_kind(class, "direct");
+        let not_copied = ["device", "direct", "zerocopy"]
+            .map(|kind| on_kind(class, kind))
+            .iter()
+            .sum();
         let not_copied = if copying.contains(&class) {
             not_copied
         } else {

@@ -384,6 +384,8 @@ pub mod totals {
 /// Map sizes the probes are compiled with; the loader also caps the
 /// in-flight array it sizes to pid_max by `MAX_INFLIGHT`.
 pub mod limits {
+    /// Threads with copy-on-write candidates at once (LRU).
+    pub const MAX_COW_THREADS: u32 = 1 << 16;
     /// Zero-copy sends remembered until their notification is read (LRU).
     pub const MAX_ZEROCOPY_SENDS: u32 = 1 << 16;
     /// Sockets with a running total of zero-copy bytes (LRU).

@@ -46,5 +46,7 @@ offsets!(
     OFF_SOCKET_SK,
     OFF_SOCK_FLAGS,
     OFF_SOCK_ZCKEY,
-    SOCK_ZEROCOPY
+    SOCK_ZEROCOPY,
+    GFP_COW,
+    GFP_COW_MASK
 );

@@ -82,6 +82,13 @@ pub static ZC_SENDS: LruHashMap<ZerocopyId, ZerocopySpan> =
 pub static ZC_SOCKETS: LruHashMap<u64, u64> =
     LruHashMap::with_max_entries(limits::MAX_ZEROCOPY_SOCKETS, 0);
 
+/// Per thread (tid): up to two pages that may be copy-on-write copies,
+/// oldest first, until their faults are over (see probes/cow.rs). LRU so a
+/// thread that exits unseen cannot fill it.
+#[map]
+pub static COW_CANDIDATES: LruHashMap<u32, [u64; 2]> =
+    LruHashMap::with_max_entries(limits::MAX_COW_THREADS, 0);
+
 /// What the probes could not record (indices in `zc_trace_common::drop`).
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);

@@ -152,6 +152,23 @@ impl Btf {
         bail!("enum {name} has no {member} in BTF")
     }
 
+    /// The value of the enumerator `member` of any 32-bit enum, named or
+    /// not (the kernel's `___GFP_*_BIT` live in an anonymous one).
+    pub fn enumerator(&self, member: &str) -> Option<u32> {
+        (1..self.starts.len() as u32)
+            .filter(|&id| self.kind(id) == Some(KIND_ENUM))
+            .find_map(|id| {
+                let r = self.record(id)?;
+                let vlen = (u32_at(r, 4).ok()? & 0xffff) as usize;
+                (0..vlen).find_map(|i| {
+                    let at = 12 + i * 8;
+                    (self.name(u32_at(r, at).ok()?) == member.as_bytes())
+                        .then(|| u32_at(r, at + 4).ok())
+                        .flatten()
+                })
+            })
+    }
+
     fn find_struct(&self, name: &str) -> Option<u32> {
         self.find_named(KIND_STRUCT, name)
     }
@@ -258,6 +275,12 @@ pub struct KernelOffsets {
     pub sock_zckey: u32,
     /// Bit number of SOCK_ZEROCOPY in sk_flags (enum sock_flags).
     pub sock_zerocopy: u32,
+    /// The gfp of a copy-on-write page, GFP_HIGHUSER_MOVABLE | __GFP_COMP;
+    /// 0 = unknown: cow_copied is then not measured.
+    pub gfp_cow: u32,
+    /// The gfp bits compared with `gfp_cow` (all but the KASAN tag and
+    /// accounting-extension bits some configs add).
+    pub gfp_cow_mask: u32,
 }
 
 /// The offsets the probes need, from the running kernel's BTF.
@@ -268,6 +291,7 @@ pub fn kernel_offsets() -> Result<KernelOffsets> {
 }
 
 pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
+    let (gfp_cow, gfp_cow_mask) = cow_gfp(btf).unwrap_or((0, 0));
     Ok(KernelOffsets {
         task_files: btf.offset("task_struct", "files")?,
         task_tgid: btf.offset("task_struct", "tgid")?,
@@ -290,8 +314,41 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         pg_head: btf.enum_value("pageflags", "PG_head")?,
         file_mapping: btf.offset("file", "f_mapping")?,
         folio_mapping: btf.offset("folio", "mapping")?,
+        gfp_cow,
+        gfp_cow_mask,
         ..zerocopy_offsets(btf).unwrap_or_default()
     })
+}
+
+/// (gfp, mask) of the page a copy-on-write fault copies into:
+/// folio_prealloc() -> vma_alloc_folio(GFP_HIGHUSER_MOVABLE, 0, ...), which
+/// adds __GFP_COMP (include/linux/gfp_types.h, mm/memory.c). The bit
+/// numbers move between kernels and configs, so they come from BTF.
+fn cow_gfp(btf: &Btf) -> Option<(u32, u32)> {
+    let bit = |name: &str| {
+        btf.enumerator(&format!("___GFP_{name}_BIT"))
+            .map(|b| 1u32 << (b & 31))
+    };
+    let mut gfp = 0;
+    for name in [
+        "HIGHMEM",
+        "MOVABLE",
+        "IO",
+        "FS",
+        "DIRECT_RECLAIM",
+        "KSWAPD_RECLAIM",
+        "HARDWALL",
+        "COMP",
+    ] {
+        gfp |= bit(name)?;
+    }
+    // Bits a config may add to the same allocation (KASAN_HW_TAGS,
+    // MEM_ALLOC_PROFILING): not compared.
+    let ignored = ["SKIP_KASAN", "SKIP_ZERO", "ZEROTAGS", "NO_OBJ_EXT"]
+        .into_iter()
+        .filter_map(bit)
+        .fold(0, |m, b| m | b);
+    Some((gfp, !ignored))
 }
 
 /// The socket fields MSG_ZEROCOPY accounting reads. Optional: a kernel
@@ -338,6 +395,10 @@ mod tests {
         assert!(off.folio_nr_pages > off.folio_flags);
         assert!(off.sock_zckey > 0 && off.socket_sk > 0 && off.file_private > 0);
         assert!(off.sock_zerocopy > 0 && off.sock_zerocopy < 64);
+        // GFP_HIGHUSER_MOVABLE | __GFP_COMP, as mm_page_alloc shows it on
+        // x86_64 since 6.0 (research doc: 0x140cca on 6.18).
+        assert_eq!(off.gfp_cow & 0xffff, 0x0cca, "gfp {:#x}", off.gfp_cow);
+        assert_eq!(off.gfp_cow & off.gfp_cow_mask, off.gfp_cow);
     }
 
     #[test]

@@ -60,6 +60,10 @@ const HOOKS: &[Hook] = &[
         program: "mm_filemap_add_to_page_cache",
         optional: Some("disk_read will read 0"),
     },
+    Hook {
+        program: "mm_page_alloc",
+        optional: Some("cow_copied will read 0"),
+    },
 ];
 
 /// The loaded probes; dropping this detaches everything.
@@ -156,6 +160,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("OFF_SOCK_FLAGS", &o.sock_flags, true)
         .override_global("OFF_SOCK_ZCKEY", &o.sock_zckey, true)
         .override_global("SOCK_ZEROCOPY", &o.sock_zerocopy, true)
+        .override_global("GFP_COW", &o.gfp_cow, true)
+        .override_global("GFP_COW_MASK", &o.gfp_cow_mask, true)
         .map_max_entries("TARGET_SLOTS", target_slots)
         .map_max_entries("TOTALS", totals::SLOTS * cpus)
         .map_max_entries("EVENT_TOTALS", cpus)

@@ -5,25 +5,28 @@
 //!   TP_PROTO(unsigned long address, struct pt_regs *regs, unsigned long error_code)
 //! filemap:mm_filemap_fault (include/trace/events/filemap.h)
 //!   TP_PROTO(struct address_space *mapping, pgoff_t index)
-//! All three fire in the context of the faulting task.
+//! All three fire in the context of the faulting task. A new fault also
+//! settles the copy-on-write candidates of the thread's last one (cow.rs).
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 
-use super::bump;
+use super::{bump, cow::settle_candidates};
 use crate::target::current_target;
 
 #[btf_tracepoint(function = "page_fault_user")]
 pub fn page_fault_user(_ctx: BtfTracePointContext) -> i32 {
-    if let Some((tgid, _)) = current_target() {
+    if let Some((tgid, tid)) = current_target() {
         bump(tgid, |c| &mut c.faults_user);
+        settle_candidates(tgid, tid);
     }
     0
 }
 
 #[btf_tracepoint(function = "page_fault_kernel")]
 pub fn page_fault_kernel(_ctx: BtfTracePointContext) -> i32 {
-    if let Some((tgid, _)) = current_target() {
+    if let Some((tgid, tid)) = current_target() {
         bump(tgid, |c| &mut c.faults_kernel);
+        settle_candidates(tgid, tid);
     }
     0
 }

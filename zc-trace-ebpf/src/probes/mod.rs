@@ -1,6 +1,7 @@
 //! The programs, one file per hook family. Each has the same shape: filter on
 //! the traced processes first, then do the work.
 
+mod cow;
 mod disk;
 mod faults;
 mod process;

@@ -26,6 +26,7 @@ use crate::{
     maps::{EXITS, PROCS, TARGETS, count_drop},
     probes::{
         add,
+        cow::settle_exiting,
         syscalls::{call_nr, record},
     },
     target::{current_target, set_target},
@@ -143,6 +144,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
         }
     }
     add(tgid, |c| &mut c.faults_task, task_faults());
+    settle_exiting(tgid, tid);
     let group_dead: u64 = ctx.arg(1);
     if group_dead & 0xff != 0 {
         set_target(tgid, false);
