@@ -145,7 +145,7 @@ pub struct LabArgs {
     pub chunk: u64,
 
     /// Methods to run, comma-separated: read-write, mmap-write, sendfile,
-    /// splice, readv-writev, copy-file-range.
+    /// splice, readv-writev, copy-file-range, mmap-zerocopy.
     #[arg(long, value_delimiter = ',', value_name = "METHOD,...")]
     pub methods: Vec<String>,
 

@@ -375,29 +375,15 @@ unsafe fn transfer(method: Method, f: &Fds, size: u64, buf: &mut [u8]) -> Result
                 }
             }
             Method::MmapWrite => {
-                let len = size as usize;
-                let map = libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ,
-                    libc::MAP_SHARED,
-                    f.src,
-                    0,
-                );
-                if map == libc::MAP_FAILED {
-                    return Err(os_err("mmap the test file"));
-                }
-                let data = std::slice::from_raw_parts(map as *const u8, len);
-                let r = (|| {
-                    while done < size {
-                        let want = next(done);
-                        write_all(f.sock, &data[done as usize..done as usize + want])?;
-                        done += want as u64;
+                done = with_mapping(f.src, size, |data| {
+                    for piece in data.chunks(chunk as usize) {
+                        write_all(f.sock, piece)?;
                     }
-                    Ok::<_, anyhow::Error>(())
-                })();
-                libc::munmap(map, len);
-                r?;
+                    Ok(size)
+                })?;
+            }
+            Method::MmapZerocopy => {
+                done = with_mapping(f.src, size, |data| send_zerocopy(f.sock, data, chunk))?;
             }
             Method::Sendfile => {
                 let mut off: libc::off_t = 0;
@@ -451,6 +437,116 @@ unsafe fn transfer(method: Method, f: &Fds, size: u64, buf: &mut [u8]) -> Result
         }
     }
     Ok(done)
+}
+
+/// Runs `send` on a read-only shared mapping of the first `size` bytes of
+/// `fd`, unmapped afterwards.
+unsafe fn with_mapping(fd: i32, size: u64, send: impl FnOnce(&[u8]) -> Result<u64>) -> Result<u64> {
+    let len = usize::try_from(size).context("the test file is too large to map")?;
+    // SAFETY: a new mapping of our fd, read only within its length, and
+    // unmapped after its last use.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        if map == libc::MAP_FAILED {
+            return Err(os_err("mmap the test file"));
+        }
+        let r = send(std::slice::from_raw_parts(map as *const u8, len));
+        libc::munmap(map, len);
+        r
+    }
+}
+
+// include/uapi/linux/errqueue.h
+const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
+/// How long the sender waits for a completion notification before it
+/// gives up (they come as soon as the receiver's socket has the data).
+const NOTIFICATION_WAIT_MS: i32 = 30_000;
+
+/// Sends `data` with MSG_ZEROCOPY in `chunk`-byte calls on an SO_ZEROCOPY
+/// socket, and reads the completion notifications until every call is
+/// acknowledged (a program must: the pages stay pinned until then, and
+/// the kernel refuses more with ENOBUFS when too many are outstanding).
+unsafe fn send_zerocopy(sock: i32, data: &[u8], chunk: u64) -> Result<u64> {
+    let one: libc::c_int = 1;
+    // SAFETY (whole body): syscalls on our socket with buffers of the
+    // stated lengths.
+    unsafe {
+        check(
+            libc::setsockopt(
+                sock,
+                libc::SOL_SOCKET,
+                libc::SO_ZEROCOPY,
+                (&one as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            ) as isize,
+            "setsockopt(SO_ZEROCOPY)",
+        )?;
+        let (mut calls, mut acked) = (0u64, 0u64);
+        for piece in data.chunks(chunk as usize) {
+            let mut off = 0;
+            while off < piece.len() {
+                let rest = &piece[off..];
+                let r = libc::send(sock, rest.as_ptr().cast(), rest.len(), libc::MSG_ZEROCOPY);
+                if r > 0 {
+                    calls += 1;
+                    off += r as usize;
+                    continue;
+                }
+                match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::ENOBUFS) => acked += read_completion(sock)?,
+                    Some(libc::EINTR) => {}
+                    _ => return Err(os_err("send with MSG_ZEROCOPY")),
+                }
+            }
+        }
+        while acked < calls {
+            acked += read_completion(sock)?;
+        }
+    }
+    Ok(data.len() as u64)
+}
+
+/// Waits for the next zero-copy completion on `sock`'s error queue; the
+/// number of send calls it acknowledges.
+unsafe fn read_completion(sock: i32) -> Result<u64> {
+    // SAFETY (whole body): poll and recvmsg on our socket into buffers of
+    // the stated lengths; the cmsg is read within the control buffer.
+    unsafe {
+        let mut p = libc::pollfd {
+            fd: sock,
+            events: 0,
+            revents: 0,
+        };
+        if libc::poll(&mut p, 1, NOTIFICATION_WAIT_MS) == 0 {
+            bail!("lab-sender: no MSG_ZEROCOPY completion within {NOTIFICATION_WAIT_MS} ms");
+        }
+        let mut control = [0u64; 16];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = size_of_val(&control);
+        if libc::recvmsg(sock, &mut msg, libc::MSG_ERRQUEUE) < 0 {
+            return match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EAGAIN | libc::EINTR) => Ok(0),
+                _ => Err(os_err("recvmsg(MSG_ERRQUEUE)")),
+            };
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() {
+            return Ok(0);
+        }
+        let ee = (libc::CMSG_DATA(cmsg) as *const libc::sock_extended_err).read_unaligned();
+        if ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY {
+            bail!("lab-sender: an error on the socket: errno {}", ee.ee_errno);
+        }
+        Ok(u64::from(ee.ee_data.wrapping_sub(ee.ee_info)) + 1)
+    }
 }
 
 #[cfg(test)]
