@@ -74,6 +74,8 @@ pub fn remember_sends(sk: u64, id: u32, regs: *const pt_regs, ret: u64) {
     let Ok(zckey) = (unsafe { read_at::<u32>(sk, OFF_SOCK_ZCKEY.load()) }) else {
         return;
     };
+    // SAFETY: a map value, read once; a racing sender on the same socket
+    // costs an id's bytes, not the totals (see README).
     let mut total = ZC_SOCKETS.get_ptr(&sk).map_or(0, |t| unsafe { *t });
     if id == nr::SENDMMSG {
         let msgs = ret.min(limits::MAX_MMSG as u64);
