@@ -60,7 +60,18 @@ const HOOKS: &[Hook] = &[
         program: "mm_filemap_add_to_page_cache",
         optional: Some("disk_read will read 0"),
     },
+    Hook {
+        program: "io_uring_complete",
+        optional: Some(URING_MISSING),
+    },
+    Hook {
+        program: "io_uring_cqe_overflow",
+        optional: Some("io_uring completions lost to a full ring will not be reported"),
+    },
 ];
+
+/// What a run without the io_uring hooks lacks.
+const URING_MISSING: &str = "io_uring requests will not be counted (io_uring_enter still is)";
 
 /// The loaded probes; dropping this detaches everything.
 pub struct Probes {
@@ -124,6 +135,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     let inflight_slots = pid_max.next_power_of_two().min(limits::MAX_INFLIGHT);
     let inflight_mask = inflight_slots - 1;
     let o = &opts.offsets;
+    let u = o.uring.unwrap_or_default();
     // TOTALS and EVENT_TOTALS are laid out per CPU by hand (to be mapped
     // into memory): one part per possible CPU.
     let cpus = aya::util::nr_cpus()
@@ -151,6 +163,12 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("PG_HEAD", &o.pg_head, true)
         .override_global("OFF_FILE_MAPPING", &o.file_mapping, true)
         .override_global("OFF_FOLIO_MAPPING", &o.folio_mapping, true)
+        .override_global("OFF_REQ_FILE", &u.req_file, true)
+        .override_global("OFF_REQ_OPCODE", &u.req_opcode, true)
+        .override_global("OFF_REQ_TCTX", &u.req_tctx, true)
+        .override_global("OFF_TCTX_TASK", &u.tctx_task, true)
+        .override_global("OFF_SPLICE_FD_IN", &u.splice_fd_in, true)
+        .override_global("OFF_SPLICE_FLAGS", &u.splice_flags, true)
         .map_max_entries("TARGET_SLOTS", target_slots)
         .map_max_entries("TOTALS", totals::SLOTS * cpus)
         .map_max_entries("EVENT_TOTALS", cpus)
@@ -180,6 +198,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         }
         let attached = if hook.program == pretend_missing {
             Err("no such BTF tracepoint (simulated)".to_owned())
+        } else if hook.program == "io_uring_complete" && o.uring.is_none() {
+            Err("io_kiocb is not in the kernel's BTF".to_owned())
         } else {
             attach(&mut ebpf, &btf, hook)
         };

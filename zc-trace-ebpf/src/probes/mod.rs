@@ -6,6 +6,7 @@ mod faults;
 mod process;
 mod sched;
 pub(crate) mod syscalls;
+mod uring;
 
 use crate::maps::{EVENT_TOTALS, PROC_EVENTS, count_drop, row_or_insert, this_cpu};
 use zc_trace_common::{ProcCounters, drop};

@@ -2,7 +2,8 @@
 
 use zc_trace_common::{
     FdKind,
-    syscalls::{Class, shape},
+    syscalls::{Class, class_of},
+    uring,
 };
 
 use super::{
@@ -15,12 +16,10 @@ pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
     let mut bytes = Bytes::default();
     let mut syscalls = 0;
     for (key, stats) in &counters.syscalls {
-        syscalls += stats.count;
-        bytes.add(
-            shape(key.nr).class,
-            FdKind::from_u8(key.dst_kind),
-            stats.bytes,
-        );
+        if uring::opcode(key.nr).is_none() {
+            syscalls += stats.count;
+        }
+        bytes.add(class_of(key.nr), FdKind::from_u8(key.dst_kind), stats.bytes);
     }
     let ev = &counters.events;
     bytes.disk_read = ev.disk_read;

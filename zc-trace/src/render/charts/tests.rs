@@ -70,6 +70,7 @@ pub(crate) fn report(duration_ns: u64, n: usize) -> Report {
         ppid: 1,
         comm: "cp".into(),
         syscalls: r.syscalls.clone(),
+        io_uring: Default::default(),
         totals: r.totals,
         summed: 0,
     });
