@@ -16,16 +16,26 @@ pub enum Method {
     Splice,
     ReadvWritev,
     CopyFileRange,
+    /// io_uring READ into the buffer, then SEND from it: read+write as
+    /// requests, one io_uring_enter each.
+    UringReadSend,
+    /// io_uring SEND_ZC from a mapping of the file, usage reported.
+    UringSendZc,
+    /// io_uring SPLICE file -> pipe -> socket.
+    UringSplice,
 }
 
 /// Every measured method, in table order.
-pub const ALL: [Method; 6] = [
+pub const ALL: [Method; 9] = [
     Method::ReadWrite,
     Method::MmapWrite,
     Method::Sendfile,
     Method::Splice,
     Method::ReadvWritev,
     Method::CopyFileRange,
+    Method::UringReadSend,
+    Method::UringSendZc,
+    Method::UringSplice,
 ];
 
 impl Method {
@@ -39,6 +49,9 @@ impl Method {
             Method::Splice => "splice",
             Method::ReadvWritev => "readv-writev",
             Method::CopyFileRange => "copy-file-range",
+            Method::UringReadSend => "io-uring-read-send",
+            Method::UringSendZc => "io-uring-send-zc",
+            Method::UringSplice => "io-uring-splice",
         }
     }
 
@@ -52,14 +65,30 @@ impl Method {
             Method::Splice => "splice",
             Method::ReadvWritev => "readv/writev",
             Method::CopyFileRange => "copy_file_range",
+            Method::UringReadSend => "io_uring read+send",
+            Method::UringSendZc => "io_uring SEND_ZC",
+            Method::UringSplice => "io_uring splice",
         }
+    }
+
+    /// Whether the bytes pass through a pipe (at most its capacity per call).
+    pub fn uses_pipe(self) -> bool {
+        matches!(self, Method::Splice | Method::UringSplice)
+    }
+
+    /// Whether the sender submits io_uring requests.
+    pub fn uses_io_uring(self) -> bool {
+        matches!(
+            self,
+            Method::UringReadSend | Method::UringSendZc | Method::UringSplice
+        )
     }
 
     /// Where the bytes go.
     pub fn path(self) -> &'static str {
         match self {
             Method::Noop => "nothing moved",
-            Method::Splice => "file -> pipe -> socket",
+            Method::Splice | Method::UringSplice => "file -> pipe -> socket",
             Method::CopyFileRange => "file -> file (not to the socket)",
             _ => "file -> socket",
         }
@@ -80,6 +109,9 @@ impl Method {
             "splice" => Some(Method::Splice),
             "readv-writev" | "readv" | "writev" => Some(Method::ReadvWritev),
             "copy-file-range" | "cfr" => Some(Method::CopyFileRange),
+            "io-uring-read-send" | "io-uring read-send" => Some(Method::UringReadSend),
+            "io-uring-send-zc" | "io-uring send-zc" => Some(Method::UringSendZc),
+            "io-uring-splice" | "io-uring splice" => Some(Method::UringSplice),
             _ => None,
         }
     }
@@ -87,7 +119,7 @@ impl Method {
     /// The textbook's costs of sending `size` bytes in `chunk`-byte calls.
     /// `pipe`: the pipe's capacity, the most one splice can move.
     pub fn model(self, size: u64, chunk: u64, page: u64, pipe: u64) -> Model {
-        let per_call = if self == Method::Splice {
+        let per_call = if self.uses_pipe() {
             chunk.min(pipe.max(1))
         } else {
             chunk
@@ -161,6 +193,41 @@ impl Method {
                 s,
                 "file -> file, 1 syscall per chunk, 0 at the user boundary; copies in kernel (0 if the \
                  filesystem reflinks)",
+            ),
+            Method::UringReadSend => (
+                2.0 * n,
+                s,
+                s,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                "read+write as io_uring requests (READ, SEND), one io_uring_enter each: the same 2 CPU \
+                 copies per chunk, made by the kernel for the request",
+            ),
+            Method::UringSendZc => (
+                2.0 * n + 2.0,
+                0.0,
+                0.0,
+                0.0,
+                s,
+                0.0,
+                s,
+                "1 SEND_ZC per chunk from a mapping of the file (+ mmap + munmap), 2 io_uring_enter \
+                 (its result, then its notification): the pages are pinned (get_user_pages, no \
+                 exception faults), not copied by the call; over loopback the kernel copies them \
+                 later (1 in-kernel copy, reported in the notification)",
+            ),
+            Method::UringSplice => (
+                2.0 * n,
+                0.0,
+                0.0,
+                2.0 * s,
+                0.0,
+                0.0,
+                0.0,
+                "splice as io_uring requests (file -> pipe, pipe -> socket), one io_uring_enter each: \
+                 pages move by reference, 0 copies",
             ),
         };
         Model {
