@@ -30,6 +30,10 @@ pub enum FdKind {
     /// A regular file or block device opened with O_DIRECT: the data moves
     /// by DMA straight to or from the user pages.
     Direct = 7,
+    /// A socket with SO_ZEROCOPY, sent to with MSG_ZEROCOPY: the kernel pins
+    /// the user pages instead of copying them (it may still copy later, and
+    /// says so in the completion notification). Only send calls have it.
+    Zerocopy = 8,
 }
 
 impl FdKind {
@@ -42,11 +46,12 @@ impl FdKind {
             4 => Self::Other,
             6 => Self::Device,
             7 => Self::Direct,
+            8 => Self::Zerocopy,
             _ => Self::Unknown,
         }
     }
 
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::None,
         Self::File,
         Self::Socket,
@@ -55,6 +60,7 @@ impl FdKind {
         Self::Unknown,
         Self::Device,
         Self::Direct,
+        Self::Zerocopy,
     ];
 
     /// The kind named `name` (see `name`), if any.
@@ -72,6 +78,7 @@ impl FdKind {
             Self::Unknown => "unknown",
             Self::Device => "device",
             Self::Direct => "direct",
+            Self::Zerocopy => "zerocopy",
         }
     }
 }
@@ -147,6 +154,18 @@ pub struct ProcCounters {
     /// Bytes inserted into the page cache in the process's context outside
     /// write calls: read from storage on its behalf (folio size x folios).
     pub disk_read: u64,
+    /// Bytes handed to the kernel pinned rather than copied, by paths that
+    /// are not a syscall row of their own (io_uring SEND_ZC / SENDMSG_ZC);
+    /// MSG_ZEROCOPY send calls are rows of fd kind `Zerocopy`.
+    pub zerocopy_sent: u64,
+    /// Of the bytes sent zero-copy, those whose completion the program (or
+    /// the kernel, for io_uring) reported: their outcome is known.
+    pub zerocopy_acked: u64,
+    /// Of the acknowledged bytes, those the kernel says it copied after all
+    /// (SO_EE_CODE_ZEROCOPY_COPIED, IORING_NOTIF_USAGE_ZC_COPIED).
+    pub zerocopy_copied: u64,
+    /// Bytes copied by copy-on-write faults (page size x pages copied).
+    pub cow_copied: u64,
 }
 
 /// What the probes know of a traced process, written at fork and exec.
@@ -388,7 +407,7 @@ pub mod limits {
 
 const _: () = assert!(core::mem::size_of::<SyscallKey>() == 16);
 const _: () = assert!(core::mem::size_of::<SyscallStats>() == 32);
-const _: () = assert!(core::mem::size_of::<ProcCounters>() == 56);
+const _: () = assert!(core::mem::size_of::<ProcCounters>() == 88);
 const _: () = assert!(core::mem::size_of::<ProcInfo>() == 24);
 const _: () = assert!(core::mem::size_of::<Inflight>() == 16);
 const _: () = assert!(core::mem::size_of::<Exited>() == 32);

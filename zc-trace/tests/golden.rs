@@ -20,12 +20,22 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(fixture(name)).unwrap()
 }
 
+/// The bytes keys schema 2 added.
+const SCHEMA_2_BYTES: [&str; 6] = [
+    "device",
+    "direct_io",
+    "disk_read",
+    "zerocopy_sent",
+    "zerocopy_copied",
+    "cow_copied",
+];
+
 /// `json` without the keys schema 2 added to every totals object and
 /// timeline sample, and without the (empty) io_uring tables.
 fn as_schema_1(json: &str) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
     let strip = |t: &mut serde_json::Value| {
-        for key in ["device", "direct_io", "disk_read"] {
+        for key in SCHEMA_2_BYTES {
             t["bytes"].as_object_mut().unwrap().remove(key);
         }
         t["page_faults"]
@@ -40,7 +50,7 @@ fn as_schema_1(json: &str) -> serde_json::Value {
         p.as_object_mut().unwrap().remove("io_uring");
     }
     for sample in v["timeline"]["samples"].as_array_mut().unwrap() {
-        for key in ["device", "direct_io", "disk_read"] {
+        for key in SCHEMA_2_BYTES {
             sample.as_object_mut().unwrap().remove(key);
         }
     }

@@ -36,6 +36,12 @@ pub struct Sample {
     pub cs_involuntary: i64,
     /// Read from storage into the page cache (non-zero with --cold).
     pub disk_read: i64,
+    /// Sent with MSG_ZEROCOPY (pinned at the call).
+    pub zerocopy_sent: i64,
+    /// Of those, copied by the kernel after all (all of it on loopback).
+    pub zerocopy_copied: i64,
+    /// Copied by copy-on-write faults.
+    pub cow_copied: i64,
 }
 
 /// Every scalar field of a Sample, for the generic operations below.
@@ -55,7 +61,10 @@ macro_rules! scalars {
             faults_file,
             cs_voluntary,
             cs_involuntary,
-            disk_read
+            disk_read,
+            zerocopy_sent,
+            zerocopy_copied,
+            cow_copied
         )
     };
 }
@@ -98,6 +107,9 @@ impl Sample {
             cs_voluntary: t.context_switches.voluntary as i64,
             cs_involuntary: t.context_switches.involuntary as i64,
             disk_read: t.bytes.disk_read as i64,
+            zerocopy_sent: t.bytes.zerocopy_sent as i64,
+            zerocopy_copied: t.bytes.zerocopy_copied as i64,
+            cow_copied: t.bytes.cow_copied as i64,
         }
     }
 

@@ -37,12 +37,9 @@ impl Basis<'_> {
     }
 }
 
-/// Bytes a run moved: copied either way, moved zero-copy, and read or
-/// written on devices and O_DIRECT files (mapped bytes are a length, not a
-/// transfer; disk reads precede the bytes the calls moved).
+/// Bytes a run moved (see `Bytes::moved`).
 pub fn moved_bytes(r: &Report) -> u64 {
-    let b = &r.totals.bytes;
-    b.copied_to_user + b.copied_from_user + b.zero_copy + b.device + b.direct_io
+    r.totals.bytes.moved()
 }
 
 /// One run's costs per MiB (or per byte) of its basis; `None` when the run

@@ -12,8 +12,8 @@ use zc_trace_common::{
 use super::{
     Counters,
     report::{
-        ContextSwitches, Counts, PageFaults, Process, Report, SCHEMA_VERSION, SyscallEntry, Target,
-        Timeline, Tool, Totals,
+        Bytes, ContextSwitches, Counts, PageFaults, Process, Report, SCHEMA_VERSION, SyscallEntry,
+        Target, Timeline, Tool, Totals,
     },
     syscall_name,
 };
@@ -93,10 +93,7 @@ pub fn totals(
             file: events.faults_file,
             get_user_pages: in_kernel_faults(events),
         },
-        bytes: super::report::Bytes {
-            disk_read: events.disk_read,
-            ..Default::default()
-        },
+        bytes: Bytes::from_events(events),
         ..Default::default()
     };
     let mut one_way = 0;
@@ -207,10 +204,29 @@ pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
         processes,
         timeline: run.timeline,
         dropped,
-        notes: NOTES.iter().map(|s| (*s).to_owned()).collect(),
+        notes: NOTES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(unread_notifications_note(&overall, &counters.events))
+            .collect(),
         cost: Default::default(),
         latency: BTreeMap::new(),
     }
+}
+
+/// The note for zero-copy sends whose completion notification the program
+/// never read: whether the kernel copied those bytes after all is unknown
+/// (zerocopy_copied does not count them), not zero.
+fn unread_notifications_note(t: &Totals, events: &ProcCounters) -> Option<String> {
+    let sent = t.bytes.zerocopy_sent;
+    let unknown = sent.saturating_sub(events.zerocopy_acked);
+    (unknown > 0).then(|| {
+        format!(
+            "zerocopy_copied is unknown for {unknown} of the {sent} bytes sent zero-copy: \
+             the program never read their completion notifications (recvmsg MSG_ERRQUEUE), \
+             so whether the kernel copied them after all is unknown, not zero"
+        )
+    })
 }
 
 /// What is derived rather than measured; printed with every report.
@@ -229,7 +245,7 @@ pub const NOTES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ProcIdentity, ProcessCounters, report::Bytes};
+    use crate::model::{ProcIdentity, ProcessCounters};
     use zc_trace_common::syscalls as nr;
 
     fn row(
@@ -338,6 +354,49 @@ mod tests {
                 direct_io: 1300,
                 ..Default::default()
             }
+        );
+    }
+
+    #[test]
+    fn zerocopy_sends_and_cow_copies_are_not_syscall_copies() {
+        let rows = [
+            row(1, nr::SENDTO, FdKind::Zerocopy, FdKind::None, 2, 1000),
+            row(1, nr::SENDTO, FdKind::Socket, FdKind::None, 1, 10),
+        ];
+        let e = ProcCounters {
+            zerocopy_sent: 500,
+            zerocopy_acked: 1500,
+            zerocopy_copied: 1200,
+            cow_copied: 8192,
+            ..Default::default()
+        };
+        let t = totals(&syscall_table(&rows), &e);
+        assert_eq!(
+            t.bytes,
+            Bytes {
+                copied_from_user: 10,
+                zerocopy_sent: 1500,
+                zerocopy_copied: 1200,
+                cow_copied: 8192,
+                ..Default::default()
+            }
+        );
+        assert_eq!(t.bytes.moved(), 1510);
+        assert_eq!(unread_notifications_note(&t, &e), None);
+    }
+
+    #[test]
+    fn unread_zerocopy_notifications_are_unknown_not_zero() {
+        let rows = [row(1, nr::SENDMSG, FdKind::Zerocopy, FdKind::None, 4, 4096)];
+        let e = ProcCounters {
+            zerocopy_acked: 1024,
+            ..Default::default()
+        };
+        let t = totals(&syscall_table(&rows), &e);
+        let note = unread_notifications_note(&t, &e).unwrap();
+        assert!(
+            note.contains("unknown for 3072 of the 4096 bytes"),
+            "{note}"
         );
     }
 

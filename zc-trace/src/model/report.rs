@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use derive_more::AddAssign;
 use serde::{Deserialize, Serialize};
-use zc_trace_common::{FdKind, syscalls::Class};
+use zc_trace_common::{FdKind, ProcCounters, syscalls::Class};
 
 /// Bump when a field changes meaning or goes away; adding fields is fine.
 /// 2: `copied_*` no longer hold character-device and O_DIRECT bytes, which
@@ -256,6 +256,20 @@ pub struct Bytes {
     /// calls. Not part of the bytes that crossed the user/kernel boundary.
     #[serde(default)]
     pub disk_read: u64,
+    /// Handed to the kernel pinned, not copied at the call: send calls
+    /// with MSG_ZEROCOPY on an SO_ZEROCOPY socket, io_uring SEND_ZC.
+    #[serde(default)]
+    pub zerocopy_sent: u64,
+    /// Of `zerocopy_sent`, what the kernel reported it copied after all
+    /// (over loopback: all of it). Only known for the completions the
+    /// program read; see the notes.
+    #[serde(default)]
+    pub zerocopy_copied: u64,
+    /// Copied by copy-on-write faults (a forked child writing its parent's
+    /// pages, writes into a MAP_PRIVATE file mapping): page size x pages
+    /// copied. Not part of the bytes that crossed the user/kernel boundary.
+    #[serde(default)]
+    pub cow_copied: u64,
 }
 
 // Class::ALL lists the classes in discriminant order with Other last (the
@@ -292,6 +306,7 @@ impl Bytes {
         let column = match kind {
             FdKind::Device if copy => Some(&mut self.device),
             FdKind::Direct if copy => Some(&mut self.direct_io),
+            FdKind::Zerocopy if copy => Some(&mut self.zerocopy_sent),
             _ => self.column(class),
         };
         if let Some(n) = column {
@@ -308,6 +323,33 @@ impl Bytes {
     /// Every column's bytes, in ledger order.
     pub fn total(&self) -> u64 {
         Class::ledger().map(|(c, _)| self.of(c)).sum()
+    }
+
+    /// The bytes the calls moved across the user/kernel boundary: copied
+    /// either way, moved zero-copy, and moved without a CPU copy at the
+    /// call (devices, O_DIRECT, MSG_ZEROCOPY). Mapped bytes are a length,
+    /// not a transfer; disk reads, the kernel's deferred copies of
+    /// zero-copy sends and copy-on-write copies are not extra bytes moved.
+    pub fn moved(&self) -> u64 {
+        self.copied_to_user
+            + self.copied_from_user
+            + self.zero_copy
+            + self.device
+            + self.direct_io
+            + self.zerocopy_sent
+    }
+
+    /// The bytes the counters of events (not syscall rows) file: disk
+    /// reads, zero-copy sends outside syscalls and their notifications,
+    /// copy-on-write copies.
+    pub fn from_events(e: &ProcCounters) -> Self {
+        Bytes {
+            disk_read: e.disk_read,
+            zerocopy_sent: e.zerocopy_sent,
+            zerocopy_copied: e.zerocopy_copied,
+            cow_copied: e.cow_copied,
+            ..Default::default()
+        }
     }
 }
 

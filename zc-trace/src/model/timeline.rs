@@ -13,7 +13,8 @@ use super::{
 
 /// The cumulative totals of `counters`, stamped `t_ns` after the start.
 pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
-    let mut bytes = Bytes::default();
+    let ev = &counters.events;
+    let mut bytes = Bytes::from_events(ev);
     let mut syscalls = 0;
     for (key, stats) in &counters.syscalls {
         if uring::opcode(key.nr).is_none() {
@@ -21,8 +22,6 @@ pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
         }
         bytes.add(class_of(key.nr), FdKind::from_u8(key.dst_kind), stats.bytes);
     }
-    let ev = &counters.events;
-    bytes.disk_read = ev.disk_read;
     TimelineSample {
         t_ns,
         syscalls,

@@ -334,4 +334,21 @@ mod tests {
             "empty groups are left out: {out}"
         );
     }
+
+    #[test]
+    fn shows_zerocopy_and_cow_rows_only_when_non_zero() {
+        let mut r = Report::default();
+        let out = render(&r);
+        for label in ["sent zero-copy", "zero-copy, copied later", "copy-on-write"] {
+            assert!(!out.contains(label), "{label} shown at zero: {out}");
+        }
+        r.totals.bytes.zerocopy_sent = 64 << 20;
+        r.totals.bytes.zerocopy_copied = 64 << 20;
+        r.totals.bytes.cow_copied = 8192;
+        let out = render(&r);
+        assert!(out.contains("sent zero-copy (pinned)"), "{out}");
+        assert!(out.contains("zero-copy, copied later"), "{out}");
+        assert!(out.contains("copy-on-write copies"), "{out}");
+        assert!(out.contains("8,192 B"), "{out}");
+    }
 }

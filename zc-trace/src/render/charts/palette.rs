@@ -4,6 +4,8 @@
 //! `Class::look()`, where each class is defined.
 
 use plotters::style::RGBColor;
+
+use crate::model::report::Bytes;
 use zc_trace_common::syscalls::Class;
 
 /// Read or written on a character device (not a copy).
@@ -12,6 +14,12 @@ pub const DEVICE: RGBColor = RGBColor(188, 189, 34);
 pub const DIRECT_IO: RGBColor = RGBColor(0, 128, 128);
 /// Read from storage into the page cache (DMA).
 pub const DISK_READ: RGBColor = RGBColor(120, 120, 60);
+/// Pinned by MSG_ZEROCOPY / SEND_ZC instead of copied at the call.
+pub const ZEROCOPY_SENT: RGBColor = RGBColor(44, 160, 140);
+/// Copied by the kernel after all (deferred copy of a zero-copy send).
+pub const ZEROCOPY_COPIED: RGBColor = RGBColor(214, 120, 80);
+/// Copied by copy-on-write faults.
+pub const COW_COPIED: RGBColor = RGBColor(170, 60, 110);
 /// The "N more" row that stands for many syscalls or processes at once.
 pub const REST: RGBColor = RGBColor(200, 200, 200);
 
@@ -54,27 +62,53 @@ pub fn path_legend() -> Vec<(String, RGBColor)> {
 }
 
 /// The ledger's rows beyond the syscall classes' columns: bytes that moved
-/// without a CPU copy (device, O_DIRECT) and the DMA from disk before any
-/// copy. Shown only when non-zero: most runs never touch them.
+/// without a CPU copy at the call (device, O_DIRECT, MSG_ZEROCOPY), the
+/// kernel's copies the calls do not show (deferred zero-copy copies,
+/// copy-on-write) and the DMA from disk before any copy. Shown only when
+/// non-zero: most runs never touch them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExtraPath {
     Device,
     DirectIo,
+    ZerocopySent,
+    ZerocopyCopied,
+    CowCopied,
     DiskRead,
 }
 
 impl ExtraPath {
-    pub const ALL: [ExtraPath; 3] = [ExtraPath::Device, ExtraPath::DirectIo, ExtraPath::DiskRead];
+    pub const ALL: [ExtraPath; 6] = [
+        ExtraPath::Device,
+        ExtraPath::DirectIo,
+        ExtraPath::ZerocopySent,
+        ExtraPath::ZerocopyCopied,
+        ExtraPath::CowCopied,
+        ExtraPath::DiskRead,
+    ];
 
     /// The rows that carried bytes in `b`, in ledger order.
-    pub fn shown(b: &crate::model::report::Bytes) -> Vec<ExtraPath> {
+    pub fn shown(b: &Bytes) -> Vec<ExtraPath> {
         Self::ALL.into_iter().filter(|p| p.of(b) > 0).collect()
     }
 
-    /// Whether the bytes crossed the user/kernel boundary (disk reads come
-    /// before that: they are not part of what the program moved).
+    /// Whether the bytes crossed the user/kernel boundary as bytes of their
+    /// own: disk reads come before that, the deferred copies of zero-copy
+    /// sends are a part of `zerocopy_sent`, and copy-on-write copies stay
+    /// in user memory.
     pub fn crosses_boundary(self) -> bool {
-        self != ExtraPath::DiskRead
+        matches!(
+            self,
+            ExtraPath::Device | ExtraPath::DirectIo | ExtraPath::ZerocopySent
+        )
+    }
+
+    /// The bytes of the rows that cross the boundary.
+    pub fn boundary_bytes(b: &Bytes) -> u64 {
+        Self::ALL
+            .into_iter()
+            .filter(|p| p.crosses_boundary())
+            .map(|p| p.of(b))
+            .sum()
     }
 
     /// Why these bytes are not a CPU copy across the boundary.
@@ -86,6 +120,15 @@ impl ExtraPath {
             ExtraPath::DirectIo => {
                 "O_DIRECT file I/O: the device DMAs to/from the user pages, no CPU copy"
             }
+            ExtraPath::ZerocopySent => {
+                "sent with MSG_ZEROCOPY / io_uring SEND_ZC: pinned, not copied at the call"
+            }
+            ExtraPath::ZerocopyCopied => {
+                "of the zero-copy sends, what the kernel reported it copied after all (always over loopback)"
+            }
+            ExtraPath::CowCopied => {
+                "copied by copy-on-write faults (fork, MAP_PRIVATE writes): one page per fault"
+            }
             ExtraPath::DiskRead => {
                 "read from storage into the page cache (DMA) before any copy to the program"
             }
@@ -96,6 +139,9 @@ impl ExtraPath {
         match self {
             ExtraPath::Device => "character device",
             ExtraPath::DirectIo => "direct I/O (O_DIRECT)",
+            ExtraPath::ZerocopySent => "sent zero-copy (pinned)",
+            ExtraPath::ZerocopyCopied => "zero-copy, copied later",
+            ExtraPath::CowCopied => "copy-on-write copies",
             ExtraPath::DiskRead => "disk -> page cache",
         }
     }
@@ -104,14 +150,20 @@ impl ExtraPath {
         match self {
             ExtraPath::Device => DEVICE,
             ExtraPath::DirectIo => DIRECT_IO,
+            ExtraPath::ZerocopySent => ZEROCOPY_SENT,
+            ExtraPath::ZerocopyCopied => ZEROCOPY_COPIED,
+            ExtraPath::CowCopied => COW_COPIED,
             ExtraPath::DiskRead => DISK_READ,
         }
     }
 
-    pub fn of(self, b: &crate::model::report::Bytes) -> u64 {
+    pub fn of(self, b: &Bytes) -> u64 {
         match self {
             ExtraPath::Device => b.device,
             ExtraPath::DirectIo => b.direct_io,
+            ExtraPath::ZerocopySent => b.zerocopy_sent,
+            ExtraPath::ZerocopyCopied => b.zerocopy_copied,
+            ExtraPath::CowCopied => b.cow_copied,
             ExtraPath::DiskRead => b.disk_read,
         }
     }

@@ -16,8 +16,9 @@ pub const NAME: &str = "Processes";
 /// Processes drawn before the rest are summed into one row.
 pub const TOP: usize = 15;
 
+/// The length of a process's stacked bar: every path drawn in it.
 fn moved(t: &Totals) -> u64 {
-    t.bytes.total() + t.bytes.device + t.bytes.direct_io
+    t.bytes.total() + ExtraPath::boundary_bytes(&t.bytes)
 }
 
 pub fn draw<DB: DrawingBackend>(root: &Area<DB>, r: &Report) -> Result<()>
