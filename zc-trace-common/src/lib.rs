@@ -403,6 +403,8 @@ pub mod limits {
     pub const MAX_TARGET_SLOTS: u32 = (4 << 20) / super::PIDS_PER_SLOT;
     /// recvmmsg/sendmmsg messages whose lengths the probe sums.
     pub const MAX_MMSG: u32 = 64;
+    /// io_uring SEND_ZC requests awaiting their notification at once.
+    pub const MAX_ZC_PENDING: u32 = 16384;
 }
 
 const _: () = assert!(core::mem::size_of::<SyscallKey>() == 16);

@@ -135,7 +135,9 @@ pub fn name(op: u8) -> Option<&'static str> {
 /// The ledger rule for a request: the same as the syscall that does the
 /// same thing (read/recv copy to the user's buffer, write/send from it,
 /// splice and tee move pages inside the kernel). The fd's kind then moves
-/// a copy to `device` or `direct_io`, as for syscalls (`Bytes::add`).
+/// a copy to `device` or `direct_io`, as for syscalls (`Bytes::add`); a
+/// SEND_ZC is a send whose fd kind is `Zerocopy` (see `pins_pages`), as a
+/// MSG_ZEROCOPY send(2) is.
 #[inline(always)]
 pub const fn class(op: u8) -> Class {
     use op::*;
@@ -143,11 +145,28 @@ pub const fn class(op: u8) -> Class {
         READ | READV | READ_FIXED | READV_FIXED | READ_MULTISHOT | RECV | RECVMSG => {
             Class::CopyToUser
         }
-        WRITE | WRITEV | WRITE_FIXED | WRITEV_FIXED | SEND | SENDMSG => Class::CopyFromUser,
+        WRITE | WRITEV | WRITE_FIXED | WRITEV_FIXED | SEND | SENDMSG | SEND_ZC | SENDMSG_ZC => {
+            Class::CopyFromUser
+        }
         SPLICE | TEE => Class::ZeroCopy,
         _ => Class::Other,
     }
 }
+
+/// Whether the request pins the user's pages instead of copying them
+/// (SEND_ZC, SENDMSG_ZC): its bytes are `zerocopy_sent`, and its
+/// notification CQE says whether the kernel copied them after all.
+#[inline(always)]
+pub const fn pins_pages(op: u8) -> bool {
+    matches!(op, op::SEND_ZC | op::SENDMSG_ZC)
+}
+
+/// include/uapi/linux/io_uring.h: `IORING_CQE_F_MORE`, set on a SEND_ZC's
+/// result when a notification CQE will follow.
+pub const CQE_F_MORE: u32 = 1 << 1;
+/// `IORING_NOTIF_USAGE_ZC_COPIED`: set in the notification's `res` when the
+/// kernel copied the data after all (only with IORING_SEND_ZC_REPORT_USAGE).
+pub const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 
 #[cfg(test)]
 mod tests {
@@ -175,5 +194,6 @@ mod tests {
         assert_eq!(class(op::SEND), Class::CopyFromUser);
         assert_eq!(class(op::TEE), Class::ZeroCopy);
         assert_eq!(class(op::NOP), Class::Other);
+        assert!(pins_pages(op::SEND_ZC) && pins_pages(op::SENDMSG_ZC) && !pins_pages(op::SEND));
     }
 }

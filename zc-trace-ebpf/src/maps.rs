@@ -4,7 +4,7 @@ use aya_ebpf::{
     bindings::{BPF_ANY, BPF_F_MMAPABLE},
     helpers::bpf_get_smp_processor_id,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use zc_trace_common::{
     Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop, latency, limits,
@@ -73,6 +73,14 @@ pub static LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(latency::SL
 /// What the probes could not record (indices in `zc_trace_common::drop`).
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);
+
+/// Bytes of io_uring SEND_ZC requests whose notification has not arrived,
+/// by (ring, user_data): the notification CQE carries the outcome but not
+/// the bytes. LRU: a ring torn down before its notifications leaves no
+/// entry behind for good.
+#[map]
+pub static ZC_PENDING: LruHashMap<[u64; 2], u64> =
+    LruHashMap::with_max_entries(limits::MAX_ZC_PENDING, 0);
 
 /// This CPU's slot of `map[key]`, created zeroed on first use; None when
 /// the map is full. No NOEXIST retry is needed: an update of a per-CPU hash

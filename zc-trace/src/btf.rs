@@ -268,6 +268,8 @@ pub struct UringOffsets {
     pub splice_fd_in: u32,
     /// io_splice.flags, likewise
     pub splice_flags: u32,
+    /// io_notif_data.zc_report of a SEND_ZC notification's request, likewise
+    pub notif_zc_report: u32,
 }
 
 /// Where the completion probe finds a request's opcode, file, submitting
@@ -285,6 +287,7 @@ fn uring_offsets(btf: &Btf) -> Option<UringOffsets> {
         tctx_task,
         splice_fd_in: cmd + btf.offset("io_splice", "splice_fd_in").ok()?,
         splice_flags: cmd + btf.offset("io_splice", "flags").ok()?,
+        notif_zc_report: cmd + btf.offset("io_notif_data", "zc_report").ok()?,
     })
 }
 

@@ -169,6 +169,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("OFF_TCTX_TASK", &u.tctx_task, true)
         .override_global("OFF_SPLICE_FD_IN", &u.splice_fd_in, true)
         .override_global("OFF_SPLICE_FLAGS", &u.splice_flags, true)
+        .override_global("OFF_NOTIF_ZC_REPORT", &u.notif_zc_report, true)
         .map_max_entries("TARGET_SLOTS", target_slots)
         .map_max_entries("TOTALS", totals::SLOTS * cpus)
         .map_max_entries("EVENT_TOTALS", cpus)

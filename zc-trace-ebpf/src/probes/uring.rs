@@ -19,17 +19,17 @@ use aya_ebpf::{
 use zc_trace_common::{
     FdKind, SyscallKey, SyscallStats, drop,
     syscalls::Class,
-    uring::{self, CQE_F_NOTIF, op},
+    uring::{self, CQE_F_MORE, CQE_F_NOTIF, NOTIF_USAGE_ZC_COPIED, op},
 };
 
-use super::syscalls::record;
+use super::{add, syscalls::record};
 use crate::{
     config::{
-        OFF_REQ_FILE, OFF_REQ_OPCODE, OFF_REQ_TCTX, OFF_SPLICE_FD_IN, OFF_SPLICE_FLAGS,
-        OFF_TASK_TGID, OFF_TCTX_TASK,
+        OFF_NOTIF_ZC_REPORT, OFF_REQ_FILE, OFF_REQ_OPCODE, OFF_REQ_TCTX, OFF_SPLICE_FD_IN,
+        OFF_SPLICE_FLAGS, OFF_TASK_TGID, OFF_TCTX_TASK,
     },
     fds::{fd_kind, file_kind, read_at},
-    maps::count_drop,
+    maps::{ZC_PENDING, count_drop},
     target::is_target,
 };
 
@@ -66,9 +66,11 @@ pub fn io_uring_complete(ctx: BtfTracePointContext) -> i32 {
     let Ok(cqe) = (unsafe { bpf_probe_read_kernel(cqe as *const Cqe) }) else {
         return 0;
     };
+    let ring: u64 = ctx.arg(0);
     if cqe.flags & CQE_F_NOTIF != 0 {
         // A SEND_ZC's notification, posted for the kernel's own NOP
-        // request: not a request of the program's.
+        // request: not a request of the program's, but the outcome of one.
+        notified(tgid, req, ring, &cqe);
         return 0;
     }
     // SAFETY: as above.
@@ -77,7 +79,7 @@ pub fn io_uring_complete(ctx: BtfTracePointContext) -> i32 {
     };
     let failed = cqe.res < 0;
     let moves_bytes = uring::class(opcode) != Class::Other;
-    let (dst_kind, src_kind) = if moves_bytes {
+    let (mut dst_kind, src_kind) = if moves_bytes {
         kinds(req, opcode)
     } else {
         (FdKind::None, FdKind::None)
@@ -87,9 +89,54 @@ pub fn io_uring_complete(ctx: BtfTracePointContext) -> i32 {
     } else {
         0
     };
+    if uring::pins_pages(opcode) {
+        // Sent like a MSG_ZEROCOPY send(2): pinned, not copied at the call.
+        dst_kind = FdKind::Zerocopy;
+        if cqe.flags & CQE_F_MORE != 0 && bytes > 0 {
+            await_notification(ring, cqe.user_data, bytes);
+        }
+    }
     let key = SyscallKey::new(tgid, uring::nr(opcode), dst_kind, src_kind);
     record(&key, SyscallStats::one_call(failed, bytes, 0));
     0
+}
+
+/// Keeps a SEND_ZC's bytes until its notification says what became of them.
+#[inline(always)]
+fn await_notification(ring: u64, user_data: u64, bytes: u64) {
+    let key = [ring, user_data];
+    match ZC_PENDING.get_ptr_mut(&key) {
+        // Another request with the same user_data is still waiting: its
+        // notification will settle both (user_data is all the CQE names).
+        // SAFETY: a map value of ours; a racing CPU's add may be lost,
+        // which only makes the outcome of those bytes unknown.
+        Some(pending) => unsafe { *pending += bytes },
+        None => {
+            let _ = ZC_PENDING.insert(&key, &bytes, 0);
+        }
+    }
+}
+
+/// A SEND_ZC notification: the bytes of its request are acknowledged if
+/// the program asked for usage reports (the kernel tracks the outcome only
+/// then: io_notif_data.zc_report), and copied if the kernel says so.
+#[inline(always)]
+fn notified(tgid: u32, req: u64, ring: u64, cqe: &Cqe) {
+    let key = [ring, cqe.user_data];
+    // SAFETY: a copy out of a map value of ours.
+    let Some(bytes) = (unsafe { ZC_PENDING.get(&key) }).copied() else {
+        return;
+    };
+    let _ = ZC_PENDING.remove(&key);
+    // SAFETY: bpf_probe_read_kernel only.
+    let reported = unsafe { read_at::<u8>(req, OFF_NOTIF_ZC_REPORT.load()) }.unwrap_or(0);
+    if reported == 0 || OFF_NOTIF_ZC_REPORT.load() == 0 {
+        return;
+    }
+    add(tgid, |c| &mut c.zerocopy_acked, bytes);
+    if cqe.res as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
+        add(tgid, |c| &mut c.zerocopy_copied, bytes);
+    }
 }
 
 #[btf_tracepoint(function = "io_uring_cqe_overflow")]

@@ -224,6 +224,7 @@ fn unread_notifications_note(t: &Totals, events: &ProcCounters) -> Option<String
         format!(
             "zerocopy_copied is unknown for {unknown} of the {sent} bytes sent zero-copy: \
              the program never read their completion notifications (recvmsg MSG_ERRQUEUE), \
+             or sent them with io_uring SEND_ZC without IORING_SEND_ZC_REPORT_USAGE, \
              so whether the kernel copied them after all is unknown, not zero"
         )
     })
@@ -370,7 +371,7 @@ mod tests {
             cow_copied: 8192,
             ..Default::default()
         };
-        let t = totals(&syscall_table(&rows), &e);
+        let t = totals(&syscall_table(&rows), &uring_table(&rows), &e);
         assert_eq!(
             t.bytes,
             Bytes {
@@ -392,7 +393,7 @@ mod tests {
             zerocopy_acked: 1024,
             ..Default::default()
         };
-        let t = totals(&syscall_table(&rows), &e);
+        let t = totals(&syscall_table(&rows), &uring_table(&rows), &e);
         let note = unread_notifications_note(&t, &e).unwrap();
         assert!(
             note.contains("unknown for 3072 of the 4096 bytes"),
