@@ -12,6 +12,7 @@ use std::process::Command;
 use serde_json::Value;
 use zc_trace_tests::harness::{Report, TempDir, require_root, run_traced, skip};
 
+const WORKLOAD: &str = env!("CARGO_BIN_EXE_zc-workload");
 const MIB: u64 = 1 << 20;
 const SIZE: u64 = 64 * MIB;
 const BS: u64 = 128 * 1024;
@@ -149,4 +150,60 @@ fn issue9_io_uring_requests_completed_in_io_wq_count_for_the_submitter() {
     assert_eq!(p["io_uring"]["WRITE"]["bytes"], SIZE, "{p:#}");
     assert!(p["syscalls"]["io_uring_enter"]["count"].as_u64() > Some(0));
     assert!(p["totals"]["bytes"]["copied_from_user"].as_u64() >= Some(SIZE));
+}
+
+/// Traces `zc-workload SCENARIO --count 16 --size 64K`: 1 MiB of io_uring
+/// SEND_ZC over loopback TCP.
+fn traced_send_zc(dir: &TempDir, scenario: &str) -> Report {
+    let cmd: Vec<String> = [WORKLOAD, scenario, "--count", "16", "--size", "65536"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let t = run_traced(dir, scenario, &[], &cmd);
+    assert!(
+        t.status.success(),
+        "{scenario} failed: {}\n{}",
+        t.status,
+        t.stderr
+    );
+    t.report
+}
+
+/// SEND_ZC pins the pages: zerocopy_sent, not copied_from_user. With usage
+/// reports the notification says loopback copied it all; without them the
+/// kernel does not know, and the report says unknown rather than 0.
+#[test]
+fn io_uring_send_zc_outcome_is_copied_when_reported_and_unknown_when_not() {
+    let test = "io_uring_send_zc_outcome_is_copied_when_reported_and_unknown_when_not";
+    if !require_root(test) {
+        return;
+    }
+    let dir = TempDir::new("uring-send-zc");
+    let r = traced_send_zc(&dir, "uring-send-zc");
+    let send_zc = &r.0["io_uring"]["SEND_ZC"];
+    assert_eq!(send_zc["count"], 16, "{send_zc:#}");
+    assert_eq!(
+        send_zc["by_fd_kind"]["zerocopy"]["bytes"], MIB,
+        "{send_zc:#}"
+    );
+    assert_eq!(r.u64_at("/totals/bytes/zerocopy_sent"), MIB);
+    assert_eq!(r.u64_at("/totals/bytes/zerocopy_copied"), MIB);
+    let notes = r.0["notes"].to_string();
+    assert!(!notes.contains("zerocopy_copied is unknown"), "{notes}");
+    // The receiving thread's recvfrom copies (and the loader reads the
+    // libraries); the sender's SEND_ZC does not.
+    let to_user = r.u64_at("/totals/bytes/copied_to_user");
+    assert!((MIB..MIB + 64 * 1024).contains(&to_user), "{to_user}");
+    assert!(r.u64_at("/totals/bytes/copied_from_user") < 64 * 1024);
+
+    let r = traced_send_zc(&dir, "uring-send-zc-unreported");
+    assert_eq!(r.u64_at("/totals/bytes/zerocopy_sent"), MIB);
+    assert_eq!(r.u64_at("/totals/bytes/zerocopy_copied"), 0);
+    let notes = r.0["notes"].to_string();
+    assert!(
+        notes.contains(&format!(
+            "zerocopy_copied is unknown for {MIB} of the {MIB} bytes"
+        )),
+        "{notes}"
+    );
 }

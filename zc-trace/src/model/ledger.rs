@@ -331,6 +331,61 @@ mod tests {
     }
 
     #[test]
+    fn io_uring_requests_add_bytes_by_the_syscall_rules_but_no_syscalls() {
+        use zc_trace_common::uring::{self, op};
+        let rows = [
+            row(1, nr::IO_URING_ENTER, FdKind::Other, FdKind::None, 3, 0),
+            row(1, uring::nr(op::READ), FdKind::File, FdKind::None, 2, 200),
+            row(
+                1,
+                uring::nr(op::READ),
+                FdKind::Direct,
+                FdKind::None,
+                1,
+                4096,
+            ),
+            row(1, uring::nr(op::WRITE), FdKind::Device, FdKind::None, 1, 10),
+            row(1, uring::nr(op::SEND), FdKind::Socket, FdKind::None, 1, 100),
+            row(
+                1,
+                uring::nr(op::SEND_ZC),
+                FdKind::Zerocopy,
+                FdKind::None,
+                1,
+                1000,
+            ),
+            row(1, uring::nr(op::SPLICE), FdKind::Pipe, FdKind::File, 1, 50),
+            row(1, uring::nr(28), FdKind::None, FdKind::None, 1, 0),
+            row(1, uring::nr(200), FdKind::None, FdKind::None, 1, 0),
+        ];
+        let (calls, requests) = (syscall_table(&rows), uring_table(&rows));
+        assert_eq!(calls.keys().collect::<Vec<_>>(), ["io_uring_enter"]);
+        assert_eq!(requests["READ"].counts.count, 3);
+        assert_eq!(requests["READ"].nr, op::READ as u32);
+        assert_eq!(requests["SPLICE"].by_fd_kind["file->pipe"].bytes, 50);
+        assert!(requests.contains_key("OPENAT2") && requests.contains_key("OP_200"));
+        assert_eq!(requests["OPENAT2"].counts.bytes, 0);
+        let t = totals(&calls, &requests, &ProcCounters::default());
+        assert_eq!(
+            (t.syscalls, t.mode_switches),
+            (3, 6),
+            "requests are not syscalls"
+        );
+        assert_eq!(
+            t.bytes,
+            Bytes {
+                copied_to_user: 200,
+                copied_from_user: 100,
+                zero_copy: 50,
+                device: 10,
+                direct_io: 4096,
+                zerocopy_sent: 1000,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
     fn device_and_direct_io_bytes_are_not_copies() {
         let rows = [
             row(1, nr::READ, FdKind::Direct, FdKind::None, 1, 1000),

@@ -110,6 +110,29 @@ mod tests {
     }
 
     #[test]
+    fn samples_carry_io_uring_bytes_but_not_as_syscalls() {
+        use zc_trace_common::{SyscallKey, SyscallStats, syscalls as nr, uring};
+        let row = |nr: u32, kind: FdKind, count: u64, bytes: u64| {
+            let stats = SyscallStats {
+                count,
+                bytes,
+                ..Default::default()
+            };
+            (SyscallKey::new(0, nr, kind, FdKind::None), stats)
+        };
+        let counters = Counters {
+            syscalls: vec![
+                row(nr::IO_URING_ENTER, FdKind::Other, 4, 0),
+                row(uring::nr(uring::op::READ), FdKind::File, 4, 4096),
+            ],
+            ..Default::default()
+        };
+        let s = sample(&counters, 1);
+        assert_eq!(s.syscalls, 4);
+        assert_eq!(s.bytes.copied_to_user, 4096);
+    }
+
+    #[test]
     fn empty_and_odd_samples() {
         assert!(rates(&[]).is_empty());
         // A sample at t = 0 has no interval; a repeated stamp folds into the next.
