@@ -26,8 +26,9 @@ const BUILD_PACKAGES: &[&str] = &[
 ];
 /// strace is the oracle of the e2e tests, /usr/bin/time (rusage) of the
 /// fault counts; chromium renders report.html; gcc-multilib builds the
-/// 32-bit program the compat-syscall test traces.
-const TEST_PACKAGES: &[&str] = &["strace", "chromium", "gcc-multilib", "time"];
+/// 32-bit program the compat-syscall test traces; fio is the real io_uring
+/// program of the io_uring tests.
+const TEST_PACKAGES: &[&str] = &["strace", "chromium", "gcc-multilib", "time", "fio"];
 
 pub fn all(for_tests: bool) -> Result<()> {
     let mut packages = BUILD_PACKAGES.to_vec();

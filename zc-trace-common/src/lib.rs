@@ -6,6 +6,7 @@
 #![no_std]
 
 pub mod syscalls;
+pub mod uring;
 
 /// Kind of file behind a file descriptor, read from the inode's `i_mode` at
 /// the time of the call.
@@ -267,7 +268,13 @@ pub mod drop {
     /// longer remembered (evicted from ZC_SENDS): its bytes are missing
     /// from zerocopy_copied and count as unknown.
     pub const ZEROCOPY_UNMATCHED: u32 = 8;
-    pub const COUNT: u32 = 9;
+    /// An io_uring CQE posted without its request (a multishot request's
+    /// further CQEs, MSG_RING): its opcode is unknown, so it is not counted.
+    pub const URING_NO_REQUEST: u32 = 9;
+    /// An io_uring CQE that found the completion ring full (it waits in
+    /// the kernel's overflow list): its request is not counted.
+    pub const URING_OVERFLOW: u32 = 10;
+    pub const COUNT: u32 = 11;
 
     pub const NAMES: [&str; COUNT as usize] = [
         "stats_map_full",
@@ -279,6 +286,8 @@ pub mod drop {
         "exits_unfolded",
         "in_progress_at_start",
         "zerocopy_unmatched",
+        "io_uring_cqe_without_request",
+        "io_uring_cqe_overflow",
     ];
 }
 
@@ -315,38 +324,54 @@ pub mod latency {
 }
 
 /// The exact all-process totals: a per-CPU array with one slot per
-/// (syscall, fd kind), and per (syscall, source kind, destination kind)
-/// for the four two-fd calls. An array cannot fill, so the totals stay
-/// exact whatever happens to the per-process rows.
+/// (syscall, fd kind), per (io_uring opcode, fd kind), and per (call,
+/// source kind, destination kind) for the two-fd calls. An array cannot
+/// fill, so the totals stay exact whatever happens to the per-process rows.
 pub mod totals {
-    use super::{latency::MAX_NR, syscalls as nr};
+    use super::{latency::MAX_NR, syscalls as nr, uring};
 
     /// FdKind values.
     pub const KINDS: u32 = super::FdKind::ALL.len() as u32;
     const ONE_FD_SLOTS: u32 = MAX_NR * KINDS;
-    const TWO_FD_CALLS: [u32; 4] = [nr::SENDFILE, nr::SPLICE, nr::TEE, nr::COPY_FILE_RANGE];
+    /// io_uring requests, after the syscalls.
+    const URING_SLOTS: u32 = uring::MAX_OPS * KINDS;
+    const TWO_FD_CALLS: [u32; 6] = [
+        nr::SENDFILE,
+        nr::SPLICE,
+        nr::TEE,
+        nr::COPY_FILE_RANGE,
+        uring::nr(uring::op::SPLICE),
+        uring::nr(uring::op::TEE),
+    ];
     /// Two-fd calls with a source kind (not None): KINDS - 1 of them.
     const PAIRS: u32 = (KINDS - 1) * KINDS;
-    pub const SLOTS: u32 = ONE_FD_SLOTS + TWO_FD_CALLS.len() as u32 * PAIRS;
+    const TWO_FD_START: u32 = ONE_FD_SLOTS + URING_SLOTS;
+    pub const SLOTS: u32 = TWO_FD_START + TWO_FD_CALLS.len() as u32 * PAIRS;
 
-    /// The slot of a call; None for numbers past MAX_NR (not x86_64
-    /// syscalls: their only record is their process's row).
+    /// The slot of a call; None for numbers past MAX_NR that are no
+    /// io_uring opcode below MAX_OPS (their only record is their process's
+    /// row).
     #[inline(always)]
     pub const fn slot(nr: u32, dst_kind: u8, src_kind: u8) -> Option<u32> {
         let (dst, src) = (dst_kind as u32 % KINDS, src_kind as u32 % KINDS);
-        if nr >= MAX_NR {
-            return None;
-        }
         if src != 0 {
             let mut i = 0;
             while i < TWO_FD_CALLS.len() {
                 if TWO_FD_CALLS[i] == nr {
-                    return Some(ONE_FD_SLOTS + i as u32 * PAIRS + (src - 1) * KINDS + dst);
+                    return Some(TWO_FD_START + i as u32 * PAIRS + (src - 1) * KINDS + dst);
                 }
                 i += 1;
             }
         }
-        Some(nr * KINDS + dst)
+        if nr < MAX_NR {
+            return Some(nr * KINDS + dst);
+        }
+        match uring::opcode(nr) {
+            Some(op) if (op as u32) < uring::MAX_OPS => {
+                Some(ONE_FD_SLOTS + op as u32 * KINDS + dst)
+            }
+            _ => None,
+        }
     }
 
     /// The (syscall, dst kind, src kind) of a slot.
@@ -354,8 +379,12 @@ pub mod totals {
         if slot < ONE_FD_SLOTS {
             return (slot / KINDS, (slot % KINDS) as u8, 0);
         }
-        let i = (slot - ONE_FD_SLOTS) / PAIRS;
-        let rest = (slot - ONE_FD_SLOTS) % PAIRS;
+        if slot < TWO_FD_START {
+            let at = slot - ONE_FD_SLOTS;
+            return (uring::nr((at / KINDS) as u8), (at % KINDS) as u8, 0);
+        }
+        let i = (slot - TWO_FD_START) / PAIRS;
+        let rest = (slot - TWO_FD_START) % PAIRS;
         let nr = if (i as usize) < TWO_FD_CALLS.len() {
             TWO_FD_CALLS[i as usize]
         } else {
@@ -375,6 +404,8 @@ pub mod totals {
                 assert_eq!(super::slot(nr, dst, src), Some(slot), "slot {slot}");
             }
             assert_eq!(super::slot(MAX_NR, 0, 0), None);
+            assert_eq!(super::slot(uring::nr(uring::MAX_OPS as u8), 1, 0), None);
+            assert!(super::slot(uring::nr(uring::op::READ), 1, 0).is_some());
             // A source kind on a one-fd call keeps its destination's slot.
             assert_eq!(super::slot(0, 1, 2), super::slot(0, 1, 0));
         }
@@ -404,6 +435,8 @@ pub mod limits {
     pub const MAX_TARGET_SLOTS: u32 = (4 << 20) / super::PIDS_PER_SLOT;
     /// recvmmsg/sendmmsg messages whose lengths the probe sums.
     pub const MAX_MMSG: u32 = 64;
+    /// io_uring SEND_ZC requests awaiting their notification at once.
+    pub const MAX_ZC_PENDING: u32 = 16384;
 }
 
 const _: () = assert!(core::mem::size_of::<SyscallKey>() == 16);

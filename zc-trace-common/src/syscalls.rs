@@ -320,6 +320,16 @@ pub const fn shape(nr: u32) -> Shape {
     }
 }
 
+/// The ledger class of a recorded number: a syscall's (`shape`) or, for an
+/// io_uring request, its opcode's (`uring::class`).
+#[inline(always)]
+pub const fn class_of(nr: u32) -> Class {
+    match crate::uring::opcode(nr) {
+        Some(op) => crate::uring::class(op),
+        None => shape(nr).class,
+    }
+}
+
 /// Whether a call recorded as `recorded` is the one sys_enter saw as
 /// `entered`: the same number, or an execve that switched ABI on the way.
 #[inline(always)]

@@ -42,11 +42,28 @@ pub fn fd_kind(fd: u64) -> FdKind {
     }
 }
 
+// Inlined, like every function here: after a BPF-to-BPF call R1-R5 are
+// unset, and LLVM may still copy one of them where it holds a value it
+// considers undefined (an Option's payload on its None path); the verifier
+// refuses that ("R3 !read_ok").
+#[inline(always)]
 unsafe fn try_fd_kind(fd: u64) -> Result<FdKind, i64> {
     let file = unsafe { fd_file(fd)? };
-    if file == 0 {
-        return Ok(FdKind::Unknown);
+    Ok(file_kind(file))
+}
+
+/// The kind of an open `struct file *` (Unknown for 0 or an unreadable one).
+#[inline(always)]
+pub fn file_kind(file: u64) -> FdKind {
+    if file == 0 || OFF_FILE_INODE.load() == 0 {
+        return FdKind::Unknown;
     }
+    // SAFETY: bpf_probe_read_kernel only.
+    unsafe { try_file_kind(file) }.unwrap_or(FdKind::Unknown)
+}
+
+#[inline(always)]
+unsafe fn try_file_kind(file: u64) -> Result<FdKind, i64> {
     let (inode, flags) = unsafe { inode_and_flags(file)? };
     let mode: u16 = unsafe { read_at(inode, OFF_INODE_MODE.load())? };
     // O_DIRECT means nothing on sockets, and on a pipe it asks for packet

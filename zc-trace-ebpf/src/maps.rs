@@ -93,6 +93,14 @@ pub static COW_CANDIDATES: LruHashMap<u32, [u64; 2]> =
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);
 
+/// Bytes of io_uring SEND_ZC requests whose notification has not arrived,
+/// by (ring, user_data): the notification CQE carries the outcome but not
+/// the bytes. LRU: a ring torn down before its notifications leaves no
+/// entry behind for good.
+#[map]
+pub static ZC_PENDING: LruHashMap<[u64; 2], u64> =
+    LruHashMap::with_max_entries(limits::MAX_ZC_PENDING, 0);
+
 /// This CPU's slot of `map[key]`, created zeroed on first use; None when
 /// the map is full. No NOEXIST retry is needed: an update of a per-CPU hash
 /// from a probe writes only this CPU's slot (a new row starts at zero on

@@ -281,6 +281,48 @@ pub struct KernelOffsets {
     /// The gfp bits compared with `gfp_cow` (all but the KASAN tag and
     /// accounting-extension bits some configs add).
     pub gfp_cow_mask: u32,
+    /// Where io_uring requests are read; None on a kernel without io_uring
+    /// in its BTF (its requests are then not counted).
+    pub uring: Option<UringOffsets>,
+}
+
+/// Offsets of the io_uring structs the completion probe reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UringOffsets {
+    /// io_kiocb.file
+    pub req_file: u32,
+    /// io_kiocb.opcode
+    pub req_opcode: u32,
+    /// io_kiocb.tctx (6.13+), or io_kiocb.task before
+    pub req_tctx: u32,
+    /// io_uring_task.task; u32::MAX when `req_tctx` is io_kiocb.task itself
+    pub tctx_task: u32,
+    /// io_splice.splice_fd_in, from the start of the request (its command
+    /// area is a union with `file` at offset 0)
+    pub splice_fd_in: u32,
+    /// io_splice.flags, likewise
+    pub splice_flags: u32,
+    /// io_notif_data.zc_report of a SEND_ZC notification's request, likewise
+    pub notif_zc_report: u32,
+}
+
+/// Where the completion probe finds a request's opcode, file, submitting
+/// task and splice input, if the kernel's BTF has io_uring's structs.
+fn uring_offsets(btf: &Btf) -> Option<UringOffsets> {
+    let (req_tctx, tctx_task) = match btf.offset("io_kiocb", "tctx") {
+        Ok(tctx) => (tctx, btf.offset("io_uring_task", "task").ok()?),
+        Err(_) => (btf.offset("io_kiocb", "task").ok()?, u32::MAX),
+    };
+    let cmd = btf.offset("io_kiocb", "cmd").ok()?;
+    Some(UringOffsets {
+        req_file: btf.offset("io_kiocb", "file").ok()?,
+        req_opcode: btf.offset("io_kiocb", "opcode").ok()?,
+        req_tctx,
+        tctx_task,
+        splice_fd_in: cmd + btf.offset("io_splice", "splice_fd_in").ok()?,
+        splice_flags: cmd + btf.offset("io_splice", "flags").ok()?,
+        notif_zc_report: cmd + btf.offset("io_notif_data", "zc_report").ok()?,
+    })
 }
 
 /// The offsets the probes need, from the running kernel's BTF.
@@ -316,6 +358,7 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         folio_mapping: btf.offset("folio", "mapping")?,
         gfp_cow,
         gfp_cow_mask,
+        uring: uring_offsets(btf),
         ..zerocopy_offsets(btf).unwrap_or_default()
     })
 }
@@ -399,6 +442,29 @@ mod tests {
         // x86_64 since 6.0 (research doc: 0x140cca on 6.18).
         assert_eq!(off.gfp_cow & 0xffff, 0x0cca, "gfp {:#x}", off.gfp_cow);
         assert_eq!(off.gfp_cow & off.gfp_cow_mask, off.gfp_cow);
+    }
+
+    #[test]
+    fn io_uring_opcode_names_are_the_running_kernels() {
+        use zc_trace_common::uring::{MAX_OPS, NAMES};
+        let Ok(data) = std::fs::read(VMLINUX) else {
+            eprintln!("SKIPPED: {VMLINUX} is not readable here");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI machines have BTF"
+            );
+            return;
+        };
+        let btf = Btf::parse(data).unwrap();
+        for (op, name) in NAMES.iter().enumerate() {
+            let value = btf.enum_value("io_uring_op", &format!("IORING_OP_{name}"));
+            assert_eq!(value.ok(), Some(op as u32), "IORING_OP_{name}");
+        }
+        // The kernel has no opcode this table lacks, and all fit the totals.
+        let last = btf.enum_value("io_uring_op", "IORING_OP_LAST").unwrap();
+        assert_eq!(last as usize, NAMES.len(), "opcodes added to the kernel");
+        assert!(last <= MAX_OPS);
+        assert!(offsets_from(&btf).unwrap().uring.is_some());
     }
 
     #[test]

@@ -64,7 +64,18 @@ const HOOKS: &[Hook] = &[
         program: "mm_page_alloc",
         optional: Some("cow_copied will read 0"),
     },
+    Hook {
+        program: "io_uring_complete",
+        optional: Some(URING_MISSING),
+    },
+    Hook {
+        program: "io_uring_cqe_overflow",
+        optional: Some("io_uring completions lost to a full ring will not be reported"),
+    },
 ];
+
+/// What a run without the io_uring hooks lacks.
+const URING_MISSING: &str = "io_uring requests will not be counted (io_uring_enter still is)";
 
 /// The loaded probes; dropping this detaches everything.
 pub struct Probes {
@@ -128,6 +139,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     let inflight_slots = pid_max.next_power_of_two().min(limits::MAX_INFLIGHT);
     let inflight_mask = inflight_slots - 1;
     let o = &opts.offsets;
+    let u = o.uring.unwrap_or_default();
     // TOTALS and EVENT_TOTALS are laid out per CPU by hand (to be mapped
     // into memory): one part per possible CPU.
     let cpus = aya::util::nr_cpus()
@@ -162,6 +174,13 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("SOCK_ZEROCOPY", &o.sock_zerocopy, true)
         .override_global("GFP_COW", &o.gfp_cow, true)
         .override_global("GFP_COW_MASK", &o.gfp_cow_mask, true)
+        .override_global("OFF_REQ_FILE", &u.req_file, true)
+        .override_global("OFF_REQ_OPCODE", &u.req_opcode, true)
+        .override_global("OFF_REQ_TCTX", &u.req_tctx, true)
+        .override_global("OFF_TCTX_TASK", &u.tctx_task, true)
+        .override_global("OFF_SPLICE_FD_IN", &u.splice_fd_in, true)
+        .override_global("OFF_SPLICE_FLAGS", &u.splice_flags, true)
+        .override_global("OFF_NOTIF_ZC_REPORT", &u.notif_zc_report, true)
         .map_max_entries("TARGET_SLOTS", target_slots)
         .map_max_entries("TOTALS", totals::SLOTS * cpus)
         .map_max_entries("EVENT_TOTALS", cpus)
@@ -191,6 +210,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         }
         let attached = if hook.program == pretend_missing {
             Err("no such BTF tracepoint (simulated)".to_owned())
+        } else if hook.program == "io_uring_complete" && o.uring.is_none() {
+            Err("io_kiocb is not in the kernel's BTF".to_owned())
         } else {
             attach(&mut ebpf, &btf, hook)
         };
@@ -247,6 +268,11 @@ fn verifier_error(e: &aya::programs::ProgramError) -> String {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
+            // For whoever changes a probe: the whole log, which names the
+            // instruction the verifier stopped at.
+            if std::env::var_os("ZC_TRACE_VERIFIER_LOG").is_some() {
+                eprintln!("{log}");
+            }
             let complaint = log
                 .lines()
                 .rev()

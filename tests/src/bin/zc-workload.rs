@@ -32,6 +32,8 @@ const USAGE: &str = "usage: zc-workload <scenario> [--count N] [--size K] [--fil
 [--file2 PATH] [--threads T] [--report-time FILE] [--cpu C]
 scenarios: noop file-read file-pread pipe socket udp sendfile splice mmap-write
   copy-file-range fork threads errors all sleep, 'wait-signal <scenario>',
+  uring-send-zc, uring-send-zc-unreported (count x io_uring SEND_ZC over TCP
+  loopback, with and without IORING_SEND_ZC_REPORT_USAGE),
   make-input (writes a pattern input file of count*size bytes to --file)
 timed scenarios (for `cargo xtask bench`; --report-time FILE writes the
   nanoseconds of the measured loop to FILE, --cpu C pins the process, its
@@ -195,6 +197,8 @@ fn scenario_fn(name: &str) -> Res<fn(&Opts) -> Res> {
         "threads" => threads,
         "errors" => errors,
         "sleep" => sleep,
+        "uring-send-zc" => uring_send_zc_reported,
+        "uring-send-zc-unreported" => uring_send_zc_unreported,
         "all" => all,
         "make-input" => make_input,
         "pingpong" => pingpong,
@@ -586,6 +590,60 @@ fn tcp(o: &Opts) -> Res {
             let n =
                 unsafe { libc::sendto(client.0, buf.as_ptr().cast(), o.size, 0, ptr::null(), 0) };
             full(n, o.size, "sendto")?;
+        }
+        Ok(())
+    })
+}
+
+fn uring_send_zc_reported(o: &Opts) -> Res {
+    uring_send_zc(o, true)
+}
+
+fn uring_send_zc_unreported(o: &Opts) -> Res {
+    uring_send_zc(o, false)
+}
+
+/// TCP loopback: count x io_uring SEND_ZC of `size` bytes from the client,
+/// each waited for with its notification (usage reported if `report`); a
+/// thread receives count x recvfrom(MSG_WAITALL).
+fn uring_send_zc(o: &Opts, report: bool) -> Res {
+    use io_uring::{IoUring, cqueue, opcode, types};
+    // include/uapi/linux/io_uring.h: IORING_SEND_ZC_REPORT_USAGE
+    const REPORT_USAGE: u16 = 1 << 3;
+    let (client, server) = tcp_pair()?;
+    let mut ring = IoUring::new(4).map_err(|e| format!("io_uring_setup: {e}"))?;
+    with_receiver(server.0, o, 0, || {
+        let mut buf = vec![0u8; o.size];
+        for i in 0..o.count {
+            fill_pattern(&mut buf, i * o.size as u64);
+            let sqe = opcode::SendZc::new(types::Fd(client.0), buf.as_ptr(), o.size as u32)
+                .zc_flags(if report { REPORT_USAGE } else { 0 })
+                .flags(libc::MSG_WAITALL)
+                .build();
+            // SAFETY: buf outlives the request: its notification is awaited.
+            unsafe { ring.submission().push(&sqe) }.map_err(|_| "SQ full".to_string())?;
+            let (mut result, mut notified) = (None, false);
+            while result.is_none() || !notified {
+                ring.submit_and_wait(1)
+                    .map_err(|e| format!("io_uring_enter: {e}"))?;
+                for c in ring.completion() {
+                    if cqueue::notif(c.flags()) {
+                        notified = true;
+                    } else {
+                        result = Some(c.result());
+                        notified |= !cqueue::more(c.flags());
+                    }
+                }
+            }
+            match result.unwrap_or(-libc::EIO) {
+                n if n < 0 => {
+                    return Err(format!(
+                        "io_uring SEND_ZC: {}",
+                        Error::from_raw_os_error(-n)
+                    ));
+                }
+                n => full(n as isize, o.size, "io_uring SEND_ZC")?,
+            }
         }
         Ok(())
     })

@@ -7,6 +7,7 @@ mod faults;
 mod process;
 mod sched;
 pub(crate) mod syscalls;
+mod uring;
 mod zerocopy;
 
 use crate::maps::{EVENT_TOTALS, PROC_EVENTS, count_drop, row_or_insert, this_cpu};

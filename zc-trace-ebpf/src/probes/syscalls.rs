@@ -85,11 +85,14 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     };
     // A MSG_ZEROCOPY send pins the pages instead of copying them: its row
     // is of its own kind, and its bytes are remembered for the notification.
-    let zerocopy = match dst_kind {
+    // The socket is a plain number, 0 for none: an Option's undefined
+    // payload on the None path once made LLVM spill an unset register,
+    // which the verifier refuses ("R5 !read_ok").
+    let zerocopy_sk = match dst_kind {
         FdKind::Socket => zerocopy_send(id, regs),
-        _ => None,
+        _ => 0,
     };
-    let dst_kind = if zerocopy.is_some() {
+    let dst_kind = if zerocopy_sk != 0 {
         FdKind::Zerocopy
     } else {
         dst_kind
@@ -109,9 +112,9 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
     } else {
         0
     };
-    if let Some(sk) = zerocopy {
+    if zerocopy_sk != 0 {
         if bytes > 0 {
-            remember_sends(sk, id, regs, ret as u64);
+            remember_sends(zerocopy_sk, id, regs, ret as u64);
         }
     } else if !failed && dst_kind == FdKind::Socket {
         read_notification(tgid, id, regs);

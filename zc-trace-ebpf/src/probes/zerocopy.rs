@@ -46,23 +46,31 @@ const MSG_CONTROL: u64 = 32;
 const MAX_CMSGS: u32 = 4;
 
 /// The `struct sock *` of a send call that the kernel will not copy at the
-/// call: MSG_ZEROCOPY on a socket with SOCK_ZEROCOPY. `None` for anything
-/// else (other calls, the flag alone, offsets unknown).
+/// call: MSG_ZEROCOPY on a socket with SOCK_ZEROCOPY. 0 for anything else
+/// (other calls, the flag alone, offsets unknown).
 #[inline(always)]
-pub fn zerocopy_send(id: u32, regs: *const pt_regs) -> Option<u64> {
+pub fn zerocopy_send(id: u32, regs: *const pt_regs) -> u64 {
     let flags_arg = match id {
         nr::SENDTO | nr::SENDMMSG => 3,
         nr::SENDMSG => 2,
-        _ => return None,
+        _ => return 0,
     };
     if arg(regs, flags_arg) & MSG_ZEROCOPY == 0 || OFF_SOCK_ZCKEY.load() == 0 {
-        return None;
+        return 0;
     }
     // SAFETY: bpf_probe_read_kernel only.
-    let sk = unsafe { sock_of(arg(regs, 0)) }.ok()?;
+    let Ok(sk) = (unsafe { sock_of(arg(regs, 0)) }) else {
+        return 0;
+    };
     // SAFETY: as above.
-    let flags: u64 = unsafe { read_at(sk, OFF_SOCK_FLAGS.load()) }.ok()?;
-    (flags & (1 << (SOCK_ZEROCOPY.load() & 63)) != 0).then_some(sk)
+    let Ok(flags) = (unsafe { read_at::<u64>(sk, OFF_SOCK_FLAGS.load()) }) else {
+        return 0;
+    };
+    if flags & (1 << (SOCK_ZEROCOPY.load() & 63)) != 0 {
+        sk
+    } else {
+        0
+    }
 }
 
 /// Remembers where a successful zero-copy send's bytes lie in its socket's

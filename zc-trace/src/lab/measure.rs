@@ -75,7 +75,12 @@ impl Sample {
     pub fn from_report(r: &Report) -> Self {
         let t = &r.totals;
         let mut calls = BTreeMap::new();
-        for (name, e) in &r.syscalls {
+        let requests = r
+            .io_uring
+            .iter()
+            .map(|(op, e)| (format!("io_uring:{op}"), e));
+        let syscalls = r.syscalls.iter().map(|(name, e)| (name.clone(), e));
+        for (name, e) in syscalls.chain(requests) {
             for (kind, c) in &e.by_fd_kind {
                 calls.insert(
                     format!("{name}/{kind}"),

@@ -19,10 +19,17 @@ pub enum Method {
     /// mmap, then send(MSG_ZEROCOPY) on an SO_ZEROCOPY socket, reading the
     /// completion notifications from the error queue.
     MmapZerocopy,
+    /// io_uring READ into the buffer, then SEND from it: read+write as
+    /// requests, one io_uring_enter each.
+    UringReadSend,
+    /// io_uring SEND_ZC from a mapping of the file, usage reported.
+    UringSendZc,
+    /// io_uring SPLICE file -> pipe -> socket.
+    UringSplice,
 }
 
 /// Every measured method, in table order.
-pub const ALL: [Method; 7] = [
+pub const ALL: [Method; 10] = [
     Method::ReadWrite,
     Method::MmapWrite,
     Method::Sendfile,
@@ -30,6 +37,9 @@ pub const ALL: [Method; 7] = [
     Method::ReadvWritev,
     Method::CopyFileRange,
     Method::MmapZerocopy,
+    Method::UringReadSend,
+    Method::UringSendZc,
+    Method::UringSplice,
 ];
 
 impl Method {
@@ -44,6 +54,9 @@ impl Method {
             Method::ReadvWritev => "readv-writev",
             Method::CopyFileRange => "copy-file-range",
             Method::MmapZerocopy => "mmap-zerocopy",
+            Method::UringReadSend => "io-uring-read-send",
+            Method::UringSendZc => "io-uring-send-zc",
+            Method::UringSplice => "io-uring-splice",
         }
     }
 
@@ -58,14 +71,30 @@ impl Method {
             Method::ReadvWritev => "readv/writev",
             Method::CopyFileRange => "copy_file_range",
             Method::MmapZerocopy => "mmap+MSG_ZEROCOPY",
+            Method::UringReadSend => "io_uring read+send",
+            Method::UringSendZc => "io_uring SEND_ZC",
+            Method::UringSplice => "io_uring splice",
         }
+    }
+
+    /// Whether the bytes pass through a pipe (at most its capacity per call).
+    pub fn uses_pipe(self) -> bool {
+        matches!(self, Method::Splice | Method::UringSplice)
+    }
+
+    /// Whether the sender submits io_uring requests.
+    pub fn uses_io_uring(self) -> bool {
+        matches!(
+            self,
+            Method::UringReadSend | Method::UringSendZc | Method::UringSplice
+        )
     }
 
     /// Where the bytes go.
     pub fn path(self) -> &'static str {
         match self {
             Method::Noop => "nothing moved",
-            Method::Splice => "file -> pipe -> socket",
+            Method::Splice | Method::UringSplice => "file -> pipe -> socket",
             Method::CopyFileRange => "file -> file (not to the socket)",
             Method::MmapZerocopy => "file -> pinned pages -> socket",
             _ => "file -> socket",
@@ -90,6 +119,9 @@ impl Method {
             "mmap-zerocopy" | "mmap-msg-zerocopy" | "msg-zerocopy" | "zerocopy" => {
                 Some(Method::MmapZerocopy)
             }
+            "io-uring-read-send" | "io-uring read-send" => Some(Method::UringReadSend),
+            "io-uring-send-zc" | "io-uring send-zc" => Some(Method::UringSendZc),
+            "io-uring-splice" | "io-uring splice" => Some(Method::UringSplice),
             _ => None,
         }
     }
@@ -97,7 +129,7 @@ impl Method {
     /// The textbook's costs of sending `size` bytes in `chunk`-byte calls.
     /// `pipe`: the pipe's capacity, the most one splice can move.
     pub fn model(self, size: u64, chunk: u64, page: u64, pipe: u64) -> Model {
-        let per_call = if self == Method::Splice {
+        let per_call = if self.uses_pipe() {
             chunk.min(pipe.max(1))
         } else {
             chunk
@@ -185,6 +217,41 @@ impl Method {
                  boundary); over loopback the kernel copies them later (the notification says COPIED), \
                  with a scatter-gather NIC it does not; page faults are taken inside the kernel pinning \
                  the pages (get_user_pages), not as exceptions: no mode switch",
+            ),
+            Method::UringReadSend => (
+                2.0 * n,
+                s,
+                s,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                "read+write as io_uring requests (READ, SEND), one io_uring_enter each: the same 2 CPU \
+                 copies per chunk, made by the kernel for the request",
+            ),
+            Method::UringSendZc => (
+                2.0 * n + 2.0,
+                0.0,
+                0.0,
+                0.0,
+                s,
+                0.0,
+                s,
+                "1 SEND_ZC per chunk from a mapping of the file (+ mmap + munmap), 2 io_uring_enter \
+                 (its result, then its notification): the pages are pinned (get_user_pages, no \
+                 exception faults), not copied by the call; over loopback the kernel copies them \
+                 later (1 in-kernel copy, reported in the notification)",
+            ),
+            Method::UringSplice => (
+                2.0 * n,
+                0.0,
+                0.0,
+                2.0 * s,
+                0.0,
+                0.0,
+                0.0,
+                "splice as io_uring requests (file -> pipe, pipe -> socket), one io_uring_enter each: \
+                 pages move by reference, 0 copies",
             ),
         };
         Model {

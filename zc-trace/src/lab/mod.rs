@@ -20,6 +20,7 @@ mod measure;
 mod method;
 mod receiver;
 mod results;
+mod ring;
 mod sender;
 mod table;
 
@@ -228,7 +229,7 @@ fn measure(
 /// The standing notes, and the warnings this run earned.
 fn notes(args: &LabArgs, methods: &[Method], pipe: u64, dropped: u64) -> Vec<String> {
     let mut notes = results::notes();
-    if methods.contains(&Method::Splice) && pipe < args.chunk {
+    if methods.iter().any(|m| m.uses_pipe()) && pipe < args.chunk {
         notes.push(format!(
             "NOTE: a pipe holds at most {} here (fs.pipe-max-size, no CAP_SYS_RESOURCE): splice moves at most \
              that per call, and the model counts its calls so",

@@ -18,6 +18,7 @@ use super::{
     measure::Timing,
     method::Method,
     receiver::{TOKEN_ENV, Token},
+    ring,
 };
 
 /// The result record: 8 little-endian u64s, always the same length so the
@@ -234,6 +235,9 @@ pub fn main(args: &[String]) -> Result<u8> {
         // Proves to the receiver that this connection is the sender's.
         write_all(sock, token.bytes())?;
 
+        // Every method sets up a ring, so the baseline's calls include its
+        // set-up; only the io_uring methods need one to exist.
+        let mut ring = ring::new_ring();
         let fds = Fds {
             src,
             dst,
@@ -243,7 +247,13 @@ pub fn main(args: &[String]) -> Result<u8> {
         };
         let ru0 = rusage();
         let t0 = Instant::now(); // vDSO: no syscall
-        let sent = transfer(a.method, &fds, a.size, &mut buf)?;
+        let sent = match (&mut ring, a.method.uses_io_uring()) {
+            (Ok(ring), true) => ring_transfer(ring, a.method, &fds, a.size, &mut buf)?,
+            (Err(e), true) => bail!(
+                "lab-sender: cannot set up an io_uring ({e}): is io_uring disabled (sysctl kernel.io_uring_disabled)?"
+            ),
+            (_, false) => transfer(a.method, &fds, a.size, &mut buf)?,
+        };
         // Hand the end of the stream over, and wait until the receiver has
         // drained it all and closed: the time is end to end.
         check(libc::shutdown(sock, libc::SHUT_WR) as isize, "shutdown")?;
@@ -282,6 +292,7 @@ pub fn main(args: &[String]) -> Result<u8> {
         for fd in [out, sock, pipe[0], pipe[1], dst, src] {
             libc::close(fd);
         }
+        drop(ring);
     }
     Ok(0)
 }
@@ -337,6 +348,35 @@ fn call(what: &str, mut f: impl FnMut() -> isize) -> Result<usize> {
     }
 }
 
+/// An io_uring method; returns the bytes it handed over.
+unsafe fn ring_transfer(
+    ring: &mut io_uring::IoUring,
+    method: Method,
+    f: &Fds,
+    size: u64,
+    buf: &mut [u8],
+) -> Result<u64> {
+    match method {
+        Method::UringReadSend => ring::read_send(ring, f.src, f.sock, size, buf),
+        Method::UringSplice => ring::splice(
+            ring,
+            f.src,
+            f.pipe,
+            f.sock,
+            size,
+            (buf.len() as u64).min(f.pipe_cap as u64),
+        ),
+        // SAFETY: a read-only mapping of the file, unmapped once every
+        // notification has arrived.
+        Method::UringSendZc => unsafe {
+            with_mapping(f.src, size, |data| {
+                ring::send_zc(ring, f.sock, data, buf.len())
+            })
+        },
+        _ => bail!("lab-sender: {} is not an io_uring method", method.label()),
+    }
+}
+
 /// The method itself; returns the bytes it handed over.
 unsafe fn transfer(method: Method, f: &Fds, size: u64, buf: &mut [u8]) -> Result<u64> {
     let chunk = buf.len() as u64;
@@ -347,6 +387,9 @@ unsafe fn transfer(method: Method, f: &Fds, size: u64, buf: &mut [u8]) -> Result
     unsafe {
         match method {
             Method::Noop => {}
+            Method::UringReadSend | Method::UringSendZc | Method::UringSplice => {
+                bail!("lab-sender: {} needs its ring", method.label())
+            }
             Method::ReadWrite => {
                 while done < size {
                     let want = next(done);

@@ -11,8 +11,9 @@ use super::{
     results::{LabResults, MethodResult, TOLERANCE},
 };
 
-/// Width of the method column.
-const METHOD_W: usize = 18;
+/// Width of the method column: the longest label ("io_uring read+send")
+/// and a space.
+const METHOD_W: usize = 19;
 /// Width of a measured value (with its mark) and of a model value.
 const MEAS_W: usize = 9;
 const MODEL_W: usize = 7;

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use zc_trace_common::{
     FdKind, ProcCounters, SyscallKey, SyscallStats, drop,
-    syscalls::{never_returns, shape},
+    syscalls::{class_of, never_returns},
+    uring,
 };
 
 use super::{
@@ -26,20 +27,45 @@ pub fn kind_key(kind: u8, src_kind: u8) -> String {
     }
 }
 
-/// Groups rows by syscall name, with the per-fd-kind split.
+/// Groups rows by syscall name, with the per-fd-kind split (io_uring
+/// requests left out: see `uring_table`).
 pub fn syscall_table<'a>(
     rows: impl IntoIterator<Item = &'a (SyscallKey, SyscallStats)>,
 ) -> BTreeMap<String, SyscallEntry> {
+    table(rows, |nr| match uring::opcode(nr) {
+        Some(_) => None,
+        None => Some((syscall_name(nr), nr)),
+    })
+}
+
+/// Groups the io_uring requests' rows by opcode name (the kernel's,
+/// without IORING_OP_), with the per-fd-kind split. `nr` is the opcode.
+pub fn uring_table<'a>(
+    rows: impl IntoIterator<Item = &'a (SyscallKey, SyscallStats)>,
+) -> BTreeMap<String, SyscallEntry> {
+    table(rows, |nr| {
+        let op = uring::opcode(nr)?;
+        let name = uring::name(op).map_or_else(|| format!("OP_{op}"), str::to_owned);
+        Some((name, op as u32))
+    })
+}
+
+/// Groups the rows `named` gives a (name, number) by that name.
+fn table<'a>(
+    rows: impl IntoIterator<Item = &'a (SyscallKey, SyscallStats)>,
+    named: impl Fn(u32) -> Option<(String, u32)>,
+) -> BTreeMap<String, SyscallEntry> {
     let mut table: BTreeMap<String, SyscallEntry> = BTreeMap::new();
     for (key, stats) in rows {
+        let Some((name, nr)) = named(key.nr) else {
+            continue;
+        };
         let c = Counts::from(*stats);
-        let entry = table
-            .entry(syscall_name(key.nr))
-            .or_insert_with(|| SyscallEntry {
-                nr: key.nr,
-                class: shape(key.nr).class,
-                ..Default::default()
-            });
+        let entry = table.entry(name).or_insert_with(|| SyscallEntry {
+            nr,
+            class: class_of(key.nr),
+            ..Default::default()
+        });
         entry.counts += c;
         *entry
             .by_fd_kind
@@ -49,8 +75,13 @@ pub fn syscall_table<'a>(
     table
 }
 
-/// Totals of a syscall table plus the event counters of the same processes.
-pub fn totals(table: &BTreeMap<String, SyscallEntry>, events: &ProcCounters) -> Totals {
+/// Totals of a syscall table and an io_uring table plus the event counters
+/// of the same processes: requests add bytes, not syscalls.
+pub fn totals(
+    table: &BTreeMap<String, SyscallEntry>,
+    requests: &BTreeMap<String, SyscallEntry>,
+    events: &ProcCounters,
+) -> Totals {
     let mut t = Totals {
         context_switches: ContextSwitches {
             voluntary: events.ctx_voluntary,
@@ -74,8 +105,11 @@ pub fn totals(table: &BTreeMap<String, SyscallEntry>, events: &ProcCounters) -> 
         if never_returns(entry.nr) {
             one_way += c.count;
         }
+    }
+    for entry in table.values().chain(requests.values()) {
         for (kind, c) in &entry.by_fd_kind {
-            let kind = FdKind::from_name(kind).unwrap_or(FdKind::Unknown);
+            let kind = FdKind::from_name(kind.rsplit("->").next().unwrap_or(kind))
+                .unwrap_or(FdKind::Unknown);
             t.bytes.add(entry.class, kind, c.bytes);
         }
     }
@@ -128,19 +162,22 @@ pub struct RunInfo {
 /// Builds the full report from the final counters.
 pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
     let syscalls = syscall_table(&counters.syscalls);
-    let overall = totals(&syscalls, &counters.events);
+    let io_uring = uring_table(&counters.syscalls);
+    let overall = totals(&syscalls, &io_uring, &counters.events);
 
     let processes = counters
         .processes
         .iter()
         .map(|p| {
             let table = syscall_table(&p.syscalls);
+            let requests = uring_table(&p.syscalls);
             Process {
                 pid: p.pid,
                 ppid: p.identity.ppid,
                 comm: p.identity.comm.clone(),
-                totals: totals(&table, &p.events),
+                totals: totals(&table, &requests, &p.events),
                 syscalls: table,
+                io_uring: requests,
                 summed: p.summed,
             }
         })
@@ -162,6 +199,7 @@ pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
         started_at_unix_ms: run.started_at_unix_ms,
         duration_ns: run.duration_ns,
         syscalls,
+        io_uring,
         totals: overall,
         processes,
         timeline: run.timeline,
@@ -186,6 +224,7 @@ fn unread_notifications_note(t: &Totals, events: &ProcCounters) -> Option<String
         format!(
             "zerocopy_copied is unknown for {unknown} of the {sent} bytes sent zero-copy: \
              the program never read their completion notifications (recvmsg MSG_ERRQUEUE), \
+             or sent them with io_uring SEND_ZC without IORING_SEND_ZC_REPORT_USAGE, \
              so whether the kernel copied them after all is unknown, not zero"
         )
     })
@@ -200,7 +239,7 @@ pub const NOTES: &[&str] = &[
         " (interrupts not included)"
     ),
     "copied bytes are the byte counts of read/write-family calls, except on character devices (device: the driver decides) and O_DIRECT fds (direct_io: DMA to/from user pages); copies inside the kernel (page cache -> socket buffer) are not visible to a syscall tracer",
-    "io_uring_enter is counted, but the I/O it submits is not attributed to bytes",
+    "io_uring requests are counted when their completion (CQE) is posted, by opcode, for the process that submitted them (io-wq workers and task work included); their bytes go into the ledger by the rules of the matching syscalls; io_uring_enter itself is a syscall and moves no bytes",
     "disk_read is the page cache the target's threads filled outside the files they were writing (sparse-file holes count as read); page_faults.get_user_pages is the kernel's per-thread fault counters minus the faults the exception tracepoints saw",
 ];
 
@@ -275,7 +314,7 @@ mod tests {
             faults_user: 3,
             ..Default::default()
         };
-        let t = totals(&syscall_table(&rows), &events);
+        let t = totals(&syscall_table(&rows), &uring_table(&rows), &events);
         assert_eq!(t.syscalls, 12);
         assert_eq!(
             t.bytes,
@@ -292,6 +331,61 @@ mod tests {
     }
 
     #[test]
+    fn io_uring_requests_add_bytes_by_the_syscall_rules_but_no_syscalls() {
+        use zc_trace_common::uring::{self, op};
+        let rows = [
+            row(1, nr::IO_URING_ENTER, FdKind::Other, FdKind::None, 3, 0),
+            row(1, uring::nr(op::READ), FdKind::File, FdKind::None, 2, 200),
+            row(
+                1,
+                uring::nr(op::READ),
+                FdKind::Direct,
+                FdKind::None,
+                1,
+                4096,
+            ),
+            row(1, uring::nr(op::WRITE), FdKind::Device, FdKind::None, 1, 10),
+            row(1, uring::nr(op::SEND), FdKind::Socket, FdKind::None, 1, 100),
+            row(
+                1,
+                uring::nr(op::SEND_ZC),
+                FdKind::Zerocopy,
+                FdKind::None,
+                1,
+                1000,
+            ),
+            row(1, uring::nr(op::SPLICE), FdKind::Pipe, FdKind::File, 1, 50),
+            row(1, uring::nr(28), FdKind::None, FdKind::None, 1, 0),
+            row(1, uring::nr(200), FdKind::None, FdKind::None, 1, 0),
+        ];
+        let (calls, requests) = (syscall_table(&rows), uring_table(&rows));
+        assert_eq!(calls.keys().collect::<Vec<_>>(), ["io_uring_enter"]);
+        assert_eq!(requests["READ"].counts.count, 3);
+        assert_eq!(requests["READ"].nr, op::READ as u32);
+        assert_eq!(requests["SPLICE"].by_fd_kind["file->pipe"].bytes, 50);
+        assert!(requests.contains_key("OPENAT2") && requests.contains_key("OP_200"));
+        assert_eq!(requests["OPENAT2"].counts.bytes, 0);
+        let t = totals(&calls, &requests, &ProcCounters::default());
+        assert_eq!(
+            (t.syscalls, t.mode_switches),
+            (3, 6),
+            "requests are not syscalls"
+        );
+        assert_eq!(
+            t.bytes,
+            Bytes {
+                copied_to_user: 200,
+                copied_from_user: 100,
+                zero_copy: 50,
+                device: 10,
+                direct_io: 4096,
+                zerocopy_sent: 1000,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
     fn device_and_direct_io_bytes_are_not_copies() {
         let rows = [
             row(1, nr::READ, FdKind::Direct, FdKind::None, 1, 1000),
@@ -301,7 +395,12 @@ mod tests {
             // Two-fd calls stay zero-copy whatever their ends are.
             row(1, nr::SPLICE, FdKind::Device, FdKind::Pipe, 1, 50),
         ];
-        let b = totals(&syscall_table(&rows), &ProcCounters::default()).bytes;
+        let b = totals(
+            &syscall_table(&rows),
+            &uring_table(&rows),
+            &ProcCounters::default(),
+        )
+        .bytes;
         assert_eq!(
             b,
             Bytes {
@@ -327,7 +426,7 @@ mod tests {
             cow_copied: 8192,
             ..Default::default()
         };
-        let t = totals(&syscall_table(&rows), &e);
+        let t = totals(&syscall_table(&rows), &uring_table(&rows), &e);
         assert_eq!(
             t.bytes,
             Bytes {
@@ -349,7 +448,7 @@ mod tests {
             zerocopy_acked: 1024,
             ..Default::default()
         };
-        let t = totals(&syscall_table(&rows), &e);
+        let t = totals(&syscall_table(&rows), &uring_table(&rows), &e);
         let note = unread_notifications_note(&t, &e).unwrap();
         assert!(
             note.contains("unknown for 3072 of the 4096 bytes"),
@@ -365,7 +464,7 @@ mod tests {
             faults_task: 16_489,
             ..Default::default()
         };
-        let pf = totals(&BTreeMap::new(), &e).page_faults;
+        let pf = totals(&BTreeMap::new(), &BTreeMap::new(), &e).page_faults;
         assert_eq!(pf.get_user_pages, 16_403);
         assert_eq!(pf.total(), 16_489);
         // No thread exited yet (counters not read): nothing, not negative.
@@ -374,7 +473,9 @@ mod tests {
             ..e
         };
         assert_eq!(
-            totals(&BTreeMap::new(), &live).page_faults.get_user_pages,
+            totals(&BTreeMap::new(), &BTreeMap::new(), &live)
+                .page_faults
+                .get_user_pages,
             0
         );
     }
@@ -417,7 +518,7 @@ mod tests {
                     summed: 0,
                 },
             ],
-            dropped: [0, 2, 0, 0, 0, 0, 0, 0, 0],
+            dropped: [0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0],
         };
         let r = build_report(&counters, RunInfo::default());
         assert_eq!(r.schema_version, SCHEMA_VERSION);

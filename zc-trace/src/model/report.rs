@@ -22,6 +22,11 @@ pub struct Report {
     pub started_at_unix_ms: u64,
     pub duration_ns: u64,
     pub syscalls: BTreeMap<String, SyscallEntry>,
+    /// Completed io_uring requests by opcode (the kernel's name without
+    /// IORING_OP_; `nr` is the opcode, `time_ns` is not measured: 0). Their
+    /// bytes are in `totals.bytes`, their count is not in `totals.syscalls`.
+    #[serde(default)]
+    pub io_uring: BTreeMap<String, SyscallEntry>,
     pub totals: Totals,
     pub processes: Vec<Process>,
     pub timeline: Timeline,
@@ -367,6 +372,9 @@ pub struct Process {
     pub ppid: u32,
     pub comm: String,
     pub syscalls: BTreeMap<String, SyscallEntry>,
+    /// The io_uring requests the process submitted, as in `Report`.
+    #[serde(default)]
+    pub io_uring: BTreeMap<String, SyscallEntry>,
     pub totals: Totals,
     /// Absent for one process. N: this row sums N processes named `comm`
     /// (pid 0), because the run saw more processes than the report keeps

@@ -2,7 +2,8 @@
 
 use zc_trace_common::{
     FdKind,
-    syscalls::{Class, shape},
+    syscalls::{Class, class_of},
+    uring,
 };
 
 use super::{
@@ -16,12 +17,10 @@ pub fn sample(counters: &Counters, t_ns: u64) -> TimelineSample {
     let mut bytes = Bytes::from_events(ev);
     let mut syscalls = 0;
     for (key, stats) in &counters.syscalls {
-        syscalls += stats.count;
-        bytes.add(
-            shape(key.nr).class,
-            FdKind::from_u8(key.dst_kind),
-            stats.bytes,
-        );
+        if uring::opcode(key.nr).is_none() {
+            syscalls += stats.count;
+        }
+        bytes.add(class_of(key.nr), FdKind::from_u8(key.dst_kind), stats.bytes);
     }
     TimelineSample {
         t_ns,
@@ -108,6 +107,29 @@ mod tests {
         assert_eq!((r[1].t_start_ns, r[1].t_end_ns), (100_000_000, 300_000_000));
         assert!((r[1].syscalls - 100.0).abs() < 1e-9);
         assert_eq!(r[1].bytes(Class::ZeroCopy), 0.0);
+    }
+
+    #[test]
+    fn samples_carry_io_uring_bytes_but_not_as_syscalls() {
+        use zc_trace_common::{SyscallKey, SyscallStats, syscalls as nr, uring};
+        let row = |nr: u32, kind: FdKind, count: u64, bytes: u64| {
+            let stats = SyscallStats {
+                count,
+                bytes,
+                ..Default::default()
+            };
+            (SyscallKey::new(0, nr, kind, FdKind::None), stats)
+        };
+        let counters = Counters {
+            syscalls: vec![
+                row(nr::IO_URING_ENTER, FdKind::Other, 4, 0),
+                row(uring::nr(uring::op::READ), FdKind::File, 4, 4096),
+            ],
+            ..Default::default()
+        };
+        let s = sample(&counters, 1);
+        assert_eq!(s.syscalls, 4);
+        assert_eq!(s.bytes.copied_to_user, 4096);
     }
 
     #[test]

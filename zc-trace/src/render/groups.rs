@@ -1,6 +1,7 @@
 //! The syscall table's grouping, shared by the summary and the HTML: the
 //! copying calls first, then zero-copy, mapping and everything else, each
-//! group busiest first, the long tail of "other" folded.
+//! group busiest first, the long tail of "other" folded; then the io_uring
+//! requests by opcode.
 
 use zc_trace_common::syscalls::Class;
 
@@ -11,19 +12,39 @@ use super::format::{bytes, duration_ns, grouped};
 /// "other" rows shown before the rest are folded.
 pub const OTHER_ROWS: usize = 8;
 
+/// Title of the group of io_uring requests (by opcode, after the syscalls).
+pub const URING_GROUP: &str = "io_uring requests (by opcode, completed)";
+
 pub struct Group<'a> {
     pub title: &'static str,
     /// Rows shown, busiest first.
     pub shown: Vec<(&'a str, &'a SyscallEntry)>,
     /// Rows folded away (only ever in "other").
     pub folded: Vec<(&'a str, &'a SyscallEntry)>,
+    /// False for io_uring requests, whose time is not measured.
+    pub timed: bool,
+}
+
+/// Rows busiest first, then by name.
+fn busiest_first<'a>(rows: &mut [(&'a str, &'a SyscallEntry)]) {
+    rows.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(b.0)));
 }
 
 /// The non-empty groups of a report, in display order: one per distinct
-/// `Look::group` of the classes, "other" (and only it) folded.
+/// `Look::group` of the classes, "other" (and only it) folded, then the
+/// io_uring requests.
 pub fn groups(r: &Report) -> Vec<Group<'_>> {
     let mut titles: Vec<&'static str> = Class::ALL.iter().map(|c| c.look().group).collect();
     titles.dedup();
+    let mut requests: Vec<(&str, &SyscallEntry)> =
+        r.io_uring.iter().map(|(n, e)| (n.as_str(), e)).collect();
+    busiest_first(&mut requests);
+    let uring = (!requests.is_empty()).then_some(Group {
+        title: URING_GROUP,
+        shown: requests,
+        folded: Vec::new(),
+        timed: false,
+    });
     titles
         .into_iter()
         .filter_map(|title| {
@@ -36,7 +57,7 @@ pub fn groups(r: &Report) -> Vec<Group<'_>> {
             if rows.is_empty() {
                 return None;
             }
-            rows.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(b.0)));
+            busiest_first(&mut rows);
             let folds = rows.iter().any(|(_, e)| e.class == Class::Other);
             let folded = if folds && rows.len() > OTHER_ROWS {
                 rows.split_off(OTHER_ROWS)
@@ -47,13 +68,17 @@ pub fn groups(r: &Report) -> Vec<Group<'_>> {
                 title,
                 shown: rows,
                 folded,
+                timed: true,
             })
         })
+        .chain(uring)
         .collect()
 }
 
 /// The derived cells of one syscall row, alike in every renderer.
 pub struct Cells {
+    /// Time in the kernel, or "-" when not measured (io_uring requests).
+    pub time: String,
     /// Mean time per call, or "-" when nothing was timed.
     pub avg: String,
     /// Bytes, or "-" for a call whose return is not a byte count.
@@ -62,13 +87,16 @@ pub struct Cells {
     pub kinds: Vec<String>,
 }
 
-pub fn cells(e: &SyscallEntry) -> Cells {
+pub fn cells(e: &SyscallEntry, timed: bool) -> Cells {
     let c = &e.counts;
+    let avg = c.time_ns.checked_div(c.count).filter(|_| timed);
     Cells {
-        avg: c
-            .time_ns
-            .checked_div(c.count)
-            .map_or_else(|| "-".into(), duration_ns),
+        time: if timed {
+            duration_ns(c.time_ns)
+        } else {
+            "-".into()
+        },
+        avg: avg.map_or_else(|| "-".into(), duration_ns),
         bytes: if e.class == Class::Other && c.bytes == 0 {
             "-".into()
         } else {
@@ -120,5 +148,25 @@ mod tests {
         assert_eq!(g[2].shown.len(), OTHER_ROWS);
         assert_eq!(g[2].shown[0].0, "other9");
         assert_eq!(g[2].folded.len(), 2);
+        assert!(g.iter().all(|g| g.timed));
+
+        r.io_uring.insert(
+            "READ".into(),
+            SyscallEntry {
+                class: "copy_to_user".into(),
+                counts: Counts {
+                    count: 4,
+                    bytes: 4096,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        let g = groups(&r);
+        let last = g.last().unwrap();
+        assert_eq!((last.title, last.timed), (URING_GROUP, false));
+        assert_eq!(last.shown[0].0, "READ");
+        let c = cells(last.shown[0].1, last.timed);
+        assert_eq!((c.time.as_str(), c.avg.as_str()), ("-", "-"));
     }
 }

@@ -258,7 +258,7 @@ fn syscalls(s: &mut String, r: &Report) {
     for group in groups(r) {
         let _ = writeln!(s, "<tr class=group><td colspan=7>{}</td></tr>", group.title);
         for (name, e) in &group.shown {
-            syscall_row(s, name, e);
+            syscall_row(s, name, e, group.timed);
         }
         folded.extend(group.folded);
     }
@@ -272,15 +272,15 @@ fn syscalls(s: &mut String, r: &Report) {
             grouped(calls)
         );
         for (name, e) in folded {
-            syscall_row(s, name, e);
+            syscall_row(s, name, e, true);
         }
         let _ = writeln!(s, "</table></details>");
     }
 }
 
-fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
+fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry, timed: bool) {
     let c = &e.counts;
-    let cells = cells(e);
+    let cells = cells(e, timed);
     let kinds: Vec<String> = cells.kinds.iter().map(|k| esc(k)).collect();
     let _ = writeln!(
         s,
@@ -291,7 +291,7 @@ fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
         grouped(c.count),
         grouped(c.errors),
         cells.bytes,
-        duration_ns(c.time_ns),
+        cells.time,
         cells.avg,
         kinds.join(", ")
     );

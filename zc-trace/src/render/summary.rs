@@ -143,7 +143,7 @@ fn syscalls(s: &mut String, r: &Report) {
     for group in groups(r) {
         let _ = writeln!(s, "  {}", group.title);
         for (name, e) in &group.shown {
-            syscall_row(s, name, e);
+            syscall_row(s, name, e, group.timed);
         }
         if !group.folded.is_empty() {
             let calls: u64 = group.folded.iter().map(|(_, e)| e.counts.count).sum();
@@ -249,9 +249,9 @@ fn exit_line(r: &Report) -> String {
     }
 }
 
-fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
+fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry, timed: bool) {
     let c = &e.counts;
-    let cells = cells(e);
+    let cells = cells(e, timed);
     let _ = writeln!(
         s,
         "    {:<16} {:>10} {:>7} {:>11} {:>10} {:>9}  {}",
@@ -259,7 +259,7 @@ fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
         grouped(c.count),
         grouped(c.errors),
         cells.bytes,
-        duration_ns(c.time_ns),
+        cells.time,
         cells.avg,
         cells.kinds.join(", ")
     );

@@ -1,6 +1,7 @@
 //! Chart 3, the syscalls: calls, bytes and kernel time of the busiest
 //! syscalls, grouped by class in the order of the summary (copying,
-//! zero-copy, mapping, other) and coloured by it.
+//! zero-copy, mapping, other) and coloured by it; then the io_uring
+//! requests by opcode, as in the summary's last group.
 
 use anyhow::Result;
 use plotters::prelude::*;
@@ -108,6 +109,22 @@ pub fn rows(r: &Report, figure: Figure) -> (Vec<Row<'_>>, Option<(usize, Counts)
     (all, rest)
 }
 
+/// io_uring opcodes drawn at most.
+pub const TOP_REQUESTS: usize = 8;
+
+/// The io_uring requests' rows, "io_uring OPCODE", busiest first: the same
+/// in every panel, below the syscalls.
+pub fn requests(r: &Report) -> Vec<(String, &SyscallEntry)> {
+    let mut all: Vec<(String, &SyscallEntry)> = r
+        .io_uring
+        .iter()
+        .map(|(op, e)| (format!("io_uring {op}"), e))
+        .collect();
+    all.sort_by(|a, b| b.1.counts.count.cmp(&a.1.counts.count).then(a.0.cmp(&b.0)));
+    all.truncate(TOP_REQUESTS);
+    all
+}
+
 /// The bars of one panel, with the rest summed last.
 fn bars(r: &Report, figure: Figure) -> (Vec<Bar>, Option<usize>) {
     let (top, rest) = rows(r, figure);
@@ -131,6 +148,14 @@ fn bars(r: &Report, figure: Figure) -> (Vec<Bar>, Option<usize>) {
     // panel of twenty and the panels read side by side.
     let full = bars.len().max(TOP + 1);
     bars.resize_with(full, || Bar::single("", 0.0, REST, ""));
+    // A request's time is not measured: its row shows "-".
+    for (name, e) in requests(r) {
+        let (v, text) = match figure {
+            Figure::Time => (0, "-".to_owned()),
+            _ => (figure.of(&e.counts), figure.text(figure.of(&e.counts))),
+        };
+        bars.push(Bar::single(name, v as f64, class_colour(e.class), text));
+    }
     (bars, rest.map(|(n, _)| n))
 }
 
@@ -148,6 +173,9 @@ where
     );
     if r.syscalls.len() > TOP {
         subtitle += &format!("; each panel shows its own top {TOP}, grouped by class");
+    }
+    if !r.io_uring.is_empty() {
+        subtitle += "; then io_uring requests by opcode (time not measured)";
     }
     let body = header(root, &title(NAME, r), &subtitle)?;
     if r.syscalls.is_empty() {
@@ -188,7 +216,11 @@ where
     // colour the chart does not show.
     let mut items: Vec<(String, RGBColor)> = Class::ALL
         .into_iter()
-        .filter(|class| r.syscalls.values().any(|e| e.class == *class))
+        .filter(|class| {
+            (r.syscalls.values())
+                .chain(r.io_uring.values())
+                .any(|e| e.class == *class)
+        })
         .map(|class| (class.look().legend.to_owned(), class_colour(class)))
         .collect();
     if summed {

@@ -70,6 +70,7 @@ pub(crate) fn report(duration_ns: u64, n: usize) -> Report {
         ppid: 1,
         comm: "cp".into(),
         syscalls: r.syscalls.clone(),
+        io_uring: Default::default(),
         totals: r.totals,
         summed: 0,
     });
@@ -315,6 +316,32 @@ fn syscall_rows_are_capped_and_grouped() {
         ranks.windows(2).all(|w| w[0] <= w[1]),
         "grouped by class: {ranks:?}"
     );
+    assert!(syscalls::requests(&r).is_empty());
+}
+
+#[test]
+fn io_uring_requests_follow_the_syscalls() {
+    let mut r = report(2_000_000_000, 20);
+    for (op, count) in (0..12).map(|i| (format!("OP_{i}"), i + 1)) {
+        let e = SyscallEntry {
+            counts: Counts {
+                count,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        r.io_uring.insert(op, e);
+    }
+    let rows = syscalls::requests(&r);
+    assert_eq!(rows.len(), syscalls::TOP_REQUESTS);
+    assert_eq!(rows[0].0, "io_uring OP_11", "busiest first");
+    let svgs = run_svgs(&r).unwrap();
+    let drawn = svgs.iter().any(|(_, svg)| {
+        let doc = check_svg(svg);
+        let text: String = doc.descendants().filter_map(|n| n.text()).collect();
+        text.contains("io_uring OP_11")
+    });
+    assert!(drawn, "the syscalls chart draws the requests");
 }
 
 /// Issue 10 item 8: a rarely called syscall that took the time (wait4) is
