@@ -97,7 +97,7 @@ fn issue10_rt_sigreturn_is_named_and_not_a_loss() {
     let cmd: Vec<String> = ["bash", "-c", "trap : USR1; kill -USR1 $$; kill -USR1 $$"]
         .map(String::from)
         .to_vec();
-    for flags in [&[][..], &["--no-latency"][..]] {
+    for flags in [&[][..], &["--latency"][..]] {
         let t = run_traced(&dir, "trap", flags, &cmd);
         assert!(t.status.success(), "{flags:?}: {}", t.stderr);
         let s = syscall_stats(t.report.syscalls(), "rt_sigreturn");

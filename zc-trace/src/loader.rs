@@ -67,19 +67,13 @@ pub struct Probes {
     pub ebpf: Ebpf,
     /// What this run lacks, one line per missing optional hook.
     pub missing: Vec<String>,
-    /// Keeps the kernel's BPF run-time statistics on while open
-    /// (BPF_ENABLE_STATS is reference-counted and ends with the last fd,
-    /// so nothing needs restoring, even after a crash).
-    stats: Option<std::os::fd::OwnedFd>,
 }
 
 impl Probes {
-    /// Run count and run time of every attached program so far.
+    /// Run count and run time of every attached program so far (they grow
+    /// only while BPF run-time statistics are on: see bpf_stats.rs).
     pub fn cost(&self) -> crate::model::report::Cost {
-        let mut cost = crate::model::report::Cost {
-            bpf_stats: self.stats.is_some(),
-            ..Default::default()
-        };
+        let mut cost = crate::model::report::Cost::default();
         for (name, program) in self.ebpf.programs() {
             let Ok(info) = program.info() else { continue };
             let (events, run_time_ns) = (info.run_count(), info.run_time().as_nanos() as u64);
@@ -102,8 +96,6 @@ pub struct LoadOptions {
     pub follow_forks: bool,
     /// Time each syscall (attaches sys_enter: a second program run per call).
     pub timed: bool,
-    /// Keep BPF run-time statistics for the run's cost report.
-    pub stats: bool,
     pub offsets: KernelOffsets,
 }
 
@@ -201,17 +193,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
             }
         }
     }
-    // Statistics from here on: only while this run's probes are attached.
-    let stats = if opts.stats {
-        aya::sys::enable_stats(aya::sys::Stats::RunTime).ok()
-    } else {
-        None
-    };
-    Ok(Probes {
-        ebpf,
-        missing,
-        stats,
-    })
+    Ok(Probes { ebpf, missing })
 }
 
 fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook) -> Result<(), String> {

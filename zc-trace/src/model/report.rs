@@ -43,8 +43,19 @@ pub struct Report {
 /// statistics (BPF_ENABLE_STATS) and the collector's rusage.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cost {
-    /// False when the kernel refused to collect BPF run-time statistics.
+    /// False when BPF run-time statistics were not collected (--no-cost,
+    /// or the kernel refused them).
     pub bpf_stats: bool,
+    /// "sampled": the statistics were on in short windows
+    /// (`bpf_stats_on_ns` of the `bpf_stats_live_ns` the probes were live)
+    /// and the figures below are scaled up to the whole run; "always":
+    /// on all run long, exact (--exact-cost); "off" (--no-cost).
+    #[serde(default)]
+    pub bpf_stats_mode: String,
+    #[serde(default)]
+    pub bpf_stats_on_ns: u64,
+    #[serde(default)]
+    pub bpf_stats_live_ns: u64,
     /// Probe runs, all programs, for every process of the machine (the
     /// filter runs even for processes that are not traced).
     pub bpf_events: u64,
@@ -62,6 +73,49 @@ pub struct ProgramCost {
 }
 
 impl Cost {
+    /// Scales the probes' runs and run time by `factor` (statistics that
+    /// were on for 1/factor of the run).
+    pub fn scale(&mut self, factor: f64) {
+        let by = |n: &mut u64| *n = (*n as f64 * factor).round() as u64;
+        by(&mut self.bpf_events);
+        by(&mut self.bpf_run_time_ns);
+        for p in &mut self.programs {
+            by(&mut p.events);
+            by(&mut p.run_time_ns);
+        }
+    }
+
+    /// Adds what the programs' figures grew by from `then` to `now` (two
+    /// readings of the same programs).
+    pub fn add_growth(&mut self, now: &Cost, then: &Cost) {
+        for p in &now.programs {
+            let before = then.programs.iter().find(|q| q.program == p.program);
+            let events = p.events - before.map_or(0, |q| q.events.min(p.events));
+            let run_time_ns =
+                p.run_time_ns - before.map_or(0, |q| q.run_time_ns.min(p.run_time_ns));
+            self.bpf_events += events;
+            self.bpf_run_time_ns += run_time_ns;
+            match self.programs.iter_mut().find(|q| q.program == p.program) {
+                Some(q) => {
+                    q.events += events;
+                    q.run_time_ns += run_time_ns;
+                }
+                None => self.programs.push(ProgramCost {
+                    program: p.program.clone(),
+                    events,
+                    run_time_ns,
+                }),
+            }
+        }
+        self.programs
+            .sort_by_key(|p| std::cmp::Reverse(p.run_time_ns));
+    }
+
+    /// Whether the probes' figures are estimates from sampled windows.
+    pub fn sampled(&self) -> bool {
+        self.bpf_stats_mode == "sampled"
+    }
+
     pub fn ns_per_event(&self) -> f64 {
         if self.bpf_events == 0 {
             0.0
