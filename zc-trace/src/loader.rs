@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use aya::{Btf, Ebpf, EbpfLoader, programs::BtfTracePoint};
-use zc_trace_common::{PIDS_PER_SLOT, limits, totals};
+use zc_trace_common::{PIDS_PER_SLOT, latency, limits, totals};
 
 use crate::{btf::KernelOffsets, error::failure};
 
@@ -147,6 +147,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .map_max_entries("TOTALS", totals::SLOTS * cpus)
         .map_max_entries("EVENT_TOTALS", cpus)
         .map_max_entries("INFLIGHT", if opts.timed { inflight_slots } else { 1 })
+        // Only timed calls have a bucket; per-CPU memory is slow to get.
+        .map_max_entries("LATENCY", if opts.timed { latency::SLOTS } else { 1 })
         .load(OBJECT)
         .map_err(|e| {
             failure(

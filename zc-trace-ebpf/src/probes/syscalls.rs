@@ -68,6 +68,14 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
         0
     };
     let failed = (-4095..0).contains(&ret) && !is_sigreturn(id);
+    let moved = !failed && ret > 0;
+    // Before the fd kinds: the verifier then checks the message loop on
+    // few paths (one per kind pair after it would take ~0.1 s at load).
+    let mmsg = if moved && (id == nr::RECVMMSG || id == nr::SENDMMSG) {
+        mmsg_bytes(arg(regs, 1), ret as u64)
+    } else {
+        0
+    };
 
     let shape = shape(id);
     let dst_kind = match shape.dst_fd {
@@ -86,16 +94,14 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
         Some(i) => fd_kind(arg(regs, i)),
         None => FdKind::None,
     };
-    let bytes = if failed || ret <= 0 {
+    let bytes = if !moved {
         0
     } else if shape.ret_is_bytes {
         ret as u64
     } else if id == nr::MMAP && dst_kind != FdKind::None {
         arg(regs, 1)
-    } else if id == nr::RECVMMSG || id == nr::SENDMMSG {
-        mmsg_bytes(arg(regs, 1), ret as u64)
     } else {
-        0
+        mmsg
     };
     let key = SyscallKey::new(tgid, id, dst_kind, src_kind);
     record(&key, SyscallStats::one_call(failed, bytes, time_ns));
