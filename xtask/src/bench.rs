@@ -607,6 +607,10 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
             Err(e) => extra_errors.push(format!("collector CPU: {e:#}")),
         }
     }
+    match ctx.cpu_with_processes(if args.quick { 2_500 } else { 10_000 }) {
+        Ok(w) => collector.push(w),
+        Err(e) => extra_errors.push(format!("collector CPU with processes: {e:#}")),
+    }
     let neighbour = ctx.neighbour(rounds);
     let load_end = loadavg();
     let measure_s = measuring.elapsed().as_secs_f64();
@@ -1037,6 +1041,39 @@ impl Ctx {
                 .join(" "),
             window_s: (t1 - t0).as_secs_f64(),
             cpu_ns: c1.saturating_sub(c0),
+            json: Some(z),
+        })
+    }
+
+    /// zc-trace's CPU over a whole run that starts `n` short-lived
+    /// processes (the report's collector CPU over its duration: folding
+    /// exited processes is the work that grows with them).
+    fn cpu_with_processes(&self, n: u64) -> Result<CpuWindow> {
+        let json = self.scratch.join(format!("{}.json", self.tag()));
+        let script = format!("for i in $(seq {n}); do {}; done", self.truecmd.display());
+        let argv: Vec<OsString> = vec![
+            self.zc.clone().into(),
+            "--quiet".into(),
+            "--json".into(),
+            json.clone().into(),
+            "--".into(),
+            "bash".into(),
+            "-c".into(),
+            script.into(),
+        ];
+        let fin = proc::run(&argv, Duration::from_secs(600))?;
+        fin.check()?;
+        let z = read_zc_json(&json)?;
+        let _ = std::fs::remove_file(&json);
+        let cpu_ns = z
+            .cost
+            .as_ref()
+            .and_then(|c| c["collector_cpu_ns"].as_u64())
+            .ok_or_else(|| anyhow!("zc-trace's report has no collector CPU"))?;
+        Ok(CpuWindow {
+            target: format!("bash: {n} x true"),
+            window_s: z.duration_ns as f64 / 1e9,
+            cpu_ns,
             json: Some(z),
         })
     }

@@ -5,13 +5,14 @@
 //! twice (~40 ns on a VM with retpolines), and sys_exit runs for every
 //! syscall of every process on the machine: kept on, the statistics alone
 //! would cost the whole machine more than the probes' own filter. By
-//! default they are on in windows of WINDOW, DUTY of the time (2%). The programs'
+//! default they are on in windows of WINDOW (10 ms), DUTY of the time (2%). The programs'
 //! run counts and run times are read as each window opens and closes, and
 //! what they grew by inside the windows, scaled by the time the probes
 //! were live over the time the statistics were on, estimates the whole
 //! run. (Only the windows count: another tool may turn the statistics on
 //! too, since they are global.) The first window opens when the probes go
-//! live: a run shorter than WINDOW is measured exactly.
+//! live: a run shorter than WINDOW is measured exactly. Each window costs
+//! the collector two readings of every program's figures.
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::{loader::Probes, model::report::Cost};
 
 /// How long each window of statistics is meant to last.
-pub const WINDOW: Duration = Duration::from_millis(5);
+pub const WINDOW: Duration = Duration::from_millis(10);
 /// The share of the run the statistics are on. A window that closes late
 /// (a busy machine wakes the collector late) is followed by a longer gap,
 /// so the share holds.

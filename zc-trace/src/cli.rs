@@ -82,7 +82,7 @@ pub struct Cli {
     pub no_latency: bool,
 
     /// Do not measure zc-trace's own cost at all (by default BPF run-time
-    /// statistics are on 2% of the time, in 5 ms windows, and scaled).
+    /// statistics are on 2% of the time, in 10 ms windows, and scaled).
     #[arg(long)]
     pub no_cost: bool,
 

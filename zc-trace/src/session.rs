@@ -349,7 +349,7 @@ async fn trace_loop(
         tokio::select! {
             _ = tick.tick() => {
                 collector.fold_exited()?;
-                samples.push(timeline::sample(&collector.read(), started.elapsed().as_nanos() as u64));
+                samples.push(timeline::sample(&collector.totals(), started.elapsed().as_nanos() as u64));
                 if !wrap && !collector.live_targets().into_iter().any(target::is_alive) {
                     break End::TargetsExited;
                 }

@@ -590,14 +590,20 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
                 );
             }
         }
+        let what = if w.target.starts_with("sleep") {
+            "idle target"
+        } else if w.target.starts_with("bash") {
+            how = format!(
+                "zc-trace's report: collector CPU over the whole {:.1} s run of `{}`",
+                w.window_s, w.target
+            );
+            "short-lived processes"
+        } else {
+            "busy target"
+        };
         let _ = writeln!(
             m,
-            "| collector CPU per second, {} target | {per_s:.1} ms/s | {how} |",
-            if w.target.starts_with("sleep") {
-                "idle"
-            } else {
-                "busy"
-            }
+            "| collector CPU per second, {what} | {per_s:.1} ms/s | {how} |"
         );
     }
     for e in &r.extra_errors {
@@ -752,7 +758,9 @@ fn bpf_cost(m: &mut String, r: &Results) {
             m,
             "### BPF cost per program (zc-trace's report `cost`, dd bs=1 runs)\n\n\
              Events count every run of the program on the machine (the filter runs for untraced \
-             processes too); the kernel's BPF run-time statistics add a little time of their own.\n\n\
+             processes too); the kernel's BPF run-time statistics add a little time of their own. \
+             By default they are sampled (on 2% of the time) and the figures scaled: the events per \
+             run against the syscalls per run show how far the estimate is off.\n\n\
              | config | program | events per run (median) | ns per event |\n|---|---|---:|---:|\n{cost_rows}"
         );
     }

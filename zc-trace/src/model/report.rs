@@ -50,11 +50,13 @@ pub struct Cost {
     /// (`bpf_stats_on_ns` of the `bpf_stats_live_ns` the probes were live)
     /// and the figures below are scaled up to the whole run; "always":
     /// on all run long, exact (--exact-cost); "off" (--no-cost).
-    #[serde(default)]
+    /// (Absent from reports written before issue 12, which kept the
+    /// statistics on all run long: such a report is written back as read.)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bpf_stats_mode: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub bpf_stats_on_ns: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub bpf_stats_live_ns: u64,
     /// Probe runs, all programs, for every process of the machine (the
     /// filter runs even for processes that are not traced).
