@@ -10,7 +10,10 @@
 //! what they grew by inside the windows, scaled by the time the probes
 //! were live over the time the statistics were on, estimates the whole
 //! run. (Only the windows count: another tool may turn the statistics on
-//! too, since they are global.) The first window opens when the probes go
+//! too, since they are global.) The syscall probes run once per call of a
+//! traced process, which zc-trace counts exactly: only their runs for
+//! other processes are scaled, and their time is their time per run in
+//! the windows times the runs so estimated. The first window opens when the probes go
 //! live: a run shorter than WINDOW is measured exactly. Each window costs
 //! the collector two readings of every program's figures.
 
@@ -70,6 +73,10 @@ pub struct StatsWindows<'p> {
     at_open: Cost,
     /// What they grew by in the windows closed so far.
     in_windows: Cost,
+    /// Calls of the traced processes (exactly counted) as the current
+    /// window opened, and in the windows closed so far.
+    traced_at_open: u64,
+    traced_in_windows: u64,
 }
 
 impl<'p> StatsWindows<'p> {
@@ -88,9 +95,11 @@ impl<'p> StatsWindows<'p> {
             enabled: false,
             at_open: Cost::default(),
             in_windows: Cost::default(),
+            traced_at_open: 0,
+            traced_in_windows: 0,
         };
         if mode != StatsMode::Off {
-            w.open();
+            w.open(0);
         }
         w
     }
@@ -106,28 +115,31 @@ impl<'p> StatsWindows<'p> {
         })
     }
 
-    /// Closes the open window or opens the next, as the schedule says.
-    pub fn toggle(&mut self) {
+    /// Closes the open window or opens the next, as the schedule says;
+    /// `traced` is the number of calls the traced processes made so far.
+    pub fn toggle(&mut self, traced: u64) {
         if self.fd.is_some() {
-            self.close();
+            self.close(traced);
         } else {
-            self.open();
+            self.open(traced);
         }
     }
 
-    fn open(&mut self) {
+    fn open(&mut self, traced: u64) {
         self.fd = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         self.opened = Instant::now();
         self.enabled |= self.fd.is_some();
         self.at_open = self.probes.cost();
+        self.traced_at_open = traced;
     }
 
-    fn close(&mut self) {
+    fn close(&mut self, traced: u64) {
         if self.fd.is_none() {
             return;
         }
         self.in_windows
             .add_growth(&self.probes.cost(), &self.at_open);
+        self.traced_in_windows += traced.saturating_sub(self.traced_at_open);
         self.fd = None;
         self.closed = Instant::now();
         self.last_len = self.closed - self.opened;
@@ -135,9 +147,10 @@ impl<'p> StatsWindows<'p> {
     }
 
     /// Ends the schedule: the run's cost as the windows saw it, scaled
-    /// up to the whole run when they were sampled.
-    pub fn finish(mut self) -> Cost {
-        self.close();
+    /// up to the whole run when they were sampled. `traced` is the number
+    /// of calls the traced processes made in the whole run.
+    pub fn finish(mut self, traced: u64) -> Cost {
+        self.close(traced);
         let live = self.live_since.elapsed();
         let mut cost = self.in_windows;
         cost.bpf_stats = self.enabled;
@@ -145,7 +158,8 @@ impl<'p> StatsWindows<'p> {
         cost.bpf_stats_on_ns = self.on.as_nanos() as u64;
         cost.bpf_stats_live_ns = live.as_nanos() as u64;
         if self.mode == StatsMode::Sampled && self.enabled {
-            cost.scale(live.as_secs_f64() / self.on.as_secs_f64().max(1e-9));
+            let factor = live.as_secs_f64() / self.on.as_secs_f64().max(1e-9);
+            cost.scale(factor, traced, self.traced_in_windows);
         }
         cost
     }

@@ -249,7 +249,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         .into_iter()
         .map(|(nr, buckets)| (crate::model::syscall_name(nr), buckets))
         .collect();
-    report.cost = stats.finish();
+    report.cost = stats.finish(counters.calls());
     report.cost.collector_cpu_ns = own_cpu_ns().saturating_sub(cpu_at_start);
     drop(probes);
     Ok(Traced {
@@ -364,7 +364,7 @@ async fn trace_loop(
                 break End::Duration;
             }
             _ = sleep_until_toggle(stats.next_toggle()), if stats.next_toggle().is_some() => {
-                stats.toggle();
+                stats.toggle(collector.totals().calls());
             }
         }
     };

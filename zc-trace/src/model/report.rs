@@ -75,16 +75,27 @@ pub struct ProgramCost {
 }
 
 impl Cost {
-    /// Scales the probes' runs and run time by `factor` (statistics that
-    /// were on for 1/factor of the run).
-    pub fn scale(&mut self, factor: f64) {
-        let by = |n: &mut u64| *n = (*n as f64 * factor).round() as u64;
-        by(&mut self.bpf_events);
-        by(&mut self.bpf_run_time_ns);
+    /// Scales runs and run time seen while the statistics were on (for
+    /// 1/factor of the run) up to the whole run. The syscall probes ran
+    /// once per call of the traced processes, `traced` calls in all
+    /// (`traced_seen` while on): only their other runs are scaled, and
+    /// their time follows their runs at the time per run seen.
+    pub fn scale(&mut self, factor: f64, traced: u64, traced_seen: u64) {
+        let scaled = |n: u64| (n as f64 * factor).round() as u64;
         for p in &mut self.programs {
-            by(&mut p.events);
-            by(&mut p.run_time_ns);
+            let events = if p.program == "sys_exit" || p.program == "sys_enter" {
+                traced + scaled(p.events.saturating_sub(traced_seen))
+            } else {
+                scaled(p.events)
+            };
+            p.run_time_ns = match p.events {
+                0 => 0,
+                seen => (p.run_time_ns as f64 * events as f64 / seen as f64).round() as u64,
+            };
+            p.events = events;
         }
+        self.bpf_events = self.programs.iter().map(|p| p.events).sum();
+        self.bpf_run_time_ns = self.programs.iter().map(|p| p.run_time_ns).sum();
     }
 
     /// Adds what the programs' figures grew by from `then` to `now` (two
@@ -438,5 +449,33 @@ mod tests {
         assert_eq!(b.of(Class::Mapping), 8);
         assert_eq!(b.of(Class::Other), 0);
         assert_eq!(b.total(), 15);
+    }
+
+    /// Sampled statistics: the syscall probes' runs for the traced calls
+    /// are the exact count, only their other runs are scaled (and their
+    /// time follows at the time per run seen); other programs are scaled.
+    #[test]
+    fn sampled_cost_scales_only_what_was_not_counted() {
+        let program = |name: &str, events, run_time_ns| ProgramCost {
+            program: name.into(),
+            events,
+            run_time_ns,
+        };
+        let mut c = Cost {
+            programs: vec![
+                program("sys_exit", 150, 15_000),
+                program("sched_switch", 10, 500),
+            ],
+            ..Default::default()
+        };
+        // On 1/50 of the run; 100 of the 150 sys_exit runs seen were
+        // traced calls, of 10,000 in the run.
+        c.scale(50.0, 10_000, 100);
+        assert_eq!(c.programs[0].events, 10_000 + 50 * 50);
+        assert_eq!(c.programs[0].run_time_ns, 100 * 12_500);
+        assert_eq!(c.programs[1].events, 500);
+        assert_eq!(c.programs[1].run_time_ns, 25_000);
+        assert_eq!(c.bpf_events, 13_000);
+        assert_eq!(c.bpf_run_time_ns, 1_275_000);
     }
 }
