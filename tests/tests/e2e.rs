@@ -651,3 +651,65 @@ fn ctrl_c_leaves_no_process_behind() {
     let r = Report::load(&json);
     assert_eq!(r.0["schema_version"], 2);
 }
+
+/// Every process under `pid`, children first.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut all = children(pid);
+    let mut i = 0;
+    while i < all.len() {
+        all.extend(children(all[i]));
+        i += 1;
+    }
+    all
+}
+
+/// Whether process `pid` holds an fd that keeps the kernel's BPF run-time
+/// statistics on.
+fn holds_bpf_stats(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| target.to_string_lossy().contains("bpf-stats"))
+}
+
+/// The BPF statistics cost every probe run two clock reads, so only
+/// zc-trace itself may keep them on (by default in short windows): its
+/// guard process and the command must not inherit the fd that does, or
+/// they stay on as long as the command runs.
+#[test]
+fn bpf_stats_stay_with_zc_trace() {
+    if !require_root("bpf_stats_stay_with_zc_trace") {
+        return;
+    }
+    // --exact-cost: zc-trace holds the fd all run long, so a leak is seen.
+    let mut tracer = Proc::spawn(
+        Command::new(tracer_bin())
+            .args(["--exact-cost", "--summary", "/dev/null", "--"])
+            .args(["sleep", "2"]),
+    );
+    tracer.wait_for_line(TRACING_LINE, Duration::from_secs(20));
+    // It turns them on as its sampling loop starts, just after that line.
+    wait_until(
+        "zc-trace --exact-cost to turn the statistics on",
+        Duration::from_secs(10),
+        || holds_bpf_stats(tracer.pid()),
+    );
+    let others = descendants(tracer.pid());
+    let leaked: Vec<i32> = others
+        .iter()
+        .copied()
+        .filter(|&p| holds_bpf_stats(p))
+        .collect();
+    assert!(!others.is_empty(), "the guard and the command run");
+    assert!(
+        leaked.is_empty(),
+        "processes {leaked:?} of {others:?} hold the BPF statistics' fd"
+    );
+    assert!(
+        tracer.wait_or_kill(Duration::from_secs(30)).success(),
+        "{}",
+        tracer.stderr()
+    );
+}

@@ -112,8 +112,6 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         eprintln!("zc-trace: warning: {m}");
     }
     let mut collector = Collector::new(&mut probes)?;
-    // Statistics only while this run's probes are attached.
-    let mut stats = StatsWindows::start(opts.cost, &probes);
 
     // Ctrl-C and SIGTERM must be caught from the moment we say "tracing":
     // the default action would kill us and lose the report.
@@ -185,6 +183,11 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             (pid, None, None)
         }
     };
+    // Statistics from here on, while this run's probes are attached: not
+    // before the command is spawned, or the guard process (a fork that
+    // never execs) would hold the statistics' fd, and keep them on, all
+    // run long.
+    let mut stats = StatsWindows::start(opts.cost, &probes);
     let started = Instant::now();
     let cpu_at_start = own_cpu_ns();
     let started_at_unix_ms = SystemTime::now()
