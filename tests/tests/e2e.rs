@@ -145,27 +145,7 @@ fn check_totals(r: &Report) {
         switches >= 2 * syscalls,
         "mode_switches {switches} < 2 x syscalls {syscalls}"
     );
-    // The tracer's own cost: sys_exit ran at least once per counted call
-    // (it runs for every process on the machine, traced or not).
-    assert_eq!(
-        r.0["cost"]["bpf_stats"], true,
-        "BPF run-time statistics are on"
-    );
-    let sys_exit = r.0["cost"]["programs"]
-        .as_array()
-        .expect("cost.programs")
-        .iter()
-        .find(|p| p["program"] == "sys_exit")
-        .expect("sys_exit's cost");
-    let exits = ["exit", "exit_group"]
-        .iter()
-        .map(|n| r.0["syscalls"][n]["count"].as_u64().unwrap_or(0))
-        .sum::<u64>();
-    assert!(
-        u64_field(sys_exit, "/events") >= syscalls - exits,
-        "sys_exit ran fewer times than the calls it counted"
-    );
-    assert!(u64_field(sys_exit, "/run_time_ns") > 0);
+    check_cost(r, syscalls);
 
     // Every timed call is in its syscall's latency histogram, once; calls
     // whose entry was not seen (in progress at attach: a note says how
@@ -201,6 +181,56 @@ fn check_totals(r: &Report) {
         timed_calls - untimed.min(timed_calls),
         "calls in the latency histograms"
     );
+}
+
+/// The tracer's own cost, as its mode measures it.
+fn check_cost(r: &Report, syscalls: u64) {
+    let cost = &r.0["cost"];
+    let program = |name: &str| {
+        cost["programs"]
+            .as_array()
+            .expect("cost.programs")
+            .iter()
+            .find(|p| p["program"] == name)
+            .unwrap_or_else(|| panic!("{name}'s cost in {cost}"))
+            .clone()
+    };
+    match cost["bpf_stats_mode"]
+        .as_str()
+        .expect("cost.bpf_stats_mode")
+    {
+        // --exact-cost: sys_exit ran at least once per counted call (it
+        // runs for every process on the machine, traced or not).
+        "always" => {
+            assert_eq!(cost["bpf_stats"], true, "BPF run-time statistics are on");
+            let exits = ["exit", "exit_group"]
+                .iter()
+                .map(|n| r.0["syscalls"][n]["count"].as_u64().unwrap_or(0))
+                .sum::<u64>();
+            let sys_exit = program("sys_exit");
+            assert!(
+                u64_field(&sys_exit, "/events") >= syscalls - exits,
+                "sys_exit ran fewer times than the calls it counted"
+            );
+            assert!(u64_field(&sys_exit, "/run_time_ns") > 0);
+        }
+        // The default: on in windows (the first as the probes go live,
+        // when zc-trace's own calls run sys_exit), scaled to the run.
+        "sampled" => {
+            assert_eq!(
+                cost["bpf_stats"], true,
+                "BPF run-time statistics were sampled"
+            );
+            let (on, live) = (
+                u64_field(cost, "/bpf_stats_on_ns"),
+                u64_field(cost, "/bpf_stats_live_ns"),
+            );
+            assert!(on > 0 && on <= live, "statistics on {on} ns of {live}");
+            assert!(u64_field(&program("sys_exit"), "/events") > 0, "{cost}");
+        }
+        "off" => assert_eq!(cost["bpf_stats"], false, "--no-cost"),
+        other => panic!("unknown cost mode {other}"),
+    }
 }
 
 /// Traces `scenario` in wrap mode and checks every declared call exactly
@@ -302,8 +332,9 @@ fn all_unaligned() {
     check_scenario("all_unaligned", "all", 5, 1001, 4, &[]);
 }
 
-/// --no-latency attaches sys_exit alone: the same exact counts and bytes,
-/// and no time.
+/// The default attaches sys_exit alone (--no-latency, kept for scripts,
+/// says the same): the same exact counts and bytes, no time, and a note
+/// saying what is not collected.
 #[test]
 fn all_untimed() {
     let Some(t) = check_scenario("all_untimed", "all", 5, 1001, 4, &["--no-latency"]) else {
@@ -313,6 +344,41 @@ fn all_untimed() {
         t.report.0["totals"]["time_ns"], 0,
         "--no-latency must not time calls"
     );
+    assert_eq!(
+        t.report.0["latency"],
+        serde_json::json!({}),
+        "no histograms"
+    );
+    let notes = t.report.0["notes"].to_string();
+    assert!(notes.contains("calls were not timed"), "{notes}");
+}
+
+/// --latency times every call (sys_enter too), --exact-cost keeps the BPF
+/// statistics on all along: the same exact counts, every call timed once
+/// in its histogram, and the probes' exact run counts.
+#[test]
+fn all_timed_exact_cost() {
+    let Some(t) = check_scenario(
+        "all_timed_exact_cost",
+        "all",
+        5,
+        1001,
+        4,
+        &["--latency", "--exact-cost"],
+    ) else {
+        return;
+    };
+    assert_ne!(t.report.0["totals"]["time_ns"], 0, "--latency times calls");
+    assert_eq!(t.report.0["cost"]["bpf_stats_mode"], "always");
+}
+
+/// --no-cost: no BPF statistics at all, the same exact counts.
+#[test]
+fn all_no_cost() {
+    let Some(t) = check_scenario("all_no_cost", "all", 5, 1001, 4, &["--no-cost"]) else {
+        return;
+    };
+    assert_eq!(t.report.0["cost"]["bpf_stats_mode"], "off");
 }
 
 #[test]
@@ -589,4 +655,66 @@ fn ctrl_c_leaves_no_process_behind() {
     );
     let r = Report::load(&json);
     assert_eq!(r.0["schema_version"], 2);
+}
+
+/// Every process under `pid`, children first.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut all = children(pid);
+    let mut i = 0;
+    while i < all.len() {
+        all.extend(children(all[i]));
+        i += 1;
+    }
+    all
+}
+
+/// Whether process `pid` holds an fd that keeps the kernel's BPF run-time
+/// statistics on.
+fn holds_bpf_stats(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| target.to_string_lossy().contains("bpf-stats"))
+}
+
+/// The BPF statistics cost every probe run two clock reads, so only
+/// zc-trace itself may keep them on (by default in short windows): its
+/// guard process and the command must not inherit the fd that does, or
+/// they stay on as long as the command runs.
+#[test]
+fn bpf_stats_stay_with_zc_trace() {
+    if !require_root("bpf_stats_stay_with_zc_trace") {
+        return;
+    }
+    // --exact-cost: zc-trace holds the fd all run long, so a leak is seen.
+    let mut tracer = Proc::spawn(
+        Command::new(tracer_bin())
+            .args(["--exact-cost", "--summary", "/dev/null", "--"])
+            .args(["sleep", "2"]),
+    );
+    tracer.wait_for_line(TRACING_LINE, Duration::from_secs(20));
+    // It turns them on as its sampling loop starts, just after that line.
+    wait_until(
+        "zc-trace --exact-cost to turn the statistics on",
+        Duration::from_secs(10),
+        || holds_bpf_stats(tracer.pid()),
+    );
+    let others = descendants(tracer.pid());
+    let leaked: Vec<i32> = others
+        .iter()
+        .copied()
+        .filter(|&p| holds_bpf_stats(p))
+        .collect();
+    assert!(!others.is_empty(), "the guard and the command run");
+    assert!(
+        leaked.is_empty(),
+        "processes {leaked:?} of {others:?} hold the BPF statistics' fd"
+    );
+    assert!(
+        tracer.wait_or_kill(Duration::from_secs(30)).success(),
+        "{}",
+        tracer.stderr()
+    );
 }

@@ -182,13 +182,6 @@ fn zc_trace_counts_match_strace_for_all() {
         .chain(scenario_args(&dir, "all", count, size, threads))
         .collect();
     let strace = strace_summary(&cmd, &dir.join("strace-c.txt"));
-    let traced = run_traced(&dir, "all", &[], &cmd);
-    assert!(
-        traced.status.success(),
-        "zc-trace -- zc-workload all: {}\n{}",
-        traced.status,
-        traced.stderr
-    );
 
     // Guard against comparing two empty tables: strace must have seen at
     // least the calls the scenario declares.
@@ -199,14 +192,28 @@ fn zc_trace_counts_match_strace_for_all() {
             "strace -c saw {s:?} {name} calls, fewer than the {calls} (errors {errors}) declared"
         );
     }
-    let problems = disagreements(&strace, &traced.report);
-    assert!(
-        problems.is_empty(),
-        "zc-trace and strace -c disagree on `zc-workload all`:\n{}\n\nzc-trace stderr:\n{}",
-        problems.join("\n"),
-        traced.stderr
-    );
+    for flags in MODES {
+        let traced = run_traced(&dir, "all", flags, &cmd);
+        assert!(
+            traced.status.success(),
+            "zc-trace {flags:?} -- zc-workload all: {}\n{}",
+            traced.status,
+            traced.stderr
+        );
+        let problems = disagreements(&strace, &traced.report);
+        assert!(
+            problems.is_empty(),
+            "zc-trace {flags:?} and strace -c disagree on `zc-workload all`:\n{}\n\nzc-trace stderr:\n{}",
+            problems.join("\n"),
+            traced.stderr
+        );
+    }
 }
+
+/// Every way zc-trace can be set up to trace: the default (untimed,
+/// statistics sampled), every call timed with statistics all along, and
+/// no statistics at all. The counts must not depend on it.
+const MODES: [&[&str]; 3] = [&[], &["--latency", "--exact-cost"], &["--no-cost"]];
 
 /// Where zc-trace's per-syscall counts and errors differ from `strace -c`'s.
 fn disagreements(
@@ -271,12 +278,14 @@ fn zc_trace_counts_match_strace_for_a_bash_trap() {
         Some(2),
         "strace: {strace:?}"
     );
-    let traced = run_traced(&dir, "trap", &[], &cmd);
-    assert!(traced.status.success(), "{}", traced.stderr);
-    let problems = disagreements(&strace, &traced.report);
-    assert!(
-        problems.is_empty(),
-        "zc-trace and strace -c disagree on a bash trap:\n{}",
-        problems.join("\n")
-    );
+    for flags in MODES {
+        let traced = run_traced(&dir, "trap", flags, &cmd);
+        assert!(traced.status.success(), "{flags:?}: {}", traced.stderr);
+        let problems = disagreements(&strace, &traced.report);
+        assert!(
+            problems.is_empty(),
+            "zc-trace {flags:?} and strace -c disagree on a bash trap:\n{}",
+            problems.join("\n")
+        );
+    }
 }

@@ -56,7 +56,7 @@ pub struct Args {
     /// Only these workloads: dd, pingpong, bulk, sendfile, threads.
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
-    /// Only these tracers: zc-trace, zc-trace-nolat, perf-stat, bpftrace,
+    /// Only these tracers: zc-trace, zc-trace-latency, zc-trace-minimal, perf-stat, bpftrace,
     /// strace, perf-trace.
     #[arg(long, value_delimiter = ',')]
     tracers: Vec<String>,
@@ -68,8 +68,9 @@ pub struct Args {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Tracer {
     Zc,
-    ZcNoLatency,
-    /// --no-latency --no-cost: one program per syscall, no BPF statistics.
+    ZcLatency,
+    /// --no-latency --no-cost: one program per syscall, no BPF statistics
+    /// (--no-latency is the default now; kept so older builds compare).
     ZcMinimal,
     PerfStat,
     Bpftrace,
@@ -79,7 +80,7 @@ pub enum Tracer {
 
 pub const TRACERS: [Tracer; 7] = [
     Tracer::Zc,
-    Tracer::ZcNoLatency,
+    Tracer::ZcLatency,
     Tracer::ZcMinimal,
     Tracer::PerfStat,
     Tracer::Bpftrace,
@@ -91,7 +92,7 @@ impl Tracer {
     pub fn key(self) -> &'static str {
         match self {
             Tracer::Zc => "zc-trace",
-            Tracer::ZcNoLatency => "zc-trace-nolat",
+            Tracer::ZcLatency => "zc-trace-latency",
             Tracer::ZcMinimal => "zc-trace-minimal",
             Tracer::PerfStat => "perf-stat",
             Tracer::Bpftrace => "bpftrace",
@@ -103,7 +104,7 @@ impl Tracer {
     pub fn name(self) -> &'static str {
         match self {
             Tracer::Zc => "zc-trace",
-            Tracer::ZcNoLatency => "zc-trace --no-latency",
+            Tracer::ZcLatency => "zc-trace --latency",
             Tracer::ZcMinimal => "zc-trace --no-latency --no-cost",
             Tracer::PerfStat => "perf stat",
             Tracer::Bpftrace => "bpftrace",
@@ -116,7 +117,7 @@ impl Tracer {
     pub fn command(self, bpftrace_script: &str) -> String {
         match self {
             Tracer::Zc => "zc-trace --quiet --json FILE -- CMD".into(),
-            Tracer::ZcNoLatency => "zc-trace --quiet --no-latency --json FILE -- CMD".into(),
+            Tracer::ZcLatency => "zc-trace --quiet --latency --json FILE -- CMD".into(),
             Tracer::ZcMinimal => {
                 "zc-trace --quiet --no-latency --no-cost --json FILE -- CMD".into()
             }
@@ -127,12 +128,21 @@ impl Tracer {
         }
     }
 
+    /// zc-trace's flags for this configuration (none for the peers).
+    pub fn flags(self) -> &'static [&'static str] {
+        match self {
+            Tracer::ZcLatency => &["--latency"],
+            Tracer::ZcMinimal => &["--no-latency", "--no-cost"],
+            _ => &[],
+        }
+    }
+
     pub fn slow(self) -> bool {
         matches!(self, Tracer::Strace | Tracer::PerfTrace)
     }
 
     fn is_zc(self) -> bool {
-        matches!(self, Tracer::Zc | Tracer::ZcNoLatency | Tracer::ZcMinimal)
+        matches!(self, Tracer::Zc | Tracer::ZcLatency | Tracer::ZcMinimal)
     }
 }
 
@@ -186,6 +196,8 @@ pub struct Sizes {
     pub sendfile: u64,
     /// 64 KiB chunks in the input file (bulk and sendfile wrap around it).
     pub file_chunks: u64,
+    /// getppid calls of the non-I/O neighbour.
+    pub getppid: u64,
 }
 
 impl Sizes {
@@ -197,6 +209,7 @@ impl Sizes {
             bulk: 8192,
             sendfile: 8192,
             file_chunks: 4096,
+            getppid: 1_000_000,
         };
         if !quick {
             return s;
@@ -208,6 +221,7 @@ impl Sizes {
             bulk: s.bulk / 4,
             sendfile: s.sendfile / 4,
             file_chunks: s.file_chunks / 4,
+            getppid: s.getppid / 4,
         }
     }
 
@@ -311,12 +325,48 @@ pub struct Neighbour {
     pub beside_untraced_ns: Vec<f64>,
     pub beside_traced_ns: Vec<f64>,
     pub idle_tracer_ns: Vec<f64>,
+    /// dd while zc-trace in its cheapest mode traces an idle `sleep`: the
+    /// floor of one filter-only program per syscall.
+    pub idle_floor_ns: Vec<f64>,
+    /// getppid loop (`getppid_count` calls) alone, and while zc-trace
+    /// traces an idle `sleep` (default settings, cheapest mode).
+    pub getppid_count: u64,
+    pub getppid_alone_ns: Vec<f64>,
+    pub getppid_idle_ns: Vec<f64>,
+    pub getppid_floor_ns: Vec<f64>,
+    /// The neighbour's own CPU time (user + system, wait4), per kind as
+    /// `KINDS` orders them: the probes run in its syscalls, so this is
+    /// their cost to it, whatever else keeps the CPUs busy.
+    pub cpu_ns: [Vec<f64>; Neighbour::KINDS],
     /// Rounds where the partner was still running when the neighbour ended.
     pub overlapped: usize,
     /// Per round (as the vectors above): someone else's tracer, tests or
     /// build was seen before or after it.
     pub disturbed: Vec<bool>,
     pub errors: Vec<String>,
+}
+
+impl Neighbour {
+    pub const KINDS: usize = 8;
+    pub const DD_ALONE: usize = 0;
+    pub const DD_IDLE: usize = 3;
+    pub const DD_FLOOR: usize = 4;
+    pub const GETPPID_ALONE: usize = 5;
+    pub const GETPPID_IDLE: usize = 6;
+    pub const GETPPID_FLOOR: usize = 7;
+}
+
+/// One run of a neighbour.
+#[derive(Clone, Copy, Debug)]
+struct NeighbourRun {
+    /// Its own time (dd's line, or --report-time).
+    wall_ns: u64,
+    /// Its user + system CPU time.
+    cpu_ns: u64,
+    ended: Instant,
+    /// Whether the process it ran beside (if any) was still running when
+    /// it ended.
+    partner_outlived: bool,
 }
 
 /// What else ran on the machine, sampled from /proc before every pair
@@ -556,6 +606,10 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
             Ok(w) => collector.push(w),
             Err(e) => extra_errors.push(format!("collector CPU: {e:#}")),
         }
+    }
+    match ctx.cpu_with_processes(if args.quick { 2_500 } else { 10_000 }) {
+        Ok(w) => collector.push(w),
+        Err(e) => extra_errors.push(format!("collector CPU with processes: {e:#}")),
     }
     let neighbour = ctx.neighbour(rounds);
     let load_end = loadavg();
@@ -803,14 +857,9 @@ impl Ctx {
         let mut json = None;
         let mut argv: Vec<OsString> = match t {
             None => vec![],
-            Some(Tracer::Zc | Tracer::ZcNoLatency | Tracer::ZcMinimal) => {
+            Some(Tracer::Zc | Tracer::ZcLatency | Tracer::ZcMinimal) => {
                 let mut v = vec![self.zc.clone().into(), s("--quiet")];
-                if matches!(t, Some(Tracer::ZcNoLatency | Tracer::ZcMinimal)) {
-                    v.push(s("--no-latency"));
-                }
-                if t == Some(Tracer::ZcMinimal) {
-                    v.push(s("--no-cost"));
-                }
+                v.extend(t.map_or(&[][..], Tracer::flags).iter().map(|f| s(f)));
                 let j = self.scratch.join(format!("{tag}.json"));
                 v.extend([s("--json"), j.clone().into(), s("--")]);
                 json = Some(j);
@@ -894,14 +943,7 @@ impl Ctx {
         fin.check()?;
         let ns = match w {
             Workload::Dd => dd_ns(&fin)?,
-            _ => {
-                let text = std::fs::read_to_string(&report)
-                    .with_context(|| format!("{} wrote no --report-time file", w.key()))?;
-                let _ = std::fs::remove_file(&report);
-                text.trim()
-                    .parse()
-                    .with_context(|| format!("--report-time file holds {text:?}"))?
-            }
+            _ => read_report_time(&report, w.key())?,
         };
         let _ = std::fs::remove_file(self.scratch.join(format!("{tag}.out")));
         let zc = match json {
@@ -925,7 +967,8 @@ impl Ctx {
     fn startup(&self, rounds: usize) -> Result<Startup> {
         let mut s = Startup::default();
         let zc = |rest: &[OsString]| {
-            let mut v: Vec<OsString> = vec![self.zc.clone().into(), "--quiet".into(), "--".into()];
+            // Not --quiet: it silences the "tracing" line too.
+            let mut v: Vec<OsString> = vec![self.zc.clone().into(), "--".into()];
             v.extend_from_slice(rest);
             v
         };
@@ -959,7 +1002,6 @@ impl Ctx {
         };
         let mut argv: Vec<OsString> = vec![
             self.zc.clone().into(),
-            "--quiet".into(),
             "--duration".into(),
             "3s".into(),
             "--json".into(),
@@ -1003,87 +1045,170 @@ impl Ctx {
         })
     }
 
+    /// zc-trace's CPU over a whole run that starts `n` short-lived
+    /// processes (the report's collector CPU over its duration: folding
+    /// exited processes is the work that grows with them).
+    fn cpu_with_processes(&self, n: u64) -> Result<CpuWindow> {
+        let json = self.scratch.join(format!("{}.json", self.tag()));
+        let script = format!("for i in $(seq {n}); do {}; done", self.truecmd.display());
+        let argv: Vec<OsString> = vec![
+            self.zc.clone().into(),
+            "--quiet".into(),
+            "--json".into(),
+            json.clone().into(),
+            "--".into(),
+            "bash".into(),
+            "-c".into(),
+            script.into(),
+        ];
+        let fin = proc::run(&argv, Duration::from_secs(600))?;
+        fin.check()?;
+        let z = read_zc_json(&json)?;
+        let _ = std::fs::remove_file(&json);
+        let cpu_ns = z
+            .cost
+            .as_ref()
+            .and_then(|c| c["collector_cpu_ns"].as_u64())
+            .ok_or_else(|| anyhow!("zc-trace's report has no collector CPU"))?;
+        Ok(CpuWindow {
+            target: format!("bash: {n} x true"),
+            window_s: z.duration_ns as f64 / 1e9,
+            cpu_ns,
+            json: Some(z),
+        })
+    }
+
     /// An untraced dd bs=1 alone, beside an untraced dd bs=1, and beside
-    /// a dd bs=1 traced by zc-trace (3x as long, so it runs all along).
+    /// a dd bs=1 traced by zc-trace (3x as long, so it runs all along);
+    /// dd and a getppid loop alone and while zc-trace (default settings,
+    /// cheapest mode) traces an idle `sleep`. One of each per round, in
+    /// an order that rotates.
     fn neighbour(&self, rounds: usize) -> Neighbour {
+        const KINDS: usize = Neighbour::KINDS;
         let n = self.sizes.dd;
+        let g = self.sizes.getppid;
         let mut out = Neighbour {
             count: n,
+            getppid_count: g,
             ..Default::default()
         };
+        let dd = || self.dd_argv(n);
+        let getppid = || self.getppid_argv(g);
         for round in 0..rounds {
             let before = self.disturbed();
-            let mut got = [None; 4];
-            for k in 0..4 {
-                let which = (k + round) % 4;
+            let mut got = [None; KINDS];
+            for k in 0..KINDS {
+                let which = (k + round) % KINDS;
                 let r = match which {
-                    0 => self.dd_alone(n).map(|ns| (ns, true)),
+                    0 => self.timed_run(dd()),
                     1 => self.dd_beside(n, false),
                     2 => self.dd_beside(n, true),
-                    _ => self.dd_beside_idle_tracer(n),
+                    3 => self.beside_idle_tracer(dd(), &[]),
+                    4 => self.beside_idle_tracer(dd(), Tracer::ZcMinimal.flags()),
+                    5 => self.timed_run(getppid()),
+                    6 => self.beside_idle_tracer(getppid(), &[]),
+                    _ => self.beside_idle_tracer(getppid(), Tracer::ZcMinimal.flags()),
                 };
                 match r {
                     Ok(v) => got[which] = Some(v),
                     Err(e) => out.errors.push(format!("{e:#}")),
                 }
             }
-            if let [Some(a), Some(u), Some(t), Some(i)] = got {
-                out.alone_ns.push(a.0 as f64);
-                out.beside_untraced_ns.push(u.0 as f64);
-                out.beside_traced_ns.push(t.0 as f64);
-                out.idle_tracer_ns.push(i.0 as f64);
-                out.disturbed.push(before | self.disturbed());
-                if u.1 && t.1 && i.1 {
-                    out.overlapped += 1;
-                }
+            let Some(got) = got.into_iter().collect::<Option<Vec<_>>>() else {
+                continue;
+            };
+            for (v, m) in [
+                &mut out.alone_ns,
+                &mut out.beside_untraced_ns,
+                &mut out.beside_traced_ns,
+                &mut out.idle_tracer_ns,
+                &mut out.idle_floor_ns,
+                &mut out.getppid_alone_ns,
+                &mut out.getppid_idle_ns,
+                &mut out.getppid_floor_ns,
+            ]
+            .into_iter()
+            .zip(&got)
+            {
+                v.push(m.wall_ns as f64);
+            }
+            for (v, m) in out.cpu_ns.iter_mut().zip(&got) {
+                v.push(m.cpu_ns as f64);
+            }
+            out.disturbed.push(before | self.disturbed());
+            // The runs beside a partner: did it outlive the neighbour?
+            if got.iter().all(|m| m.partner_outlived) {
+                out.overlapped += 1;
             }
         }
         out
     }
 
-    /// The neighbour's time while zc-trace traces `sleep 1` (nothing
-    /// else runs), and whether zc-trace outlived it.
-    fn dd_beside_idle_tracer(&self, n: u64) -> Result<(u64, bool)> {
-        let argv: Vec<OsString> = vec![
-            self.zc.clone().into(),
-            "--quiet".into(),
-            "--".into(),
-            self.sleep.clone().into(),
-            "1".into(),
-        ];
+    /// The neighbour's own time (`cmd` is dd or a timed zc-workload loop)
+    /// while zc-trace with `flags` traces `sleep 1` (nothing else runs),
+    /// and whether zc-trace outlived it.
+    fn beside_idle_tracer(&self, cmd: Vec<OsString>, flags: &[&str]) -> Result<NeighbourRun> {
+        // Not --quiet: it silences the "tracing" line too.
+        let mut argv: Vec<OsString> = vec![self.zc.clone().into()];
+        argv.extend(flags.iter().map(OsString::from));
+        argv.extend(["--".into(), self.sleep.clone().into(), "1".into()]);
         let mut tracer = proc::spawn(&argv, RUN_TIMEOUT)?;
         tracer.wait_for_line(LIVE_LINE, Duration::from_secs(30))?;
-        let fin = proc::run(&self.dd_argv(n), RUN_TIMEOUT)?;
-        fin.check()?;
-        let ns = dd_ns(&fin)?;
+        let mut run = self.timed_run(cmd)?;
         let t = tracer.wait()?;
         t.check()?;
-        Ok((ns, t.ended > fin.ended))
+        run.partner_outlived = t.ended > run.ended;
+        Ok(run)
     }
 
-    fn dd_alone(&self, n: u64) -> Result<u64> {
-        let fin = proc::run(&self.dd_argv(n), RUN_TIMEOUT)?;
+    /// `cmd`'s own time (dd's line, or a zc-workload loop's
+    /// --report-time), its CPU time, and when it ended.
+    fn timed_run(&self, mut cmd: Vec<OsString>) -> Result<NeighbourRun> {
+        let is_dd = cmd.first() == Some(&self.dd.clone().into_os_string());
+        let report = self.scratch.join(format!("{}.ns", self.tag()));
+        if !is_dd {
+            cmd.extend(["--report-time".into(), report.clone().into()]);
+        }
+        let fin = proc::run(&cmd, RUN_TIMEOUT)?;
         fin.check()?;
-        dd_ns(&fin)
+        let wall_ns = if is_dd {
+            dd_ns(&fin)?
+        } else {
+            read_report_time(&report, "getppid-loop")?
+        };
+        Ok(NeighbourRun {
+            wall_ns,
+            cpu_ns: fin.cpu().as_nanos() as u64,
+            ended: fin.ended,
+            partner_outlived: true,
+        })
+    }
+
+    fn getppid_argv(&self, count: u64) -> Vec<OsString> {
+        vec![
+            self.workload.clone().into(),
+            "getppid-loop".into(),
+            "--count".into(),
+            count.to_string().into(),
+        ]
     }
 
     /// The neighbour's time, and whether its partner outlived it.
-    fn dd_beside(&self, n: u64, traced: bool) -> Result<(u64, bool)> {
+    fn dd_beside(&self, n: u64, traced: bool) -> Result<NeighbourRun> {
         let mut argv: Vec<OsString> = vec![];
         if traced {
-            argv.extend([self.zc.clone().into(), "--quiet".into(), "--".into()]);
+            argv.extend([self.zc.clone().into(), "--".into()]);
         }
         argv.extend(self.dd_argv(3 * n));
         let mut partner = proc::spawn(&argv, RUN_TIMEOUT)?;
         if traced {
             partner.wait_for_line(LIVE_LINE, Duration::from_secs(30))?;
         }
-        let fin = proc::run(&self.dd_argv(n), RUN_TIMEOUT)?;
-        fin.check()?;
-        let ns = dd_ns(&fin)?;
+        let mut run = self.timed_run(self.dd_argv(n))?;
         let p = partner.wait()?;
         p.check()?;
-        Ok((ns, p.ended > fin.ended))
+        run.partner_outlived = p.ended > run.ended;
+        Ok(run)
     }
 }
 
@@ -1107,6 +1232,16 @@ fn dd_ns(fin: &proc::Finished) -> Result<u64> {
             Some((secs * 1e9).round() as u64)
         })
         .ok_or_else(|| anyhow!("no `copied, X s` line from dd in:\n{}", fin.stderr_text()))
+}
+
+/// A timed zc-workload loop's nanoseconds (its --report-time file, removed).
+fn read_report_time(report: &Path, what: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(report)
+        .with_context(|| format!("{what} wrote no --report-time file"))?;
+    let _ = std::fs::remove_file(report);
+    text.trim()
+        .parse()
+        .with_context(|| format!("--report-time file holds {text:?}"))
 }
 
 fn read_zc_json(path: &Path) -> Result<ZcJson> {

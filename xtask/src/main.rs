@@ -247,6 +247,8 @@ fn demo(out: &Path) -> Result<()> {
         as_from_a_shell(&mut Command::new(release_bin("zc-trace")?))
             .arg("-o")
             .arg(out)
+            // The demo shows every chart, the latency histograms too.
+            .arg("--latency")
             .arg("--")
             .arg(release_bin("zc-workload")?)
             .args(["all", "--count", "16", "--size", "4096", "--file"])

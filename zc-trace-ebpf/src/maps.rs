@@ -1,10 +1,10 @@
 //! Every map the probes use, in one place.
 
 use aya_ebpf::{
-    bindings::{BPF_ANY, BPF_F_MMAPABLE},
+    bindings::{BPF_ANY, BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     helpers::bpf_get_smp_processor_id,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
 };
 use zc_trace_common::{
     Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, ZerocopyId,
@@ -39,9 +39,12 @@ pub static TOTALS: Array<SyscallStats> =
 
 /// Syscall statistics per (process, syscall, fd kinds), per CPU. Rows of
 /// exited processes are folded away by the collector (see EXITS).
+/// Allocated row by row (NO_PREALLOC): preallocating 65,536 per-CPU rows
+/// took ~0.1 s of every start; a row is created once per process, call
+/// and fd kind, and a failed allocation costs per-process detail only.
 #[map]
 pub static STATS: PerCpuHashMap<SyscallKey, SyscallStats> =
-    PerCpuHashMap::with_max_entries(limits::MAX_STATS, 0);
+    PerCpuHashMap::with_max_entries(limits::MAX_STATS, BPF_F_NO_PREALLOC);
 
 /// Fault and scheduler counters of all traced processes together, one
 /// slot per CPU, memory-mapped like TOTALS: exact, and all the timeline
@@ -51,8 +54,9 @@ pub static EVENT_TOTALS: Array<ProcCounters> = Array::with_max_entries(1, BPF_F_
 
 /// Fault and scheduler counters per process, per CPU.
 #[map]
+/// Allocated row by row, as STATS.
 pub static PROC_EVENTS: PerCpuHashMap<u32, ProcCounters> =
-    PerCpuHashMap::with_max_entries(limits::MAX_TARGETS, 0);
+    PerCpuHashMap::with_max_entries(limits::MAX_TARGETS, BPF_F_NO_PREALLOC);
 
 /// Traced processes whose last thread exited (`Exited` records): the
 /// collector folds their rows out of STATS and PROC_EVENTS, which then
@@ -69,6 +73,12 @@ pub static INFLIGHT: Array<Inflight> = Array::with_max_entries(limits::MAX_INFLI
 /// slot `nr * BUCKETS + bucket`, per CPU.
 #[map]
 pub static LATENCY: PerCpuArray<u64> = PerCpuArray::with_max_entries(latency::SLOTS, 0);
+
+/// Slot 0: sys_exit_detail, the sys_exit of the few calls whose bytes need
+/// more than the return value (probes/syscalls.rs). The loader fills it
+/// before sys_exit is attached.
+#[map]
+pub static DETAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Each zero-copy send's place in its socket's running total, until its
 /// completion notification is read. LRU: a program that never reads them

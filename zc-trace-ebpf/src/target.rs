@@ -1,19 +1,37 @@
 //! Who is traced: the filter every probe runs first.
 
-use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task_btf};
 use zc_trace_common::PIDS_PER_SLOT;
 
-use crate::maps::TARGET_SLOTS;
+use crate::{config::OFF_TASK_TGID, maps::TARGET_SLOTS};
 
 /// The current (tgid, tid) when the current process is traced.
 #[inline(always)]
 pub fn current_target() -> Option<(u32, u32)> {
+    if !is_target(current_tgid()) {
+        return None;
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
-    if is_target(tgid) {
-        Some((tgid, pid_tgid as u32))
-    } else {
-        None
+    Some(((pid_tgid >> 32) as u32, pid_tgid as u32))
+}
+
+/// The current process's tgid. This filter runs on every syscall of the
+/// machine: `current->tgid` is a plain load from the BTF-typed task (the
+/// kernel inlines bpf_get_current_task_btf), where
+/// bpf_get_current_pid_tgid is a call and a return, each dear with
+/// retpolines and SRSO's safe RET.
+#[inline(always)]
+fn current_tgid() -> u32 {
+    let off = OFF_TASK_TGID.load();
+    if off == 0 {
+        // No offsets from BTF: the helper still works.
+        return (bpf_get_current_pid_tgid() >> 32) as u32;
+    }
+    // SAFETY: a BTF-typed pointer to the current task and a field offset
+    // from the kernel's BTF: the verifier checks the load.
+    unsafe {
+        let task = bpf_get_current_task_btf() as *const u8;
+        *(task.add(off as usize) as *const u32)
     }
 }
 

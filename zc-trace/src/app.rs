@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::{
+    bpf_stats::StatsMode,
     cli::{Cli, Command, TargetSpec},
     error::failure,
     lab,
@@ -218,8 +219,8 @@ fn trace(cli: &Cli) -> Result<u8> {
         interval: cli.interval,
         duration: cli.duration,
         announce: !cli.quiet,
-        timed: !cli.no_latency,
-        cost: !cli.no_cost,
+        timed: cli.latency,
+        cost: cost_mode(cli),
     })?;
     traced.report.target.label = cli.label.clone();
 
@@ -261,6 +262,17 @@ fn trace(cli: &Cli) -> Result<u8> {
         eprintln!("zc-trace: error: {other:#}");
     }
     Err(first)
+}
+
+/// How the probes' own cost is measured: sampled unless asked otherwise.
+fn cost_mode(cli: &Cli) -> StatsMode {
+    if cli.no_cost {
+        StatsMode::Off
+    } else if cli.exact_cost {
+        StatsMode::Always
+    } else {
+        StatsMode::Sampled
+    }
 }
 
 fn write_json(report: &Report, mut out: Output) -> Result<()> {

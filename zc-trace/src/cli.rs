@@ -71,15 +71,26 @@ pub struct Cli {
     #[arg(short, long, value_name = "TIME", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
-    /// Do not time syscalls: one probe run per call instead of two, for the
-    /// lowest overhead (time columns then read 0).
+    /// Time every syscall: time in the kernel per call and latency
+    /// histograms. Attaches a second probe, which runs on every syscall of
+    /// every process on the machine (not timed by default).
     #[arg(long)]
+    pub latency: bool,
+
+    /// Do not time syscalls: the default (kept for scripts that ask for it).
+    #[arg(long, hide = true, conflicts_with = "latency")]
     pub no_latency: bool,
 
-    /// Do not measure zc-trace's own cost (BPF run-time statistics add two
-    /// clock reads to every probe run).
+    /// Do not measure zc-trace's own cost at all (by default BPF run-time
+    /// statistics are on 2% of the time, in 10 ms windows, and scaled).
     #[arg(long)]
     pub no_cost: bool,
+
+    /// Measure zc-trace's own cost exactly: BPF run-time statistics on all
+    /// run long, which adds two clock reads to every probe run (on every
+    /// syscall of the machine).
+    #[arg(long, conflicts_with = "no_cost")]
+    pub exact_cost: bool,
 
     /// How often to sample the counters for the timeline (10ms to 1h).
     #[arg(long, value_name = "TIME", default_value = "100ms", value_parser = parse_interval)]

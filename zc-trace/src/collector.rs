@@ -198,10 +198,24 @@ impl Collector {
             .collect()
     }
 
-    /// The all-process totals and the drop counts, summed over CPUs: what
-    /// the timeline samples. A few bpf() calls whatever the number of
-    /// processes.
+    /// The all-process totals and the drop counts, summed over CPUs. A few
+    /// bpf() calls whatever the number of processes.
     pub fn read(&self) -> Counters {
+        let mut counters = self.totals();
+        for (i, n) in sum_per_cpu::<u64>(self.drops.map(), self.cpus)
+            .into_iter()
+            .enumerate()
+            .take(counters.dropped.len())
+        {
+            counters.dropped[i] = n;
+        }
+        counters
+    }
+
+    /// The all-process totals, summed over CPUs: what the timeline samples,
+    /// every --interval. Read from memory-mapped arrays, without a syscall
+    /// (the drop counts, which need one, are read at the end).
+    pub fn totals(&self) -> Counters {
         let slots = totals::SLOTS as usize;
         let syscalls = (0..slots)
             .map(|slot| {
@@ -229,19 +243,11 @@ impl Collector {
         for cpu in 0..self.cpus {
             events += self.event_totals.get(cpu).unwrap_or_default();
         }
-        let mut dropped = [0; drop::COUNT as usize];
-        for (i, n) in sum_per_cpu::<u64>(self.drops.map(), self.cpus)
-            .into_iter()
-            .enumerate()
-            .take(dropped.len())
-        {
-            dropped[i] = n;
-        }
         Counters {
             syscalls,
             events,
             processes: Vec::new(),
-            dropped,
+            dropped: [0; drop::COUNT as usize],
         }
     }
 

@@ -31,6 +31,7 @@ macro_rules! print {
 }
 
 pub mod app;
+mod bpf_stats;
 mod btf;
 mod cli;
 mod collector;

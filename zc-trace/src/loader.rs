@@ -3,8 +3,8 @@
 //! without it, and a warning naming what the report will miss otherwise.
 
 use anyhow::Result;
-use aya::{Btf, Ebpf, EbpfLoader, programs::BtfTracePoint};
-use zc_trace_common::{PIDS_PER_SLOT, limits, totals};
+use aya::{Btf, Ebpf, EbpfLoader, maps::ProgramArray, programs::BtfTracePoint};
+use zc_trace_common::{PIDS_PER_SLOT, latency, limits, totals};
 
 use crate::{btf::KernelOffsets, error::failure};
 
@@ -82,19 +82,13 @@ pub struct Probes {
     pub ebpf: Ebpf,
     /// What this run lacks, one line per missing optional hook.
     pub missing: Vec<String>,
-    /// Keeps the kernel's BPF run-time statistics on while open
-    /// (BPF_ENABLE_STATS is reference-counted and ends with the last fd,
-    /// so nothing needs restoring, even after a crash).
-    stats: Option<std::os::fd::OwnedFd>,
 }
 
 impl Probes {
-    /// Run count and run time of every attached program so far.
+    /// Run count and run time of every attached program so far (they grow
+    /// only while BPF run-time statistics are on: see bpf_stats.rs).
     pub fn cost(&self) -> crate::model::report::Cost {
-        let mut cost = crate::model::report::Cost {
-            bpf_stats: self.stats.is_some(),
-            ..Default::default()
-        };
+        let mut cost = crate::model::report::Cost::default();
         for (name, program) in self.ebpf.programs() {
             let Ok(info) = program.info() else { continue };
             let (events, run_time_ns) = (info.run_count(), info.run_time().as_nanos() as u64);
@@ -117,8 +111,6 @@ pub struct LoadOptions {
     pub follow_forks: bool,
     /// Time each syscall (attaches sys_enter: a second program run per call).
     pub timed: bool,
-    /// Keep BPF run-time statistics for the run's cost report.
-    pub stats: bool,
     pub offsets: KernelOffsets,
 }
 
@@ -185,6 +177,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .map_max_entries("TOTALS", totals::SLOTS * cpus)
         .map_max_entries("EVENT_TOTALS", cpus)
         .map_max_entries("INFLIGHT", if opts.timed { inflight_slots } else { 1 })
+        // Only timed calls have a bucket; per-CPU memory is slow to get.
+        .map_max_entries("LATENCY", if opts.timed { latency::SLOTS } else { 1 })
         .load(OBJECT)
         .map_err(|e| {
             failure(
@@ -197,6 +191,13 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         failure(
             1,
             format!("cannot read the kernel's BTF: {e}: zc-trace needs /sys/kernel/btf/vmlinux"),
+        )
+    })?;
+
+    install_detail(&mut ebpf, &btf).map_err(|e| {
+        failure(
+            1,
+            format!("the kernel refused zc-trace's sys_exit_detail probe ({e}): a kernel with BTF tracepoints and tail calls (5.5+) is required"),
         )
     })?;
 
@@ -233,17 +234,31 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
             }
         }
     }
-    // Statistics from here on: only while this run's probes are attached.
-    let stats = if opts.stats {
-        aya::sys::enable_stats(aya::sys::Stats::RunTime).ok()
-    } else {
-        None
-    };
-    Ok(Probes {
-        ebpf,
-        missing,
-        stats,
-    })
+    Ok(Probes { ebpf, missing })
+}
+
+/// Loads sys_exit_detail (the sys_exit of the calls with a detail to
+/// read) into the slot sys_exit tail-calls; loaded, not attached.
+fn install_detail(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut("sys_exit_detail")
+        .ok_or("program missing from the object")?
+        .try_into()
+        .map_err(|e| format!("{e}"))?;
+    program
+        .load("sys_exit", btf)
+        .map_err(|e| verifier_error(&e))?;
+    let fd = program
+        .fd()
+        .map_err(|e| format!("{e}"))?
+        .try_clone()
+        .map_err(|e| format!("{e}"))?;
+    let mut slots: ProgramArray<_> = ebpf
+        .map_mut("DETAIL")
+        .ok_or("map DETAIL missing from the object")?
+        .try_into()
+        .map_err(|e| format!("{e}"))?;
+    slots.set(0, &fd, 0).map_err(|e| format!("{e}"))
 }
 
 fn attach(ebpf: &mut Ebpf, btf: &Btf, hook: &Hook) -> Result<(), String> {

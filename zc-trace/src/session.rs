@@ -8,6 +8,7 @@ use anyhow::Result;
 use tokio::sync::mpsc;
 
 use crate::{
+    bpf_stats::{StatsMode, StatsWindows},
     btf,
     cli::TargetSpec,
     collector::Collector,
@@ -54,8 +55,8 @@ pub struct TraceOptions {
     pub announce: bool,
     /// Time every syscall (a second probe per call); off: counts only.
     pub timed: bool,
-    /// Measure the probes' own run time (BPF_ENABLE_STATS).
-    pub cost: bool,
+    /// How the probes' own run time is measured (BPF_ENABLE_STATS).
+    pub cost: StatsMode,
 }
 
 /// The outcome of a run.
@@ -105,7 +106,6 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     let mut probes = loader::load(&loader::LoadOptions {
         follow_forks: follow,
         timed: opts.timed,
-        stats: opts.cost,
         offsets,
     })?;
     for m in &probes.missing {
@@ -183,6 +183,11 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             (pid, None, None)
         }
     };
+    // Statistics from here on, while this run's probes are attached: not
+    // before the command is spawned, or the guard process (a fork that
+    // never execs) would hold the statistics' fd, and keep them on, all
+    // run long.
+    let mut stats = StatsWindows::start(opts.cost, &probes);
     let started = Instant::now();
     let cpu_at_start = own_cpu_ns();
     let started_at_unix_ms = SystemTime::now()
@@ -192,6 +197,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
 
     let (end, mut samples, exit_code) = runtime.block_on(trace_loop(
         &mut collector,
+        &mut stats,
         opts,
         wrapped.as_ref(),
         started,
@@ -223,6 +229,11 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     let mut report = build_report(&counters, run);
     note_in_progress(&mut report);
     report.notes.extend(untraced_children);
+    if !opts.timed {
+        report.notes.push(
+            "calls were not timed (the default; --latency times every call): no time in the kernel per call and no latency histograms".into(),
+        );
+    }
     report.notes.extend(probes.missing.iter().cloned());
     let stopped_by = match end {
         End::Signal(sig) => {
@@ -241,7 +252,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         .into_iter()
         .map(|(nr, buckets)| (crate::model::syscall_name(nr), buckets))
         .collect();
-    report.cost = probes.cost();
+    report.cost = stats.finish(counters.calls());
     report.cost.collector_cpu_ns = own_cpu_ns().saturating_sub(cpu_at_start);
     drop(probes);
     Ok(Traced {
@@ -268,6 +279,13 @@ fn children_note(pid: u32, children: &[u32]) -> Option<String> {
         children.len(),
         list.join(", ")
     ))
+}
+
+/// Sleeps until the statistics' next window opens or closes.
+async fn sleep_until_toggle(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
 }
 
 /// Calls already in progress when tracing began were counted when they
@@ -314,6 +332,7 @@ fn spawn_reaper(exits: target::Exits, tx: mpsc::UnboundedSender<Reaped>) {
 
 async fn trace_loop(
     collector: &mut Collector,
+    stats: &mut StatsWindows<'_>,
     opts: &TraceOptions,
     wrapped: Option<&target::Wrapped>,
     started: Instant,
@@ -333,7 +352,7 @@ async fn trace_loop(
         tokio::select! {
             _ = tick.tick() => {
                 collector.fold_exited()?;
-                samples.push(timeline::sample(&collector.read(), started.elapsed().as_nanos() as u64));
+                samples.push(timeline::sample(&collector.totals(), started.elapsed().as_nanos() as u64));
                 if !wrap && !collector.live_targets().into_iter().any(target::is_alive) {
                     break End::TargetsExited;
                 }
@@ -346,6 +365,9 @@ async fn trace_loop(
             _ = next(&mut signals.term) => break End::Signal(libc::SIGTERM),
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
                 break End::Duration;
+            }
+            _ = sleep_until_toggle(stats.next_toggle()), if stats.next_toggle().is_some() => {
+                stats.toggle(collector.totals().calls());
             }
         }
     };

@@ -42,7 +42,13 @@ timed scenarios (for `cargo xtask bench`; --report-time FILE writes the
 /// The scenarios `cargo xtask bench` times. They are not in
 /// `zc_trace_tests::expected` (they are timed, not counted), and they are
 /// the only ones that take `--report-time` and `--cpu`.
-const TIMED: &[&str] = &["pingpong", "bulk-copy", "sendfile-loop", "threads-rw"];
+const TIMED: &[&str] = &[
+    "pingpong",
+    "bulk-copy",
+    "sendfile-loop",
+    "threads-rw",
+    "getppid-loop",
+];
 
 /// Blocking socket calls give up after this long instead of hanging a test
 /// when the other side failed.
@@ -205,6 +211,7 @@ fn scenario_fn(name: &str) -> Res<fn(&Opts) -> Res> {
         "bulk-copy" => bulk_copy,
         "sendfile-loop" => sendfile_loop,
         "threads-rw" => threads_rw,
+        "getppid-loop" => getppid_loop,
         _ => return Err(format!("unknown scenario {name:?}\n{USAGE}")),
     })
 }
@@ -1183,6 +1190,18 @@ fn pingpong(o: &Opts) -> Res {
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         return Err(format!("pingpong child failed (wait status {status:#x})"));
     }
+    report_time(o, elapsed)
+}
+
+/// count x getppid: a process making syscalls that move no data, the
+/// cheapest there are, so a tracer's cost per call shows undiluted.
+fn getppid_loop(o: &Opts) -> Res {
+    let start = std::time::Instant::now();
+    for _ in 0..o.count {
+        // SAFETY: getppid cannot fail and touches no memory.
+        unsafe { libc::getppid() };
+    }
+    let elapsed = start.elapsed();
     report_time(o, elapsed)
 }
 

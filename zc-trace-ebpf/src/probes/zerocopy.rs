@@ -1,6 +1,6 @@
 //! MSG_ZEROCOPY sends and what their completion notifications say:
 //! `zerocopy_sent` (the send calls' row kind), `zerocopy_acked` and
-//! `zerocopy_copied`. Both halves run inside sys_exit (probes/syscalls.rs).
+//! `zerocopy_copied`. Both halves run in sys_exit_detail (probes/syscalls.rs).
 //!
 //! Sends (net/ipv4/tcp.c tcp_sendmsg_locked, net/core/skbuff.c
 //! msg_zerocopy_realloc): a send with MSG_ZEROCOPY on a socket with the
@@ -31,8 +31,8 @@ use crate::{
 };
 
 // include/linux/socket.h, include/uapi/linux/errqueue.h, in.h, in6.h
-const MSG_ZEROCOPY: u64 = 0x400_0000;
-const MSG_ERRQUEUE: u64 = 0x2000;
+pub(crate) const MSG_ZEROCOPY: u64 = 0x400_0000;
+pub(crate) const MSG_ERRQUEUE: u64 = 0x2000;
 const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
 const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 const SOL_IP: i32 = 0;
@@ -75,52 +75,47 @@ pub fn zerocopy_send(id: u32, regs: *const pt_regs) -> u64 {
 
 /// Remembers where a successful zero-copy send's bytes lie in its socket's
 /// running total, under the notification id(s) it took: one per call, or
-/// one per message that carried bytes for sendmmsg (`msgs` = its return).
+/// one per message that carried bytes for sendmmsg (`msgs` = its return,
+/// `bytes` = its messages' lengths summed).
 #[inline(always)]
-pub fn remember_sends(sk: u64, id: u32, regs: *const pt_regs, ret: u64) {
+pub fn remember_sends(sk: u64, id: u32, regs: *const pt_regs, msgs: u64, bytes: u64) {
     // SAFETY: bpf_probe_read_kernel only.
     let Ok(zckey) = (unsafe { read_at::<u32>(sk, OFF_SOCK_ZCKEY.load()) }) else {
         return;
     };
     // SAFETY: a map value, read once; a racing sender on the same socket
     // costs an id's bytes, not the totals (see README).
-    let mut total = ZC_SOCKETS.get_ptr(&sk).map_or(0, |t| unsafe { *t });
+    let before = ZC_SOCKETS.get_ptr(&sk).map_or(0, |t| unsafe { *t });
+    let end = before + bytes;
     if id == nr::SENDMMSG {
-        let msgs = ret.min(limits::MAX_MMSG as u64);
-        // The messages' ids end at zckey - 1: count the ones that took one.
+        // Backwards from the last message, which took id zckey - 1: each
+        // message that carried bytes took one. One pass, so the verifier
+        // walks one loop.
+        let msgs = msgs.min(limits::MAX_MMSG as u64);
         let vec = arg(regs, 1);
-        let mut taken = 0u32;
-        for i in 0..limits::MAX_MMSG as u64 {
-            if i >= msgs {
+        let (mut next, mut after) = (zckey, end);
+        for j in 0..limits::MAX_MMSG as u64 {
+            if j >= msgs {
                 break;
             }
-            if mmsg_len(vec, i).unwrap_or(0) > 0 {
-                taken += 1;
-            }
-        }
-        let mut next = zckey.wrapping_sub(taken);
-        for i in 0..limits::MAX_MMSG as u64 {
-            if i >= msgs {
-                break;
-            }
-            let len = mmsg_len(vec, i).unwrap_or(0);
+            let len = mmsg_len(vec, msgs - 1 - j).unwrap_or(0);
             if len > 0 {
-                total = remember(sk, next, total, len);
-                next = next.wrapping_add(1);
+                next = next.wrapping_sub(1);
+                let start = after.saturating_sub(len);
+                remember(sk, next, start, after);
+                after = start;
             }
         }
     } else {
-        total = remember(sk, zckey.wrapping_sub(1), total, ret);
+        remember(sk, zckey.wrapping_sub(1), before, end);
     }
-    let _ = ZC_SOCKETS.insert(&sk, &total, 0);
+    let _ = ZC_SOCKETS.insert(&sk, &end, 0);
 }
 
 #[inline(always)]
-fn remember(sk: u64, id: u32, before: u64, bytes: u64) -> u64 {
-    let after = before + bytes;
+fn remember(sk: u64, id: u32, before: u64, after: u64) {
     let key = ZerocopyId { sk, id, _pad: 0 };
     let _ = ZC_SENDS.insert(&key, &ZerocopySpan { before, after }, 0);
-    after
 }
 
 /// For a recvmsg(MSG_ERRQUEUE) that returned a zero-copy notification:

@@ -28,6 +28,13 @@ pub struct Counters {
     pub dropped: [u64; drop::COUNT as usize],
 }
 
+impl Counters {
+    /// Every call of every traced process.
+    pub fn calls(&self) -> u64 {
+        self.syscalls.iter().map(|(_, s)| s.count).sum()
+    }
+}
+
 /// What the probes counted for one process, or for `summed` processes of
 /// one name (pid 0) when a run sees more than are kept one by one.
 #[derive(Clone, Debug, Default)]

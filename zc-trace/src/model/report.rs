@@ -48,8 +48,21 @@ pub struct Report {
 /// statistics (BPF_ENABLE_STATS) and the collector's rusage.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cost {
-    /// False when the kernel refused to collect BPF run-time statistics.
+    /// False when BPF run-time statistics were not collected (--no-cost,
+    /// or the kernel refused them).
     pub bpf_stats: bool,
+    /// "sampled": the statistics were on in short windows
+    /// (`bpf_stats_on_ns` of the `bpf_stats_live_ns` the probes were live)
+    /// and the figures below are scaled up to the whole run; "always":
+    /// on all run long, exact (--exact-cost); "off" (--no-cost).
+    /// (Absent from reports written before issue 12, which kept the
+    /// statistics on all run long: such a report is written back as read.)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bpf_stats_mode: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bpf_stats_on_ns: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bpf_stats_live_ns: u64,
     /// Probe runs, all programs, for every process of the machine (the
     /// filter runs even for processes that are not traced).
     pub bpf_events: u64,
@@ -67,6 +80,60 @@ pub struct ProgramCost {
 }
 
 impl Cost {
+    /// Scales runs and run time seen while the statistics were on (for
+    /// 1/factor of the run) up to the whole run. The syscall probes ran
+    /// once per call of the traced processes, `traced` calls in all
+    /// (`traced_seen` while on): only their other runs are scaled, and
+    /// their time follows their runs at the time per run seen.
+    pub fn scale(&mut self, factor: f64, traced: u64, traced_seen: u64) {
+        let scaled = |n: u64| (n as f64 * factor).round() as u64;
+        for p in &mut self.programs {
+            let events = if p.program == "sys_exit" || p.program == "sys_enter" {
+                traced + scaled(p.events.saturating_sub(traced_seen))
+            } else {
+                scaled(p.events)
+            };
+            p.run_time_ns = match p.events {
+                0 => 0,
+                seen => (p.run_time_ns as f64 * events as f64 / seen as f64).round() as u64,
+            };
+            p.events = events;
+        }
+        self.bpf_events = self.programs.iter().map(|p| p.events).sum();
+        self.bpf_run_time_ns = self.programs.iter().map(|p| p.run_time_ns).sum();
+    }
+
+    /// Adds what the programs' figures grew by from `then` to `now` (two
+    /// readings of the same programs).
+    pub fn add_growth(&mut self, now: &Cost, then: &Cost) {
+        for p in &now.programs {
+            let before = then.programs.iter().find(|q| q.program == p.program);
+            let events = p.events - before.map_or(0, |q| q.events.min(p.events));
+            let run_time_ns =
+                p.run_time_ns - before.map_or(0, |q| q.run_time_ns.min(p.run_time_ns));
+            self.bpf_events += events;
+            self.bpf_run_time_ns += run_time_ns;
+            match self.programs.iter_mut().find(|q| q.program == p.program) {
+                Some(q) => {
+                    q.events += events;
+                    q.run_time_ns += run_time_ns;
+                }
+                None => self.programs.push(ProgramCost {
+                    program: p.program.clone(),
+                    events,
+                    run_time_ns,
+                }),
+            }
+        }
+        self.programs
+            .sort_by_key(|p| std::cmp::Reverse(p.run_time_ns));
+    }
+
+    /// Whether the probes' figures are estimates from sampled windows.
+    pub fn sampled(&self) -> bool {
+        self.bpf_stats_mode == "sampled"
+    }
+
     pub fn ns_per_event(&self) -> f64 {
         if self.bpf_events == 0 {
             0.0
@@ -432,5 +499,33 @@ mod tests {
         assert_eq!(b.of(Class::Mapping), 8);
         assert_eq!(b.of(Class::Other), 0);
         assert_eq!(b.total(), 15);
+    }
+
+    /// Sampled statistics: the syscall probes' runs for the traced calls
+    /// are the exact count, only their other runs are scaled (and their
+    /// time follows at the time per run seen); other programs are scaled.
+    #[test]
+    fn sampled_cost_scales_only_what_was_not_counted() {
+        let program = |name: &str, events, run_time_ns| ProgramCost {
+            program: name.into(),
+            events,
+            run_time_ns,
+        };
+        let mut c = Cost {
+            programs: vec![
+                program("sys_exit", 150, 15_000),
+                program("sched_switch", 10, 500),
+            ],
+            ..Default::default()
+        };
+        // On 1/50 of the run; 100 of the 150 sys_exit runs seen were
+        // traced calls, of 10,000 in the run.
+        c.scale(50.0, 10_000, 100);
+        assert_eq!(c.programs[0].events, 10_000 + 50 * 50);
+        assert_eq!(c.programs[0].run_time_ns, 100 * 12_500);
+        assert_eq!(c.programs[1].events, 500);
+        assert_eq!(c.programs[1].run_time_ns, 25_000);
+        assert_eq!(c.bpf_events, 13_000);
+        assert_eq!(c.bpf_run_time_ns, 1_275_000);
     }
 }

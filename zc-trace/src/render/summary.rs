@@ -120,12 +120,18 @@ fn cost(s: &mut String, r: &Report) {
         grouped(t.page_faults.total()),
         fault_split(&t.page_faults)
     );
+    // Untimed (the default), every call reads 0 ns: say so rather than
+    // claim the calls took no time.
+    let time = if t.time_ns == 0 && r.latency.is_empty() {
+        "not timed: --latency times them".to_owned()
+    } else {
+        format!("{} in the kernel", duration_ns(t.time_ns))
+    };
     let _ = writeln!(
         s,
-        "  syscalls           {:>12}   ({} failed, {} in the kernel)",
+        "  syscalls           {:>12}   ({} failed, {time})",
         grouped(t.syscalls),
         grouped(t.errors),
-        duration_ns(t.time_ns)
     );
 }
 
@@ -196,14 +202,22 @@ fn tracing_cost(s: &mut String, r: &Report) {
     if !c.bpf_stats {
         let _ = writeln!(
             s,
-            "\n  zc-trace cost: not measured (--no-cost); collector CPU {}",
+            "\n  zc-trace cost: probes not measured (--no-cost, or the kernel refused BPF statistics); collector CPU {}",
             duration_ns(c.collector_cpu_ns)
         );
     } else {
+        let estimated = if c.sampled() {
+            format!(
+                "~{} probe runs (estimated from BPF statistics on {:.1}% of the run)",
+                grouped(c.bpf_events),
+                100.0 * c.bpf_stats_on_ns as f64 / c.bpf_stats_live_ns.max(1) as f64
+            )
+        } else {
+            format!("{} probe runs", grouped(c.bpf_events))
+        };
         let _ = writeln!(
             s,
-            "\n  zc-trace cost: {} probe runs, {:.0} ns each, {} CPU in total ({} in probes, {} in the collector)",
-            grouped(c.bpf_events),
+            "\n  zc-trace cost: {estimated}, {:.0} ns each, {} CPU in total ({} in probes, {} in the collector)",
             c.ns_per_event(),
             duration_ns(c.bpf_run_time_ns + c.collector_cpu_ns),
             duration_ns(c.bpf_run_time_ns),
