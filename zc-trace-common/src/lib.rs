@@ -112,8 +112,11 @@ pub struct SyscallStats {
     /// Sum of successful return values that mean bytes (or the mapped length
     /// for file-backed mmap); 0 for calls whose return is not a byte count.
     pub bytes: u64,
-    /// Time from sys_enter to sys_exit.
+    /// Time from sys_enter to sys_exit (wall time).
     pub time_ns: u64,
+    /// The part of `time_ns` the thread spent off the CPU (blocked, or
+    /// runnable and waiting for a CPU): switched out by the scheduler.
+    pub off_cpu_ns: u64,
 }
 
 impl SyscallStats {
@@ -125,6 +128,7 @@ impl SyscallStats {
             errors: failed as u64,
             bytes,
             time_ns,
+            off_cpu_ns: 0,
         }
     }
 }
@@ -146,6 +150,13 @@ pub struct ProcCounters {
     /// Bytes inserted into the page cache in the process's context outside
     /// write calls: read from storage on its behalf (folio size x folios).
     pub disk_read: u64,
+    /// The kernel's own CPU accounting of the process's threads, added as
+    /// each thread exits: task->utime, task->stime (tick-sampled, in ns)
+    /// and task->se.sum_exec_runtime (the precise total they are scaled to,
+    /// as getrusage does).
+    pub cpu_user_ns: u64,
+    pub cpu_system_ns: u64,
+    pub cpu_runtime_ns: u64,
 }
 
 /// What the probes know of a traced process, written at fork and exec.
@@ -187,6 +198,11 @@ pub struct Inflight {
     pub start_ns: u64,
     pub tid: u32,
     pub nr: u32,
+    /// Off-CPU time of the call so far (probes/offcpu.rs).
+    pub off_cpu_ns: u64,
+    /// When the scheduler switched the thread out during the call; 0 while
+    /// it runs.
+    pub off_since_ns: u64,
 }
 
 /// Pids per element of the target filter array: one byte each, so the
@@ -356,10 +372,10 @@ pub mod limits {
 }
 
 const _: () = assert!(core::mem::size_of::<SyscallKey>() == 16);
-const _: () = assert!(core::mem::size_of::<SyscallStats>() == 32);
-const _: () = assert!(core::mem::size_of::<ProcCounters>() == 56);
+const _: () = assert!(core::mem::size_of::<SyscallStats>() == 40);
+const _: () = assert!(core::mem::size_of::<ProcCounters>() == 80);
 const _: () = assert!(core::mem::size_of::<ProcInfo>() == 24);
-const _: () = assert!(core::mem::size_of::<Inflight>() == 16);
+const _: () = assert!(core::mem::size_of::<Inflight>() == 32);
 const _: () = assert!(core::mem::size_of::<Exited>() == 32);
 
 #[cfg(feature = "user")]

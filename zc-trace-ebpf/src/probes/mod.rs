@@ -3,6 +3,7 @@
 
 mod disk;
 mod faults;
+mod offcpu;
 mod process;
 mod sched;
 pub(crate) mod syscalls;

@@ -4,7 +4,7 @@
 
 use zc_trace_common::syscalls::Class;
 
-use crate::model::report::{Report, SyscallEntry};
+use crate::model::report::{Report, SyscallEntry, Timing};
 
 use super::format::{bytes, duration_ns, grouped};
 
@@ -52,9 +52,15 @@ pub fn groups(r: &Report) -> Vec<Group<'_>> {
         .collect()
 }
 
+/// The time columns of a syscall row, in order: what each one is.
+pub const TIME_COLUMNS: [&str; 3] = ["on-CPU", "off-CPU", "avg wall"];
+
 /// The derived cells of one syscall row, alike in every renderer.
 pub struct Cells {
-    /// Mean time per call, or "-" when nothing was timed.
+    /// Time on a CPU and off it (blocked or waiting) in the calls, and the
+    /// mean wall time per call (see TIME_COLUMNS); "-" when not timed.
+    pub on_cpu: String,
+    pub off_cpu: String,
     pub avg: String,
     /// Bytes, or "-" for a call whose return is not a byte count.
     pub bytes: String,
@@ -62,13 +68,16 @@ pub struct Cells {
     pub kinds: Vec<String>,
 }
 
-pub fn cells(e: &SyscallEntry) -> Cells {
+pub fn cells(e: &SyscallEntry, timing: Timing) -> Cells {
     let c = &e.counts;
+    let time = |ns: Option<u64>, known: bool| match ns {
+        Some(ns) if known => duration_ns(ns),
+        _ => "-".into(),
+    };
     Cells {
-        avg: c
-            .time_ns
-            .checked_div(c.count)
-            .map_or_else(|| "-".into(), duration_ns),
+        on_cpu: time(Some(c.on_cpu_ns), timing.split()),
+        off_cpu: time(Some(c.off_cpu_ns), timing.split()),
+        avg: time(c.time_ns.checked_div(c.count), timing.per_call()),
         bytes: if e.class == Class::Other && c.bytes == 0 {
             "-".into()
         } else {

@@ -5,13 +5,15 @@ use std::fmt::Write as _;
 
 use zc_trace_common::syscalls::Class;
 
-use crate::model::ledger::MODE_SWITCH_RULE;
-use crate::model::report::{Process, Report, SyscallEntry};
+use crate::model::{
+    ledger::{MODE_SWITCH_RULE, how_measured},
+    report::{Process, Report, SyscallEntry, Timing},
+};
 
 use super::{
     charts::ExtraPath,
-    format::{bytes, duration_ns, fault_split, grouped, printable},
-    groups::{cells, groups},
+    format::{bytes, call_time, cpu_time, duration_ns, fault_split, grouped, printable},
+    groups::{TIME_COLUMNS, cells, groups},
 };
 
 /// Process rows the summary prints at most: a screenful.
@@ -39,7 +41,7 @@ pub fn render(r: &Report) -> String {
     tracing_cost(&mut s, r);
     dropped(&mut s, r);
     run_notes(&mut s, r);
-    footer(&mut s);
+    footer(&mut s, r);
     s
 }
 
@@ -122,11 +124,18 @@ fn cost(s: &mut String, r: &Report) {
     );
     let _ = writeln!(
         s,
-        "  syscalls           {:>12}   ({} failed, {} in the kernel)",
+        "  syscalls           {:>12}   ({} failed)",
         grouped(t.syscalls),
-        grouped(t.errors),
-        duration_ns(t.time_ns)
+        grouped(t.errors)
     );
+    let _ = writeln!(s, "  time in syscalls   {}", call_time(t, r.timing));
+    let _ = writeln!(s, "  CPU time           {}", cpu_time(r));
+    if !r.timing.per_call() {
+        let _ = writeln!(
+            s,
+            "  (per-call timing off: costs in CPU time use the system CPU time above)"
+        );
+    }
 }
 
 /// The syscall table, grouped as in the HTML.
@@ -135,15 +144,16 @@ fn syscalls(s: &mut String, r: &Report) {
         let _ = writeln!(s, "\n  (no syscalls while traced)");
         return;
     }
+    let [on, off, avg] = TIME_COLUMNS;
     let _ = writeln!(
         s,
-        "\n  {:<18} {:>10} {:>7} {:>11} {:>10} {:>9}  by fd kind",
-        "syscall", "calls", "errors", "bytes", "time", "avg"
+        "\n  {:<18} {:>10} {:>7} {:>11} {:>10} {:>10} {:>9}  by fd kind",
+        "syscall", "calls", "errors", "bytes", on, off, avg
     );
     for group in groups(r) {
         let _ = writeln!(s, "  {}", group.title);
         for (name, e) in &group.shown {
-            syscall_row(s, name, e);
+            syscall_row(s, name, e, r.timing);
         }
         if !group.folded.is_empty() {
             let calls: u64 = group.folded.iter().map(|(_, e)| e.counts.count).sum();
@@ -228,10 +238,11 @@ fn dropped(s: &mut String, r: &Report) {
     }
 }
 
-fn footer(s: &mut String) {
+fn footer(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
-        "\n  Measured in kernel, exactly. Mode switches are derived; copies inside the kernel (page cache -> socket) are not visible to a syscall tracer; of the DMA, disk reads into the page cache and O_DIRECT are shown."
+        "\n  {} Mode switches are derived; copies inside the kernel (page cache -> socket) are not visible to a syscall tracer; of the DMA, disk reads into the page cache and O_DIRECT are shown.",
+        how_measured(r)
     );
 }
 
@@ -249,17 +260,18 @@ fn exit_line(r: &Report) -> String {
     }
 }
 
-fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry) {
+fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry, timing: Timing) {
     let c = &e.counts;
-    let cells = cells(e);
+    let cells = cells(e, timing);
     let _ = writeln!(
         s,
-        "    {:<16} {:>10} {:>7} {:>11} {:>10} {:>9}  {}",
+        "    {:<16} {:>10} {:>7} {:>11} {:>10} {:>10} {:>9}  {}",
         name,
         grouped(c.count),
         grouped(c.errors),
         cells.bytes,
-        duration_ns(c.time_ns),
+        cells.on_cpu,
+        cells.off_cpu,
         cells.avg,
         cells.kinds.join(", ")
     );
@@ -296,6 +308,8 @@ mod tests {
                     errors: 0,
                     bytes: 3 << 20,
                     time_ns: 3000,
+                    on_cpu_ns: 1000,
+                    off_cpu_ns: 2000,
                 },
                 by_fd_kind: [(
                     "file->socket".to_owned(),

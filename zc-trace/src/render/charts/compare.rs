@@ -1,6 +1,6 @@
 //! The comparison chart: the cost of moving bytes in several runs side by
-//! side, each figure normalised by the bytes the run moved, so a run that
-//! moved more data is not penalised for it.
+//! side, each figure normalised by the bytes of the run's basis (written,
+//! by default), so a run that moved more data is not penalised for it.
 
 use anyhow::Result;
 use plotters::prelude::*;
@@ -42,15 +42,11 @@ where
     let labels: Vec<&str> = runs.iter().map(|(l, _)| l.as_str()).collect();
     let noun = basis.noun();
     let title = format!("{NAME} per MiB {noun}: {}", labels.join(" vs "));
-    let subtitle = match basis {
-        Basis::Moved => {
-            "moved = copied kernel → user + copied user → kernel + zero-copy; lower is cheaper, except zero-copy share"
-        }
-        Basis::Delivered(_) => {
-            "delivered = bytes the receiver got, once each; lower is cheaper, except zero-copy share"
-        }
-    };
-    let body = header(root, &title, subtitle)?;
+    let subtitle = format!(
+        "{}; lower is cheaper, except zero-copy share",
+        basis.definition()
+    );
+    let body = header(root, &title, &subtitle)?;
     let shown = runs.len().min(RUNS.len());
     let (grid, foot) = footer(&body, 12 + 24 * shown as u32);
     let label_width = labels
@@ -66,8 +62,10 @@ where
         .enumerate()
         .map(|(i, (_, r))| metrics(r, basis.bytes(i, r), noun))
         .collect();
-    let panels = grid.split_evenly((2, 3));
-    for (m, area) in panels.iter().enumerate() {
+    // Seven figures: the eighth panel stays empty.
+    let panels = grid.split_evenly((2, 4));
+    let figures = all.first().map_or(0, Vec::len);
+    for (m, area) in panels.iter().enumerate().take(figures) {
         let bars: Vec<Bar> = runs
             .iter()
             .zip(&all)
