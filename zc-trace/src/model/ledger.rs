@@ -243,6 +243,23 @@ mod tests {
     }
 
     #[test]
+    fn only_an_intact_run_is_called_exact() {
+        let mut r = Report::default();
+        assert!(how_measured(&r).contains("exactly"));
+        r.dropped.insert("stats_map_full".into(), 0);
+        assert!(how_measured(&r).contains("exactly"));
+        r.dropped.insert("proc_map_full".into(), 3);
+        assert!(!how_measured(&r).contains("exact"), "{}", how_measured(&r));
+        // Neither times nor faults (which the exceptions miss some of) are
+        // among the figures called exact.
+        let exact = NOTES[0].split("exactly").next().unwrap();
+        assert!(
+            !exact.contains("time") && !exact.contains("fault"),
+            "{exact}"
+        );
+    }
+
+    #[test]
     fn kind_keys_name_both_ends_of_two_fd_calls() {
         assert_eq!(
             kind_key(FdKind::Socket as u8, FdKind::File as u8),

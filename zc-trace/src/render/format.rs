@@ -144,6 +144,16 @@ pub fn call_time(t: &crate::model::report::Totals, timing: Timing) -> String {
     )
 }
 
+/// One CPU time cell of a process row: "-" in an older report, which did
+/// not measure it.
+pub fn cpu_cell(r: &crate::model::report::Report, ns: u64) -> String {
+    if r.timing == Timing::WallOnly {
+        "-".to_owned()
+    } else {
+        duration_ns(ns)
+    }
+}
+
 /// The traced threads' CPU time from the kernel's accounting.
 pub fn cpu_time(r: &crate::model::report::Report) -> String {
     let cpu = &r.totals.cpu;

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use super::charts::{self, ExtraPath, class_colour, hex, metrics};
-use super::format::{bytes, call_time, cpu_time, duration_ns, fault_split, grouped, printable};
+use super::format::{
+    bytes, call_time, cpu_cell, cpu_time, duration_ns, fault_split, grouped, printable,
+};
 use super::groups::{TIME_COLUMNS, cells, groups};
 use crate::model::compare::Basis;
 use crate::model::ledger::MODE_SWITCH_RULE;
@@ -313,7 +315,7 @@ fn processes(s: &mut String, r: &Report) {
         s,
         "<h2>Processes</h2><table><tr><th class=n>pid</th><th class=n>ppid</th><th>process</th><th class=n>syscalls</th>\
          <th class=n>kernel → user</th><th class=n>user → kernel</th><th class=n>zero-copy</th><th class=n>mapped</th>\
-         <th class=n>page faults</th><th class=n>ctx switches</th></tr>"
+         <th class=n>page faults</th><th class=n>ctx switches</th><th class=n>user CPU</th><th class=n>system CPU</th></tr>"
     );
     for p in &r.processes {
         let t = &p.totals;
@@ -321,7 +323,8 @@ fn processes(s: &mut String, r: &Report) {
         let _ = writeln!(
             s,
             "<tr><td class=n>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td>\
-             <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+             <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td>\
+             <td class=n>{}</td><td class=n>{}</td></tr>",
             p.pid,
             p.ppid,
             esc(&p.comm),
@@ -331,7 +334,9 @@ fn processes(s: &mut String, r: &Report) {
             bytes(b.zero_copy),
             bytes(b.mapped),
             grouped(t.page_faults.total()),
-            grouped(t.context_switches.total())
+            grouped(t.context_switches.total()),
+            cpu_cell(r, t.cpu.user_ns),
+            cpu_cell(r, t.cpu.system_ns)
         );
     }
     let _ = writeln!(s, "</table>");

@@ -12,7 +12,7 @@ use crate::model::{
 
 use super::{
     charts::ExtraPath,
-    format::{bytes, call_time, cpu_time, duration_ns, fault_split, grouped, printable},
+    format::{bytes, call_time, cpu_cell, cpu_time, duration_ns, fault_split, grouped, printable},
     groups::{TIME_COLUMNS, cells, groups},
 };
 
@@ -170,8 +170,8 @@ fn syscalls(s: &mut String, r: &Report) {
 fn processes(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
-        "\n  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
-        "pid", "process", "syscalls", "to user", "from user", "zero-copy"
+        "\n  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11} {:>10} {:>10}",
+        "pid", "process", "syscalls", "to user", "from user", "zero-copy", "user CPU", "sys CPU"
     );
     let shown = busiest(&r.processes, PROCESS_ROWS);
     for p in &shown {
@@ -182,13 +182,15 @@ fn processes(s: &mut String, r: &Report) {
         };
         let _ = writeln!(
             s,
-            "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
+            "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11} {:>10} {:>10}",
             pid,
             printable(&p.comm),
             grouped(p.totals.syscalls),
             bytes(b.copied_to_user),
             bytes(b.copied_from_user),
-            bytes(b.zero_copy)
+            bytes(b.zero_copy),
+            cpu_cell(r, p.totals.cpu.user_ns),
+            cpu_cell(r, p.totals.cpu.system_ns)
         );
     }
     if r.processes.len() > shown.len() {
