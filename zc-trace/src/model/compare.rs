@@ -152,28 +152,53 @@ pub fn normalise(r: &Report, basis_bytes: u64) -> Normalised {
     }
 }
 
-/// The figures a comparison shows, in display order: (name, value).
-pub fn figures(n: &Normalised, noun: &str) -> Vec<(String, Option<f64>)> {
+/// What a compared figure is, for its axis and labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    PerMib,
+    PerByte,
+    /// Nanoseconds per MiB.
+    TimePerMib,
+}
+
+/// The figures a comparison shows, in display order: (name, value, unit).
+pub fn figures(n: &Normalised, noun: &str) -> Vec<(String, Option<f64>, Unit)> {
     vec![
-        (format!("syscalls per MiB {noun}"), n.syscalls_per_mib),
+        (
+            format!("syscalls per MiB {noun}"),
+            n.syscalls_per_mib,
+            Unit::PerMib,
+        ),
         (
             format!("mode switches per MiB {noun} (derived)"),
             n.mode_switches_per_mib,
+            Unit::PerMib,
         ),
         (
             format!("bytes copied by the CPU per byte {noun}"),
             n.cpu_copies_per_byte,
+            Unit::PerByte,
         ),
         (
             format!("zero-copy bytes per byte {noun}"),
             n.zero_copy_per_byte,
+            Unit::PerByte,
         ),
-        (format!("page faults per MiB {noun}"), n.page_faults_per_mib),
+        (
+            format!("page faults per MiB {noun}"),
+            n.page_faults_per_mib,
+            Unit::PerMib,
+        ),
         (
             format!("context switches per MiB {noun}"),
             n.context_switches_per_mib,
+            Unit::PerMib,
         ),
-        (format!("CPU time (ns) per MiB {noun}"), n.cpu_ns_per_mib),
+        (
+            format!("CPU time per MiB {noun}"),
+            n.cpu_ns_per_mib,
+            Unit::TimePerMib,
+        ),
     ]
 }
 

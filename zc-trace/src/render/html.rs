@@ -126,10 +126,7 @@ pub fn render_compare(runs: &[(String, Report)], basis: Basis) -> Result<String>
     for (i, m) in all.first().into_iter().flatten().enumerate() {
         let _ = write!(s, "<tr><td>{}</td>", esc(&m.name));
         for run in &all {
-            let v = run[i]
-                .value
-                .map(charts::figure)
-                .unwrap_or_else(|| "n/a".into());
+            let v = run[i].label();
             let _ = write!(s, "<td class=n>{v}</td>");
         }
         let _ = writeln!(s, "</tr>");

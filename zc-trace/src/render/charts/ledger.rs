@@ -114,14 +114,17 @@ where
             .map(|p| (p.label().to_owned(), p.colour())),
     );
     let used = legend(&foot, &items)?;
-    foot.draw_text(
-        &format!(
-            "{} Mode switches are derived: {MODE_SWITCH_RULE}. \
-             Copies inside the kernel are not visible to a syscall tracer; DMA only as disk_read and direct I/O.",
-            how_measured(r)
-        ),
-        &muted(LABEL_SIZE - 1.0),
-        (20, used as i32 + 6),
-    )?;
+    // Two lines: one is wider than the chart.
+    let lines = [
+        format!("{} Mode switches are derived: {MODE_SWITCH_RULE}.", how_measured(r)),
+        "Copies inside the kernel are not visible to a syscall tracer; DMA only as disk_read and direct I/O.".to_owned(),
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        foot.draw_text(
+            line,
+            &muted(LABEL_SIZE - 1.0),
+            (20, used as i32 + 6 + 14 * i as i32),
+        )?;
+    }
     Ok(())
 }
