@@ -376,3 +376,98 @@ fn issue10_item4_compare_per_byte_written() {
     );
     assert_eq!(j["runs"][1]["basis_bytes"], FILE_BYTES);
 }
+
+/// CPU ticks (user + system) of process `pid` so far, in ns, from
+/// /proc/PID/stat (fields 14 and 15, clock ticks).
+fn proc_cpu_ns(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    (fields[0] + fields[1]) * 1_000_000_000 / hz
+}
+
+/// One HTTP/1.0 GET of `path`: the bytes of the whole response.
+fn http_get(port: u16, path: &str) -> u64 {
+    use std::io::Write as _;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    std::io::copy(&mut s, &mut std::io::sink()).unwrap()
+}
+
+/// A real blocking server, attached to: python's http.server waits in
+/// select between requests, so its calls are mostly off-CPU; its CPU time
+/// is what it used while traced (the start-up before the attach is not
+/// the run's), as /proc accounts it, within a few ticks.
+#[test]
+fn issue10_item3_attached_http_server_waits_off_cpu() {
+    use std::time::Duration;
+    use zc_trace_tests::harness::{Proc, signal, wait_until};
+    if !require_root("issue10_item3_attached_http_server_waits_off_cpu") {
+        return;
+    }
+    let dir = TempDir::new("cost-http");
+    std::fs::write(dir.join("f"), vec![7u8; 1 << 20]).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| Path::new(p).is_absolute() && Path::new(p).exists())
+        .unwrap_or("python3");
+    let mut server = Proc::spawn(
+        Command::new(python)
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir.path())
+            .arg(port.to_string()),
+    );
+    let pid = server.child.id();
+    wait_until("the server to listen", Duration::from_secs(60), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let cpu_before = proc_cpu_ns(pid);
+    let json = dir.join("server.json");
+    let mut tracer = Proc::spawn(
+        Command::new(tracer_bin())
+            .arg("-p")
+            .arg(pid.to_string())
+            .arg("--json")
+            .arg(&json),
+    );
+    tracer.wait_for_line(
+        &format!("zc-trace: tracing pid {pid}"),
+        Duration::from_secs(60),
+    );
+    for _ in 0..5 {
+        assert!(http_get(port, "/f") > 1 << 20);
+    }
+    signal(tracer.child.id() as i32, libc::SIGINT);
+    let status = tracer.wait_or_kill(Duration::from_secs(60));
+    let cpu_during = proc_cpu_ns(pid) - cpu_before;
+    signal(pid as i32, libc::SIGKILL);
+    let _ = server.wait_or_kill(Duration::from_secs(10));
+    assert!(status.success(), "{status}: {}", tracer.stderr());
+
+    let report = zc_trace_tests::harness::Report::load(&json);
+    let p = report
+        .process(pid as u64)
+        .unwrap_or_else(|| panic!("no row for the server: {}", report.0));
+    let t = &p["totals"];
+    let (on, off) = (u64_field(t, "/on_cpu_ns"), u64_field(t, "/off_cpu_ns"));
+    assert!(off > on, "the server mostly waits: {t}");
+    assert_wall_is_on_plus_off(&p["syscalls"]);
+    let ours = u64_field(t, "/cpu/user_ns") + u64_field(t, "/cpu/system_ns");
+    // /proc counts in 10 ms ticks, read twice.
+    assert!(
+        ours.abs_diff(cpu_during) <= 3 * 10 * MS,
+        "zc-trace says {ours} ns of CPU while attached, /proc {cpu_during} ns"
+    );
+}
