@@ -408,7 +408,7 @@ fn http_get(port: u16, path: &str) -> u64 {
 #[test]
 fn issue10_item3_attached_http_server_waits_off_cpu() {
     use std::time::Duration;
-    use zc_trace_tests::harness::{Proc, signal, wait_until};
+    use zc_trace_tests::harness::{Proc, attach_tracer, signal, wait_until};
     if !require_root("issue10_item3_attached_http_server_waits_off_cpu") {
         return;
     }
@@ -435,17 +435,7 @@ fn issue10_item3_attached_http_server_waits_off_cpu() {
     });
     let cpu_before = proc_cpu_ns(pid);
     let json = dir.join("server.json");
-    let mut tracer = Proc::spawn(
-        Command::new(tracer_bin())
-            .arg("-p")
-            .arg(pid.to_string())
-            .arg("--json")
-            .arg(&json),
-    );
-    tracer.wait_for_line(
-        &format!("zc-trace: tracing pid {pid}"),
-        Duration::from_secs(60),
-    );
+    let mut tracer = attach_tracer(pid, &[], &json);
     for _ in 0..5 {
         assert!(http_get(port, "/f") > 1 << 20);
     }
