@@ -195,6 +195,18 @@ pub fn how_measured(r: &Report) -> &'static str {
     }
 }
 
+/// Method notes of earlier versions, which saved reports still carry: not
+/// notes about their run. The first called times and faults exact.
+const SUPERSEDED_NOTES: &[&str] = &[
+    "counts, errors, bytes, time, fd kinds, page faults and context switches are measured in kernel, exactly",
+];
+
+/// Whether `note` states the method (this version's or an earlier one's)
+/// rather than something about its run.
+pub fn is_method_note(note: &str) -> bool {
+    NOTES.contains(&note) || SUPERSEDED_NOTES.contains(&note)
+}
+
 /// What is derived rather than measured; printed with every report.
 pub const NOTES: &[&str] = &[
     "counts, errors, bytes and fd kinds of syscalls are counted in kernel, exactly; context switches and page faults are counted in kernel as they happen",

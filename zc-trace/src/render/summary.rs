@@ -48,8 +48,11 @@ pub fn render(r: &Report) -> String {
 /// What this run's report says beyond the method every report states (a
 /// call in progress at attach, untraced children, a missing probe ...).
 fn run_notes(s: &mut String, r: &Report) {
-    let method = |n: &String| crate::model::ledger::NOTES.contains(&n.as_str());
-    let notes: Vec<&String> = r.notes.iter().filter(|n| !method(n)).collect();
+    let notes: Vec<&String> = r
+        .notes
+        .iter()
+        .filter(|n| !crate::model::ledger::is_method_note(n))
+        .collect();
     if notes.is_empty() {
         return;
     }
