@@ -222,6 +222,20 @@ impl Drop for Proc {
     }
 }
 
+/// `zc-trace -p PID FLAGS --json JSON`, once it says it is tracing.
+pub fn attach_tracer(pid: u32, flags: &[&str], json: &Path) -> Proc {
+    let mut tracer = Proc::spawn(
+        Command::new(tracer_bin())
+            .arg("-p")
+            .arg(pid.to_string())
+            .args(flags)
+            .arg("--json")
+            .arg(json),
+    );
+    tracer.wait_for_line("zc-trace: tracing", Duration::from_secs(20));
+    tracer
+}
+
 /// Sends `sig` to `pid`; panics if it cannot.
 pub fn signal(pid: i32, sig: libc::c_int) {
     // SAFETY: kill has no memory preconditions.

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use zc_trace_tests::harness::{
-    Proc, Report, TempDir, Traced, catches_signal, kind_stats, kinds_table, mismatches,
-    require_root, run_traced, scenario_args, signal, tracer_bin, u64_field, wait_until,
+    Proc, Report, TempDir, Traced, attach_tracer, catches_signal, kind_stats, kinds_table,
+    mismatches, require_root, run_traced, scenario_args, signal, tracer_bin, u64_field, wait_until,
 };
 use zc_trace_tests::strace::MEASURED;
 use zc_trace_tests::{Expect, expected, expected_per_process};
@@ -491,15 +491,7 @@ fn attach(test: &str, scenario: &str, flags: &[&str]) -> (Report, u64) {
         || catches_signal(pid, libc::SIGUSR1),
     );
     let json = dir.join("attach.json");
-    let mut tracer = Proc::spawn(
-        Command::new(tracer_bin())
-            .arg("-p")
-            .arg(pid.to_string())
-            .args(flags)
-            .arg("--json")
-            .arg(&json),
-    );
-    tracer.wait_for_line(TRACING_LINE, Duration::from_secs(20));
+    let mut tracer = attach_tracer(pid as u32, flags, &json);
     signal(pid, libc::SIGUSR1);
     let w = workload.wait_or_kill(Duration::from_secs(30));
     assert!(w.success(), "workload failed: {w}\n{}", workload.stderr());

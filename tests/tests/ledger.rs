@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use zc_trace_tests::harness::{
-    Proc, Report, TempDir, require_root, run_traced, signal, tracer_bin, wait_until,
+    Report, TempDir, attach_tracer, require_root, run_traced, signal, tracer_bin, wait_until,
 };
 use zc_trace_tests::write_input_file;
 
@@ -465,14 +465,7 @@ fn issue9_attach_counts_the_faults_of_the_traced_span() {
         .unwrap();
     let pid = target.id();
     let json = dir.join("attach.json");
-    let mut tracer = Proc::spawn(
-        Command::new(tracer_bin())
-            .arg("-p")
-            .arg(pid.to_string())
-            .arg("--json")
-            .arg(&json),
-    );
-    tracer.wait_for_line("zc-trace: tracing", Duration::from_secs(20));
+    let mut tracer = attach_tracer(pid, &[], &json);
     let before = proc_faults(pid);
     target.stdin.take().unwrap().write_all(b"go\n").unwrap();
     wait_until(

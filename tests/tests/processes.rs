@@ -8,8 +8,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use zc_trace_tests::harness::{
-    Proc, Report, TempDir, require_root, run_traced, signal, skip, syscall_stats, tracer_bin,
-    wait_until,
+    Proc, Report, TempDir, attach_tracer, require_root, run_traced, signal, skip, syscall_stats,
+    tracer_bin, wait_until,
 };
 
 const TRACING_LINE: &str = "zc-trace: tracing";
@@ -216,15 +216,7 @@ fn issue10_call_in_progress_at_attach_is_not_a_loss() {
     wait_until("the sleep to sleep", Duration::from_secs(10), || {
         current_syscall(pid).as_deref() == Some("230")
     });
-    let mut tracer = Proc::spawn(
-        Command::new(tracer_bin())
-            .arg("-p")
-            .arg(sleeper.pid().to_string())
-            .arg("--latency")
-            .arg("--json")
-            .arg(&json),
-    );
-    tracer.wait_for_line(TRACING_LINE, Duration::from_secs(20));
+    let mut tracer = attach_tracer(sleeper.pid() as u32, &["--latency"], &json);
     // The sleep returns (interrupted) when the signal ends it.
     signal(sleeper.pid(), libc::SIGTERM);
     sleeper.wait_or_kill(Duration::from_secs(30));

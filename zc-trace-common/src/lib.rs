@@ -120,8 +120,11 @@ pub struct SyscallStats {
     /// Sum of successful return values that mean bytes (or the mapped length
     /// for file-backed mmap); 0 for calls whose return is not a byte count.
     pub bytes: u64,
-    /// Time from sys_enter to sys_exit.
+    /// Time from sys_enter to sys_exit (wall time).
     pub time_ns: u64,
+    /// The part of `time_ns` the thread spent off the CPU (blocked, or
+    /// runnable and waiting for a CPU): switched out by the scheduler.
+    pub off_cpu_ns: u64,
 }
 
 impl SyscallStats {
@@ -133,6 +136,7 @@ impl SyscallStats {
             errors: failed as u64,
             bytes,
             time_ns,
+            off_cpu_ns: 0,
         }
     }
 }
@@ -166,6 +170,13 @@ pub struct ProcCounters {
     pub zerocopy_copied: u64,
     /// Bytes copied by copy-on-write faults (page size x pages copied).
     pub cow_copied: u64,
+    /// The kernel's own CPU accounting of the process's threads, added as
+    /// each thread exits: task->utime, task->stime (tick-sampled, in ns)
+    /// and task->se.sum_exec_runtime (the precise total they are scaled to,
+    /// as getrusage does).
+    pub cpu_user_ns: u64,
+    pub cpu_system_ns: u64,
+    pub cpu_runtime_ns: u64,
 }
 
 /// What the probes know of a traced process, written at fork and exec.
@@ -207,6 +218,11 @@ pub struct Inflight {
     pub start_ns: u64,
     pub tid: u32,
     pub nr: u32,
+    /// Off-CPU time of the call so far (probes/offcpu.rs).
+    pub off_cpu_ns: u64,
+    /// When the scheduler switched the thread out during the call; 0 while
+    /// it runs.
+    pub off_since_ns: u64,
 }
 
 /// One zero-copy send, keyed by its socket and the notification id the
@@ -440,10 +456,10 @@ pub mod limits {
 }
 
 const _: () = assert!(core::mem::size_of::<SyscallKey>() == 16);
-const _: () = assert!(core::mem::size_of::<SyscallStats>() == 32);
-const _: () = assert!(core::mem::size_of::<ProcCounters>() == 88);
+const _: () = assert!(core::mem::size_of::<SyscallStats>() == 40);
+const _: () = assert!(core::mem::size_of::<ProcCounters>() == 112);
 const _: () = assert!(core::mem::size_of::<ProcInfo>() == 24);
-const _: () = assert!(core::mem::size_of::<Inflight>() == 16);
+const _: () = assert!(core::mem::size_of::<Inflight>() == 32);
 const _: () = assert!(core::mem::size_of::<Exited>() == 32);
 const _: () = assert!(core::mem::size_of::<ZerocopyId>() == 16);
 const _: () = assert!(core::mem::size_of::<ZerocopySpan>() == 16);

@@ -29,6 +29,10 @@ macro_rules! offsets {
 offsets!(
     OFF_TASK_FILES,
     OFF_TASK_TGID,
+    OFF_TASK_PID,
+    OFF_TASK_UTIME,
+    OFF_TASK_STIME,
+    OFF_TASK_RUNTIME,
     OFF_FILES_FDT,
     OFF_FDT_MAX_FDS,
     OFF_FDT_FD,

@@ -37,19 +37,33 @@ pub fn run() -> Result<u8> {
         }
         Some(Command::Compare {
             reports,
+            per,
+            json,
             output_dir,
             svg,
         }) => {
+            // A bad --json path fails before any report is read.
+            let json_out = json
+                .as_deref()
+                .map(|p| Output::create(p, "comparison JSON"))
+                .transpose()?;
             let loaded = reports
                 .iter()
                 .map(|p| load_report(p))
                 .collect::<Result<Vec<_>>>()?;
             let labels = run_labels(reports, &loaded);
             let runs: Vec<(String, Report)> = labels.into_iter().zip(loaded).collect();
+            let basis = per.basis();
             // The table is the result (stdout, like the lab's); errors go to stderr.
-            print!("{}", render::compare::table(&runs));
+            print!("{}", render::compare::table(&runs, basis));
+            if let Some(mut out) = json_out {
+                let doc = crate::model::compare::json(&runs, basis);
+                out.write_all(serde_json::to_string_pretty(&doc)?.as_bytes())?;
+                out.write_all(b"\n")?;
+                out.commit()?;
+            }
             if let Some(dir) = output_dir {
-                render::output::write_compare_dir(&runs, dir, *svg)?;
+                render::output::write_compare_dir(&runs, basis, dir, *svg)?;
             }
             Ok(0)
         }

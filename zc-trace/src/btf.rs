@@ -238,6 +238,14 @@ pub struct KernelOffsets {
     pub task_files: u32,
     /// task_struct.tgid
     pub task_tgid: u32,
+    /// task_struct.pid (the thread id); 0 = unknown: off-CPU time is then
+    /// not measured.
+    pub task_pid: u32,
+    /// task_struct.utime, .stime and .se.sum_exec_runtime; runtime 0 =
+    /// unknown: exited threads' CPU time is then not measured.
+    pub task_utime: u32,
+    pub task_stime: u32,
+    pub task_runtime: u32,
     /// files_struct.fdt
     pub files_fdt: u32,
     /// fdtable.max_fds
@@ -337,6 +345,10 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
     Ok(KernelOffsets {
         task_files: btf.offset("task_struct", "files")?,
         task_tgid: btf.offset("task_struct", "tgid")?,
+        task_pid: btf.offset("task_struct", "pid").unwrap_or(0),
+        task_utime: btf.offset("task_struct", "utime").unwrap_or(0),
+        task_stime: btf.offset("task_struct", "stime").unwrap_or(0),
+        task_runtime: task_runtime(btf).unwrap_or(0),
         files_fdt: btf.offset("files_struct", "fdt")?,
         fdt_max_fds: btf.offset("fdtable", "max_fds")?,
         fdt_fd: btf.offset("fdtable", "fd")?,
@@ -405,6 +417,11 @@ fn zerocopy_offsets(btf: &Btf) -> Result<KernelOffsets> {
         sock_zerocopy: btf.enum_value("sock_flags", "SOCK_ZEROCOPY")?,
         ..Default::default()
     })
+}
+
+/// Offset of task_struct.se.sum_exec_runtime (se is an embedded struct).
+fn task_runtime(btf: &Btf) -> Result<u32> {
+    Ok(btf.offset("task_struct", "se")? + btf.offset("sched_entity", "sum_exec_runtime")?)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ Examples:
   zc-trace -p 1234 -f                       ... and follow the children it forks
   zc-trace -o out/ -- ./server              report.json, charts and report.html in out/
   zc-trace report run.json -o out/          charts from a saved report (no root needed)
-  zc-trace compare a.json b.json -o out/    two runs side by side, per MiB moved
+  zc-trace compare a.json b.json -o out/    two runs side by side, per MiB written
   zc-trace lab                              read+write vs mmap vs sendfile vs splice, measured
 
 The summary goes to stderr (or --summary FILE); the command's own stdin,
@@ -115,11 +115,19 @@ pub enum Command {
         #[arg(long)]
         svg: bool,
     },
-    /// Compare runs side by side, normalised per MiB moved (table + charts).
+    /// Compare runs side by side, per MiB written to files and sockets (table + charts).
     Compare {
         /// Two or more saved JSON reports.
         #[arg(value_name = "RUN.json", num_args = 2.., required = true)]
         reports: Vec<PathBuf>,
+        /// What costs are divided by: bytes written to files and sockets
+        /// (each byte once, whatever call moved it), bytes read from them,
+        /// or bytes moved across the boundary (read+write counts twice).
+        #[arg(long, value_enum, default_value_t = Per::Written)]
+        per: Per,
+        /// Also write the table as JSON for scripts.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
         /// Where to write the comparison chart and HTML.
         #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
         output_dir: Option<PathBuf>,
@@ -142,6 +150,25 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+/// The bases `compare --per` offers (see `model::compare::Basis`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Per {
+    Written,
+    Read,
+    Moved,
+}
+
+impl Per {
+    pub fn basis(self) -> crate::model::compare::Basis<'static> {
+        use crate::model::compare::Basis;
+        match self {
+            Per::Written => Basis::Written,
+            Per::Read => Basis::Read,
+            Per::Moved => Basis::Moved,
+        }
+    }
 }
 
 /// Options of `zc-trace lab`.

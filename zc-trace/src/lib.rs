@@ -45,4 +45,4 @@ mod preflight;
 pub mod render;
 mod session;
 mod target;
-mod task_faults;
+mod task_accounting;

@@ -16,10 +16,10 @@ use crate::{
     loader,
     model::{
         ledger::{RunInfo, build_report},
-        report::{Report, Target, Timeline},
+        report::{Report, Target, Timeline, Timing},
         timeline,
     },
-    preflight, target, task_faults,
+    preflight, target, task_accounting,
 };
 
 mod signals;
@@ -124,8 +124,8 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     };
 
     let (reaped_tx, reaped_rx) = mpsc::unbounded_channel();
-    // Faults the attached process took before we came are not the run's.
-    let mut faults_at_start = std::collections::BTreeMap::new();
+    // Faults and CPU time the attached process used before we came are not the run's.
+    let mut accounting_at_start = std::collections::BTreeMap::new();
     let mut untraced_children = None;
     let mut attached_comm = None;
     let (pid, command, wrapped) = match &opts.spec {
@@ -134,7 +134,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             let pid = child.pid as u32;
             // What the held child took between fork and here is ours, not
             // the command's.
-            faults_at_start.insert(pid, task_faults::live_threads(pid));
+            accounting_at_start.insert(pid, task_accounting::live_threads(pid));
             collector.add_target(pid)?;
             if opts.announce {
                 eprintln!(
@@ -151,7 +151,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             if pid != *p as u32 {
                 eprintln!("zc-trace: {p} is a thread of process {pid}: tracing the process");
             }
-            faults_at_start.insert(pid, task_faults::live_threads(pid));
+            accounting_at_start.insert(pid, task_accounting::live_threads(pid));
             collector.add_target(pid)?;
             if !target::is_alive(pid) {
                 return Err(failure(
@@ -206,7 +206,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     ))?;
 
     let mut counters = collector.finish()?;
-    task_faults::settle(&mut counters, &faults_at_start);
+    task_accounting::settle(&mut counters, &accounting_at_start);
     let duration_ns = started.elapsed().as_nanos() as u64;
     samples.push(timeline::sample(&counters, duration_ns));
     let run = RunInfo {
@@ -224,6 +224,11 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         timeline: Timeline {
             interval_ns: opts.interval.as_nanos() as u64,
             samples,
+        },
+        timing: if opts.timed {
+            Timing::OnOffCpu
+        } else {
+            Timing::Off
         },
     };
     let mut report = build_report(&counters, run);

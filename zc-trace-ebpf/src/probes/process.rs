@@ -22,7 +22,10 @@ use zc_trace_common::{
 };
 
 use crate::{
-    config::{FOLLOW_FORKS, OFF_TASK_MAJ_FLT, OFF_TASK_MIN_FLT, OFF_TASK_TGID},
+    config::{
+        FOLLOW_FORKS, OFF_TASK_MAJ_FLT, OFF_TASK_MIN_FLT, OFF_TASK_RUNTIME, OFF_TASK_STIME,
+        OFF_TASK_TGID, OFF_TASK_UTIME,
+    },
     maps::{EXITS, PROCS, TARGETS, count_drop},
     probes::{
         add,
@@ -122,6 +125,30 @@ fn task_faults() -> u64 {
     }
 }
 
+/// Adds the exiting thread's CPU time, as the kernel accounts it (utime,
+/// stime, se.sum_exec_runtime: what getrusage sums over a process's
+/// threads), to its process's counters.
+/// https://github.com/torvalds/linux/blob/v6.18/kernel/sched/cputime.c (cputime_adjust)
+#[inline(always)]
+fn add_task_cpu(tgid: u32) {
+    if OFF_TASK_RUNTIME.load() == 0 {
+        return;
+    }
+    // SAFETY: as in task_faults.
+    let (user, system, runtime) = unsafe {
+        let task = bpf_get_current_task_btf() as *const u8;
+        let at = |off: u32| *(task.add(off as usize) as *const u64);
+        (
+            at(OFF_TASK_UTIME.load()),
+            at(OFF_TASK_STIME.load()),
+            at(OFF_TASK_RUNTIME.load()),
+        )
+    };
+    add(tgid, |c| &mut c.cpu_user_ns, user);
+    add(tgid, |c| &mut c.cpu_system_ns, system);
+    add(tgid, |c| &mut c.cpu_runtime_ns, runtime);
+}
+
 /// Counts exit and exit_group, which never reach sys_exit, from the
 /// exiting thread's saved syscall number; and once a process's last thread
 /// is gone, stops tracing it (a recycled pid is not traced by mistake) and
@@ -145,6 +172,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     }
     add(tgid, |c| &mut c.faults_task, task_faults());
     settle_exiting(tgid, tid);
+    add_task_cpu(tgid);
     let group_dead: u64 = ctx.arg(1);
     if group_dead & 0xff != 0 {
         set_target(tgid, false);

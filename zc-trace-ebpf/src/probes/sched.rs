@@ -11,11 +11,14 @@
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 
-use super::bump;
-use crate::target::current_target;
+use super::{bump, offcpu};
+use crate::{config::TIMED, target::current_target};
 
 #[btf_tracepoint(function = "sched_switch")]
 pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
+    if TIMED.load() != 0 {
+        offcpu::switched(&ctx);
+    }
     let Some((tgid, _)) = current_target() else {
         return 0;
     };

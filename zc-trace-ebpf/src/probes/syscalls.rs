@@ -48,6 +48,8 @@ pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
                 start_ns: bpf_ktime_get_ns(),
                 tid,
                 nr: id as u32,
+                off_cpu_ns: 0,
+                off_since_ns: 0,
             }
         };
     }
@@ -107,10 +109,10 @@ fn exit_call<const DETAIL: bool>(ctx: &BtfTracePointContext, tgid: u32, tid: u32
     if is_child_return(id, ret) {
         return 0;
     }
-    let time_ns = if TIMED.load() != 0 {
+    let (time_ns, off_cpu_ns) = if TIMED.load() != 0 {
         finish_timing(tid, id)
     } else {
-        0
+        (0, 0)
     };
     let failed = (-4095..0).contains(&ret) && !is_sigreturn(id);
     let moved = !failed && ret > 0;
@@ -170,7 +172,11 @@ fn exit_call<const DETAIL: bool>(ctx: &BtfTracePointContext, tgid: u32, tid: u32
         }
     }
     let key = SyscallKey::new(tgid, id, dst_kind, src_kind);
-    record(&key, SyscallStats::one_call(failed, bytes, time_ns));
+    let call = SyscallStats {
+        off_cpu_ns,
+        ..SyscallStats::one_call(failed, bytes, time_ns)
+    };
+    record(&key, call);
     0
 }
 
@@ -203,12 +209,12 @@ fn entered_nr(tid: u32) -> Option<u32> {
 }
 
 /// Time since this thread's sys_enter of call `id` (and the call's bucket
-/// in the latency histogram), or 0 (counted as untimed) when the entry was
-/// not seen. Clears the entry.
+/// in the latency histogram) and the part of it spent off the CPU, or 0
+/// (counted as untimed) when the entry was not seen. Clears the entry.
 #[inline(always)]
-fn finish_timing(tid: u32, id: u32) -> u64 {
+fn finish_timing(tid: u32, id: u32) -> (u64, u64) {
     let Some(slot) = INFLIGHT.get_ptr_mut(tid & INFLIGHT_MASK.load()) else {
-        return 0;
+        return (0, 0);
     };
     // SAFETY: see sys_enter.
     let start = unsafe { *slot };
@@ -217,11 +223,11 @@ fn finish_timing(tid: u32, id: u32) -> u64 {
         // was in progress at attach), or, when pid_max exceeds the slots,
         // another thread took the slot: counted apart from real losses.
         count_drop(drop::IN_PROGRESS);
-        return 0;
+        return (0, 0);
     }
     if !same_call(start.nr, id) || start.start_ns == 0 {
         count_drop(drop::UNTIMED);
-        return 0;
+        return (0, 0);
     }
     // SAFETY: as above; cleared so a later exit without entry is not timed
     // against this start.
@@ -234,7 +240,7 @@ fn finish_timing(tid: u32, id: u32) -> u64 {
             unsafe { *count += 1 };
         }
     }
-    ns
+    (ns, start.off_cpu_ns.min(ns))
 }
 
 /// Syscall argument `i` from the saved user registers (x86_64 ABI:

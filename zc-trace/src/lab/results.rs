@@ -289,6 +289,7 @@ fn sample_json(s: &Sample) -> Value {
         "errors": s.errors,
         "mode_switches": s.mode_switches,
         "kernel_time_ns": s.kernel_ns,
+        "on_cpu_time_ns": s.on_cpu_ns,
         "copied_to_user": s.copied_to_user,
         "copied_from_user": s.copied_from_user,
         "zero_copy": s.zero_copy,
@@ -426,6 +427,7 @@ fn as_report(m: &MethodResult) -> Report {
             syscalls: u(s.syscalls),
             errors: u(s.errors),
             time_ns: u(s.kernel_ns),
+            on_cpu_ns: u(s.on_cpu_ns),
             mode_switches: u(s.mode_switches),
             context_switches: ContextSwitches {
                 voluntary: u(s.cs_voluntary),
@@ -444,6 +446,7 @@ fn as_report(m: &MethodResult) -> Report {
                 mapped: u(s.mapped),
                 ..Default::default()
             },
+            ..Default::default()
         },
         notes: vec![
             BASELINE_NOTE.to_owned(),

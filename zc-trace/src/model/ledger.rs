@@ -12,8 +12,8 @@ use zc_trace_common::{
 use super::{
     Counters,
     report::{
-        Bytes, ContextSwitches, Counts, PageFaults, Process, Report, SCHEMA_VERSION, SyscallEntry,
-        Target, Timeline, Tool, Totals,
+        Bytes, ContextSwitches, Counts, CpuTime, PageFaults, Process, Report, SCHEMA_VERSION,
+        SyscallEntry, Target, Timeline, Timing, Tool, Totals,
     },
     syscall_name,
 };
@@ -94,6 +94,11 @@ pub fn totals(
             get_user_pages: in_kernel_faults(events),
         },
         bytes: Bytes::from_events(events),
+        cpu: CpuTime::adjusted(
+            events.cpu_user_ns,
+            events.cpu_system_ns,
+            events.cpu_runtime_ns,
+        ),
         ..Default::default()
     };
     let mut one_way = 0;
@@ -102,6 +107,8 @@ pub fn totals(
         t.syscalls += c.count;
         t.errors += c.errors;
         t.time_ns += c.time_ns;
+        t.on_cpu_ns += c.on_cpu_ns;
+        t.off_cpu_ns += c.off_cpu_ns;
         if never_returns(entry.nr) {
             one_way += c.count;
         }
@@ -157,6 +164,8 @@ pub struct RunInfo {
     pub started_at_unix_ms: u64,
     pub duration_ns: u64,
     pub timeline: Timeline,
+    /// How each syscall was timed.
+    pub timing: Timing,
 }
 
 /// Builds the full report from the final counters.
@@ -211,6 +220,7 @@ pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
             .collect(),
         cost: Default::default(),
         latency: BTreeMap::new(),
+        timing: run.timing,
     }
 }
 
@@ -230,9 +240,33 @@ fn unread_notifications_note(t: &Totals, events: &ProcCounters) -> Option<String
     })
 }
 
+/// How exact the measured figures are, for every footer: only what the
+/// probes count one by one is called exact, and only when nothing was lost.
+pub fn how_measured(r: &Report) -> &'static str {
+    if r.dropped.values().any(|n| *n > 0) {
+        "Counted in kernel, but records were lost: the figures are lower bounds."
+    } else {
+        "Calls, bytes and fd kinds counted in kernel, exactly; on-CPU time = wall - off-CPU, per call."
+    }
+}
+
+/// Method notes of earlier versions, which saved reports still carry: not
+/// notes about their run. The first called times and faults exact.
+const SUPERSEDED_NOTES: &[&str] = &[
+    "counts, errors, bytes, time, fd kinds, page faults and context switches are measured in kernel, exactly",
+];
+
+/// Whether `note` states the method (this version's or an earlier one's)
+/// rather than something about its run.
+pub fn is_method_note(note: &str) -> bool {
+    NOTES.contains(&note) || SUPERSEDED_NOTES.contains(&note)
+}
+
 /// What is derived rather than measured; printed with every report.
 pub const NOTES: &[&str] = &[
-    "counts, errors, bytes, time, fd kinds, page faults and context switches are measured in kernel, exactly",
+    "counts, errors, bytes and fd kinds of syscalls are counted in kernel, exactly; context switches and page faults are counted in kernel as they happen",
+    "time_ns is wall time from entry to return; off_cpu_ns the part the thread was switched out (blocked, or waiting for a CPU); on_cpu_ns = time_ns - off_cpu_ns, the calls' cost. All three are 0 without per-call timing (--latency turns it on)",
+    "cpu.user_ns and cpu.system_ns are the kernel's accounting of the traced threads as getrusage reports it (user/system sampled at each tick, scaled to the exact run time): read as each thread exits and from /proc for threads still alive; the last tick a thread ran before exiting may be missing",
     concat!(
         "mode_switches is derived: ",
         mode_switch_rule!(),
@@ -270,8 +304,26 @@ mod tests {
                 errors: 0,
                 bytes,
                 time_ns: count * 10,
+                off_cpu_ns: count * 4,
             },
         )
+    }
+
+    #[test]
+    fn only_an_intact_run_is_called_exact() {
+        let mut r = Report::default();
+        assert!(how_measured(&r).contains("exactly"));
+        r.dropped.insert("stats_map_full".into(), 0);
+        assert!(how_measured(&r).contains("exactly"));
+        r.dropped.insert("proc_map_full".into(), 3);
+        assert!(!how_measured(&r).contains("exact"), "{}", how_measured(&r));
+        // Neither times nor faults (which the exceptions miss some of) are
+        // among the figures called exact.
+        let exact = NOTES[0].split("exactly").next().unwrap();
+        assert!(
+            !exact.contains("time") && !exact.contains("fault"),
+            "{exact}"
+        );
     }
 
     #[test]

@@ -39,9 +39,81 @@ pub struct Report {
     pub cost: Cost,
     /// Time in the kernel per call, by syscall: log2 buckets, where entry
     /// `b` counts calls of [2^b, 2^(b+1)) ns (the last is open-ended).
-    /// Empty with --no-latency.
+    /// Empty unless --latency.
     #[serde(default)]
     pub latency: BTreeMap<String, Vec<u64>>,
+    /// How each syscall was timed; without per-call timing the cost in
+    /// CPU time is the kernel's per-process accounting. Reports written
+    /// before it existed timed the wall time only.
+    #[serde(default = "Timing::wall_only")]
+    pub timing: Timing,
+}
+
+/// What the run measured of each syscall's time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// Wall time, split into on-CPU and off-CPU time.
+    #[default]
+    OnOffCpu,
+    /// Wall time only: a report from before the split.
+    WallOnly,
+    /// Not timed (the default; --latency times calls).
+    Off,
+}
+
+impl Timing {
+    fn wall_only() -> Self {
+        Timing::WallOnly
+    }
+
+    /// Whether calls were timed at all.
+    pub fn per_call(self) -> bool {
+        self != Timing::Off
+    }
+
+    /// Whether the on-CPU / off-CPU split is known.
+    pub fn split(self) -> bool {
+        self == Timing::OnOffCpu
+    }
+}
+
+impl Report {
+    /// The CPU time the report's cost figures use, and where it came from.
+    pub fn cost_cpu(&self) -> (u64, CpuSource) {
+        match self.timing {
+            Timing::OnOffCpu => (self.totals.on_cpu_ns, CpuSource::OnCpuInSyscalls),
+            Timing::WallOnly => (self.totals.time_ns, CpuSource::WallInSyscalls),
+            Timing::Off => (self.totals.cpu.system_ns, CpuSource::SystemTime),
+        }
+    }
+}
+
+/// Where a cost in CPU time comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuSource {
+    /// On-CPU time inside syscalls, timed per call in kernel.
+    OnCpuInSyscalls,
+    /// System CPU time of the traced threads from the kernel's accounting
+    /// (per-call timing was off): syscalls, faults and interrupts alike.
+    SystemTime,
+    /// Wall time in syscalls, blocked time included: a report made before
+    /// on-CPU time was measured.
+    WallInSyscalls,
+}
+
+impl CpuSource {
+    pub fn describe(self) -> &'static str {
+        match self {
+            CpuSource::OnCpuInSyscalls => "on-CPU time in syscalls (timed per call)",
+            CpuSource::SystemTime => {
+                "system CPU time from the kernel's accounting (per-call timing off)"
+            }
+            CpuSource::WallInSyscalls => {
+                "wall time in syscalls, blocked time included (an older report, without on-CPU time)"
+            }
+        }
+    }
 }
 
 /// zc-trace's own cost during the run, from the kernel's BPF run-time
@@ -238,17 +310,76 @@ pub struct Counts {
     pub count: u64,
     pub errors: u64,
     pub bytes: u64,
+    /// Wall time from entry to return (0 without per-call timing).
     pub time_ns: u64,
+    /// The part of `time_ns` on a CPU: the cost of the calls.
+    #[serde(default)]
+    pub on_cpu_ns: u64,
+    /// The part of `time_ns` off the CPU: blocked, or waiting for a CPU.
+    #[serde(default)]
+    pub off_cpu_ns: u64,
 }
 
 impl From<zc_trace_common::SyscallStats> for Counts {
     fn from(s: zc_trace_common::SyscallStats) -> Self {
+        let time = CallTime::split(s.time_ns, s.off_cpu_ns);
         Counts {
             count: s.count,
             errors: s.errors,
             bytes: s.bytes,
-            time_ns: s.time_ns,
+            time_ns: time.wall_ns,
+            on_cpu_ns: time.on_cpu_ns,
+            off_cpu_ns: time.off_cpu_ns,
         }
+    }
+}
+
+/// Time in syscalls, split by where the thread was.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallTime {
+    pub wall_ns: u64,
+    pub on_cpu_ns: u64,
+    pub off_cpu_ns: u64,
+}
+
+impl CallTime {
+    /// Wall time and its off-CPU part (clamped to the wall time).
+    pub fn split(wall_ns: u64, off_cpu_ns: u64) -> Self {
+        let off = off_cpu_ns.min(wall_ns);
+        CallTime {
+            wall_ns,
+            on_cpu_ns: wall_ns - off,
+            off_cpu_ns: off,
+        }
+    }
+}
+
+/// CPU time of the traced threads from the kernel's own accounting, as
+/// getrusage reports it: tick-sampled user and system time scaled to the
+/// precise run time (the kernel's cputime_adjust).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]
+pub struct CpuTime {
+    pub user_ns: u64,
+    pub system_ns: u64,
+}
+
+impl CpuTime {
+    /// `runtime_ns` split in the ratio of the sampled `user` and `system`
+    /// (all to user when nothing was sampled, as the kernel does).
+    /// https://github.com/torvalds/linux/blob/v6.18/kernel/sched/cputime.c (cputime_adjust)
+    pub fn adjusted(user: u64, system: u64, runtime_ns: u64) -> Self {
+        let sampled = user as u128 + system as u128;
+        let system_ns = (runtime_ns as u128 * system as u128)
+            .checked_div(sampled)
+            .map_or(0, |ns| ns.min(runtime_ns as u128) as u64);
+        CpuTime {
+            user_ns: runtime_ns - system_ns,
+            system_ns,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.user_ns + self.system_ns
     }
 }
 
@@ -424,7 +555,16 @@ impl Bytes {
 pub struct Totals {
     pub syscalls: u64,
     pub errors: u64,
+    /// Wall time in syscalls (0 without per-call timing).
     pub time_ns: u64,
+    /// The part of `time_ns` on a CPU, and off it (blocked or waiting).
+    #[serde(default)]
+    pub on_cpu_ns: u64,
+    #[serde(default)]
+    pub off_cpu_ns: u64,
+    /// User and system CPU time of the traced threads (kernel accounting).
+    #[serde(default)]
+    pub cpu: CpuTime,
     /// Derived: 2 per returning syscall, 1 per exit/exit_group, 2 per
     /// user-mode page fault.
     pub mode_switches: u64,
@@ -487,6 +627,29 @@ mod tests {
             serde_json::from_str::<Class>("\"direct_io\"").unwrap(),
             Class::Other,
             "a class from a newer zc-trace reads as other"
+        );
+    }
+
+    #[test]
+    fn cpu_time_is_the_run_time_split_as_sampled() {
+        let c = CpuTime::adjusted(3, 1, 1000);
+        assert_eq!((c.user_ns, c.system_ns), (750, 250));
+        assert_eq!(CpuTime::adjusted(0, 0, 1000).user_ns, 1000);
+        assert_eq!(CpuTime::adjusted(0, 5, 1000).system_ns, 1000);
+        assert_eq!(
+            CpuTime::adjusted(u64::MAX, u64::MAX, u64::MAX).total(),
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn call_time_is_wall_split_on_and_off_cpu() {
+        let t = CallTime::split(100, 30);
+        assert_eq!((t.on_cpu_ns, t.off_cpu_ns), (70, 30));
+        assert_eq!(
+            CallTime::split(100, 300).on_cpu_ns,
+            0,
+            "off-CPU never above wall"
         );
     }
 

@@ -1,5 +1,7 @@
 //! Numbers in human form: 64.0 MiB, 1.2 M, 3.4 ms.
 
+use crate::model::report::Timing;
+
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
@@ -118,5 +120,49 @@ pub fn fault_split(pf: &crate::model::report::PageFaults) -> String {
         grouped(pf.user),
         grouped(pf.kernel),
         grouped(pf.file)
+    )
+}
+
+/// Time in syscalls, each figure named for what it is: on-CPU first (the
+/// cost), then off-CPU and wall; says so when calls were not timed.
+pub fn call_time(t: &crate::model::report::Totals, timing: Timing) -> String {
+    match timing {
+        Timing::Off => return "not timed per call (--latency times them)".to_owned(),
+        Timing::WallOnly => {
+            return format!(
+                "{} wall (an older report: on-CPU time not measured)",
+                duration_ns(t.time_ns)
+            );
+        }
+        Timing::OnOffCpu => {}
+    }
+    format!(
+        "{} on-CPU, {} off-CPU (blocked or waiting), {} wall",
+        duration_ns(t.on_cpu_ns),
+        duration_ns(t.off_cpu_ns),
+        duration_ns(t.time_ns)
+    )
+}
+
+/// One CPU time cell of a process row: "-" in an older report, which did
+/// not measure it.
+pub fn cpu_cell(r: &crate::model::report::Report, ns: u64) -> String {
+    if r.timing == Timing::WallOnly {
+        "-".to_owned()
+    } else {
+        duration_ns(ns)
+    }
+}
+
+/// The traced threads' CPU time from the kernel's accounting.
+pub fn cpu_time(r: &crate::model::report::Report) -> String {
+    let cpu = &r.totals.cpu;
+    if r.timing == Timing::WallOnly {
+        return "not measured (an older report)".to_owned();
+    }
+    format!(
+        "{} user + {} system (all traced threads, kernel accounting)",
+        duration_ns(cpu.user_ns),
+        duration_ns(cpu.system_ns)
     )
 }

@@ -5,7 +5,7 @@
 
 use zc_trace_common::syscalls::Class;
 
-use crate::model::report::{Report, SyscallEntry};
+use crate::model::report::{Report, SyscallEntry, Timing};
 
 use super::format::{bytes, duration_ns, grouped};
 
@@ -21,8 +21,9 @@ pub struct Group<'a> {
     pub shown: Vec<(&'a str, &'a SyscallEntry)>,
     /// Rows folded away (only ever in "other").
     pub folded: Vec<(&'a str, &'a SyscallEntry)>,
-    /// False for io_uring requests, whose time is not measured.
-    pub timed: bool,
+    /// What is known of the rows' time: the run's timing, or Off for
+    /// io_uring requests, whose time is not measured.
+    pub timing: Timing,
 }
 
 /// Rows busiest first, then by name.
@@ -43,7 +44,7 @@ pub fn groups(r: &Report) -> Vec<Group<'_>> {
         title: URING_GROUP,
         shown: requests,
         folded: Vec::new(),
-        timed: false,
+        timing: Timing::Off,
     });
     titles
         .into_iter()
@@ -68,18 +69,22 @@ pub fn groups(r: &Report) -> Vec<Group<'_>> {
                 title,
                 shown: rows,
                 folded,
-                timed: true,
+                timing: r.timing,
             })
         })
         .chain(uring)
         .collect()
 }
 
+/// The time columns of a syscall row, in order: what each one is.
+pub const TIME_COLUMNS: [&str; 3] = ["on-CPU", "off-CPU", "avg wall"];
+
 /// The derived cells of one syscall row, alike in every renderer.
 pub struct Cells {
-    /// Time in the kernel, or "-" when not measured (io_uring requests).
-    pub time: String,
-    /// Mean time per call, or "-" when nothing was timed.
+    /// Time on a CPU and off it (blocked or waiting) in the calls, and the
+    /// mean wall time per call (see TIME_COLUMNS); "-" when not timed.
+    pub on_cpu: String,
+    pub off_cpu: String,
     pub avg: String,
     /// Bytes, or "-" for a call whose return is not a byte count.
     pub bytes: String,
@@ -87,16 +92,16 @@ pub struct Cells {
     pub kinds: Vec<String>,
 }
 
-pub fn cells(e: &SyscallEntry, timed: bool) -> Cells {
+pub fn cells(e: &SyscallEntry, timing: Timing) -> Cells {
     let c = &e.counts;
-    let avg = c.time_ns.checked_div(c.count).filter(|_| timed);
+    let time = |ns: Option<u64>, known: bool| match ns {
+        Some(ns) if known => duration_ns(ns),
+        _ => "-".into(),
+    };
     Cells {
-        time: if timed {
-            duration_ns(c.time_ns)
-        } else {
-            "-".into()
-        },
-        avg: avg.map_or_else(|| "-".into(), duration_ns),
+        on_cpu: time(Some(c.on_cpu_ns), timing.split()),
+        off_cpu: time(Some(c.off_cpu_ns), timing.split()),
+        avg: time(c.time_ns.checked_div(c.count), timing.per_call()),
         bytes: if e.class == Class::Other && c.bytes == 0 {
             "-".into()
         } else {
@@ -148,7 +153,7 @@ mod tests {
         assert_eq!(g[2].shown.len(), OTHER_ROWS);
         assert_eq!(g[2].shown[0].0, "other9");
         assert_eq!(g[2].folded.len(), 2);
-        assert!(g.iter().all(|g| g.timed));
+        assert!(g.iter().all(|g| g.timing == r.timing));
 
         r.io_uring.insert(
             "READ".into(),
@@ -164,9 +169,12 @@ mod tests {
         );
         let g = groups(&r);
         let last = g.last().unwrap();
-        assert_eq!((last.title, last.timed), (URING_GROUP, false));
+        assert_eq!((last.title, last.timing), (URING_GROUP, Timing::Off));
         assert_eq!(last.shown[0].0, "READ");
-        let c = cells(last.shown[0].1, last.timed);
-        assert_eq!((c.time.as_str(), c.avg.as_str()), ("-", "-"));
+        let c = cells(last.shown[0].1, last.timing);
+        assert_eq!(
+            (c.on_cpu.as_str(), c.off_cpu.as_str(), c.avg.as_str()),
+            ("-", "-", "-")
+        );
     }
 }

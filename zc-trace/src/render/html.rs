@@ -6,11 +6,13 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use super::charts::{self, ExtraPath, class_colour, hex, metrics};
-use super::format::{bytes, duration_ns, fault_split, grouped, printable};
-use super::groups::{cells, groups};
+use super::format::{
+    bytes, call_time, cpu_cell, cpu_time, duration_ns, fault_split, grouped, printable,
+};
+use super::groups::{TIME_COLUMNS, cells, groups};
 use crate::model::compare::Basis;
 use crate::model::ledger::MODE_SWITCH_RULE;
-use crate::model::report::{Report, SyscallEntry};
+use crate::model::report::{Report, SyscallEntry, Timing};
 use zc_trace_common::syscalls::Class;
 
 const STYLE: &str = "\
@@ -91,7 +93,8 @@ pub fn render_compare(runs: &[(String, Report)], basis: Basis) -> Result<String>
     let _ = writeln!(s, "<h1>zc-trace: {}</h1>", esc(&labels.join(" vs ")));
     let _ = writeln!(
         s,
-        "<p class=meta>moved = copied kernel → user + copied user → kernel + zero-copy; delivered = bytes the receiver got; mode switches are derived</p>"
+        "<p class=meta>{}; CPU time is on-CPU time in syscalls (system CPU time when calls were not timed); mode switches are derived</p>",
+        esc(basis.definition())
     );
     let _ = writeln!(
         s,
@@ -123,10 +126,7 @@ pub fn render_compare(runs: &[(String, Report)], basis: Basis) -> Result<String>
     for (i, m) in all.first().into_iter().flatten().enumerate() {
         let _ = write!(s, "<tr><td>{}</td>", esc(&m.name));
         for run in &all {
-            let v = run[i]
-                .value
-                .map(charts::figure)
-                .unwrap_or_else(|| "n/a".into());
+            let v = run[i].label();
             let _ = write!(s, "<td class=n>{v}</td>");
         }
         let _ = writeln!(s, "</tr>");
@@ -206,11 +206,17 @@ fn cost(s: &mut String, r: &Report) {
         (
             "syscalls".to_owned(),
             grouped(t.syscalls),
-            format!(
-                "{} failed, {} in the kernel",
-                grouped(t.errors),
-                duration_ns(t.time_ns)
-            ),
+            format!("{} failed", grouped(t.errors)),
+        ),
+        (
+            "time in syscalls".to_owned(),
+            duration_ns(t.on_cpu_ns),
+            call_time(t, r.timing),
+        ),
+        (
+            "CPU time".to_owned(),
+            duration_ns(t.cpu.total()),
+            cpu_time(r),
         ),
         (
             "mode switches (derived)".to_owned(),
@@ -251,14 +257,17 @@ fn syscalls(s: &mut String, r: &Report) {
         let _ = writeln!(s, "<p>No syscall was traced.</p>");
         return;
     }
-    let header = "<tr><th>syscall</th><th class=n>calls</th><th class=n>errors</th><th class=n>bytes</th>\
-                  <th class=n>time</th><th class=n>avg</th><th>by fd kind</th></tr>";
+    let [on, off, avg] = TIME_COLUMNS;
+    let header = format!(
+        "<tr><th>syscall</th><th class=n>calls</th><th class=n>errors</th><th class=n>bytes</th>\
+         <th class=n>{on}</th><th class=n>{off}</th><th class=n>{avg}</th><th>by fd kind</th></tr>"
+    );
     let _ = writeln!(s, "<table>{header}");
     let mut folded: Vec<(&str, &SyscallEntry)> = Vec::new();
     for group in groups(r) {
-        let _ = writeln!(s, "<tr class=group><td colspan=7>{}</td></tr>", group.title);
+        let _ = writeln!(s, "<tr class=group><td colspan=8>{}</td></tr>", group.title);
         for (name, e) in &group.shown {
-            syscall_row(s, name, e, group.timed);
+            syscall_row(s, name, e, group.timing);
         }
         folded.extend(group.folded);
     }
@@ -272,26 +281,27 @@ fn syscalls(s: &mut String, r: &Report) {
             grouped(calls)
         );
         for (name, e) in folded {
-            syscall_row(s, name, e, true);
+            syscall_row(s, name, e, r.timing);
         }
         let _ = writeln!(s, "</table></details>");
     }
 }
 
-fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry, timed: bool) {
+fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry, timing: Timing) {
     let c = &e.counts;
-    let cells = cells(e, timed);
+    let cells = cells(e, timing);
     let kinds: Vec<String> = cells.kinds.iter().map(|k| esc(k)).collect();
     let _ = writeln!(
         s,
         "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{}</td>\
-         <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
+         <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
         hex(class_colour(e.class)),
         esc(name),
         grouped(c.count),
         grouped(c.errors),
         cells.bytes,
-        cells.time,
+        cells.on_cpu,
+        cells.off_cpu,
         cells.avg,
         kinds.join(", ")
     );
@@ -302,7 +312,7 @@ fn processes(s: &mut String, r: &Report) {
         s,
         "<h2>Processes</h2><table><tr><th class=n>pid</th><th class=n>ppid</th><th>process</th><th class=n>syscalls</th>\
          <th class=n>kernel → user</th><th class=n>user → kernel</th><th class=n>zero-copy</th><th class=n>mapped</th>\
-         <th class=n>page faults</th><th class=n>ctx switches</th></tr>"
+         <th class=n>page faults</th><th class=n>ctx switches</th><th class=n>user CPU</th><th class=n>system CPU</th></tr>"
     );
     for p in &r.processes {
         let t = &p.totals;
@@ -310,7 +320,8 @@ fn processes(s: &mut String, r: &Report) {
         let _ = writeln!(
             s,
             "<tr><td class=n>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td>\
-             <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+             <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td>\
+             <td class=n>{}</td><td class=n>{}</td></tr>",
             p.pid,
             p.ppid,
             esc(&p.comm),
@@ -320,7 +331,9 @@ fn processes(s: &mut String, r: &Report) {
             bytes(b.zero_copy),
             bytes(b.mapped),
             grouped(t.page_faults.total()),
-            grouped(t.context_switches.total())
+            grouped(t.context_switches.total()),
+            cpu_cell(r, t.cpu.user_ns),
+            cpu_cell(r, t.cpu.system_ns)
         );
     }
     let _ = writeln!(s, "</table>");

@@ -36,6 +36,7 @@ mod tests {
                     errors: 0,
                     bytes: 10,
                     time_ns: 7,
+                    ..Default::default()
                 },
                 by_fd_kind: [(
                     "file".to_owned(),
@@ -44,6 +45,7 @@ mod tests {
                         errors: 0,
                         bytes: 10,
                         time_ns: 7,
+                        ..Default::default()
                     },
                 )]
                 .into(),

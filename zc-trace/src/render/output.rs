@@ -39,11 +39,16 @@ pub fn write_dir(report: &Report, dir: &Path, svg: bool) -> Result<Vec<PathBuf>>
 }
 
 /// Writes the comparison of `runs` into `dir`: the chart and compare.html.
-pub fn write_compare_dir(runs: &[(String, Report)], dir: &Path, svg: bool) -> Result<Vec<PathBuf>> {
+pub fn write_compare_dir(
+    runs: &[(String, Report)],
+    basis: Basis,
+    dir: &Path,
+    svg: bool,
+) -> Result<Vec<PathBuf>> {
     preflight::check_output_dir(dir)?;
-    let mut files = charts::render_compare(runs, Basis::Moved, dir, format(svg))?;
+    let mut files = charts::render_compare(runs, basis, dir, format(svg))?;
     let path = dir.join("compare.html");
-    let page = html::render_compare(runs, Basis::Moved)?;
+    let page = html::render_compare(runs, basis)?;
     preflight::write_output(&path, "comparison page", page.as_bytes())?;
     files.push(path);
     Ok(files)

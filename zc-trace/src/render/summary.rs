@@ -5,13 +5,15 @@ use std::fmt::Write as _;
 
 use zc_trace_common::syscalls::Class;
 
-use crate::model::ledger::MODE_SWITCH_RULE;
-use crate::model::report::{Process, Report, SyscallEntry};
+use crate::model::{
+    ledger::{MODE_SWITCH_RULE, how_measured},
+    report::{Process, Report, SyscallEntry, Timing},
+};
 
 use super::{
     charts::ExtraPath,
-    format::{bytes, duration_ns, fault_split, grouped, printable},
-    groups::{cells, groups},
+    format::{bytes, call_time, cpu_cell, cpu_time, duration_ns, fault_split, grouped, printable},
+    groups::{TIME_COLUMNS, cells, groups},
 };
 
 /// Process rows the summary prints at most: a screenful.
@@ -39,15 +41,18 @@ pub fn render(r: &Report) -> String {
     tracing_cost(&mut s, r);
     dropped(&mut s, r);
     run_notes(&mut s, r);
-    footer(&mut s);
+    footer(&mut s, r);
     s
 }
 
 /// What this run's report says beyond the method every report states (a
 /// call in progress at attach, untraced children, a missing probe ...).
 fn run_notes(s: &mut String, r: &Report) {
-    let method = |n: &String| crate::model::ledger::NOTES.contains(&n.as_str());
-    let notes: Vec<&String> = r.notes.iter().filter(|n| !method(n)).collect();
+    let notes: Vec<&String> = r
+        .notes
+        .iter()
+        .filter(|n| !crate::model::ledger::is_method_note(n))
+        .collect();
     if notes.is_empty() {
         return;
     }
@@ -120,19 +125,20 @@ fn cost(s: &mut String, r: &Report) {
         grouped(t.page_faults.total()),
         fault_split(&t.page_faults)
     );
-    // Untimed (the default), every call reads 0 ns: say so rather than
-    // claim the calls took no time.
-    let time = if t.time_ns == 0 && r.latency.is_empty() {
-        "not timed: --latency times them".to_owned()
-    } else {
-        format!("{} in the kernel", duration_ns(t.time_ns))
-    };
     let _ = writeln!(
         s,
-        "  syscalls           {:>12}   ({} failed, {time})",
+        "  syscalls           {:>12}   ({} failed)",
         grouped(t.syscalls),
-        grouped(t.errors),
+        grouped(t.errors)
     );
+    let _ = writeln!(s, "  time in syscalls   {}", call_time(t, r.timing));
+    let _ = writeln!(s, "  CPU time           {}", cpu_time(r));
+    if !r.timing.per_call() {
+        let _ = writeln!(
+            s,
+            "  (per-call timing off: costs in CPU time use the system CPU time above)"
+        );
+    }
 }
 
 /// The syscall table, grouped as in the HTML.
@@ -141,15 +147,16 @@ fn syscalls(s: &mut String, r: &Report) {
         let _ = writeln!(s, "\n  (no syscalls while traced)");
         return;
     }
+    let [on, off, avg] = TIME_COLUMNS;
     let _ = writeln!(
         s,
-        "\n  {:<18} {:>10} {:>7} {:>11} {:>10} {:>9}  by fd kind",
-        "syscall", "calls", "errors", "bytes", "time", "avg"
+        "\n  {:<18} {:>10} {:>7} {:>11} {:>10} {:>10} {:>9}  by fd kind",
+        "syscall", "calls", "errors", "bytes", on, off, avg
     );
     for group in groups(r) {
         let _ = writeln!(s, "  {}", group.title);
         for (name, e) in &group.shown {
-            syscall_row(s, name, e, group.timed);
+            syscall_row(s, name, e, group.timing);
         }
         if !group.folded.is_empty() {
             let calls: u64 = group.folded.iter().map(|(_, e)| e.counts.count).sum();
@@ -166,8 +173,8 @@ fn syscalls(s: &mut String, r: &Report) {
 fn processes(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
-        "\n  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
-        "pid", "process", "syscalls", "to user", "from user", "zero-copy"
+        "\n  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11} {:>10} {:>10}",
+        "pid", "process", "syscalls", "to user", "from user", "zero-copy", "user CPU", "sys CPU"
     );
     let shown = busiest(&r.processes, PROCESS_ROWS);
     for p in &shown {
@@ -178,13 +185,15 @@ fn processes(s: &mut String, r: &Report) {
         };
         let _ = writeln!(
             s,
-            "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11}",
+            "  {:<8} {:<16} {:>10} {:>11} {:>11} {:>11} {:>10} {:>10}",
             pid,
             printable(&p.comm),
             grouped(p.totals.syscalls),
             bytes(b.copied_to_user),
             bytes(b.copied_from_user),
-            bytes(b.zero_copy)
+            bytes(b.zero_copy),
+            cpu_cell(r, p.totals.cpu.user_ns),
+            cpu_cell(r, p.totals.cpu.system_ns)
         );
     }
     if r.processes.len() > shown.len() {
@@ -242,10 +251,11 @@ fn dropped(s: &mut String, r: &Report) {
     }
 }
 
-fn footer(s: &mut String) {
+fn footer(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
-        "\n  Measured in kernel, exactly. Mode switches are derived; copies inside the kernel (page cache -> socket) are not visible to a syscall tracer; of the DMA, disk reads into the page cache and O_DIRECT are shown."
+        "\n  {} Mode switches are derived; copies inside the kernel (page cache -> socket) are not visible to a syscall tracer; of the DMA, disk reads into the page cache and O_DIRECT are shown.",
+        how_measured(r)
     );
 }
 
@@ -263,17 +273,18 @@ fn exit_line(r: &Report) -> String {
     }
 }
 
-fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry, timed: bool) {
+fn syscall_row(s: &mut String, name: &str, e: &SyscallEntry, timing: Timing) {
     let c = &e.counts;
-    let cells = cells(e, timed);
+    let cells = cells(e, timing);
     let _ = writeln!(
         s,
-        "    {:<16} {:>10} {:>7} {:>11} {:>10} {:>9}  {}",
+        "    {:<16} {:>10} {:>7} {:>11} {:>10} {:>10} {:>9}  {}",
         name,
         grouped(c.count),
         grouped(c.errors),
         cells.bytes,
-        cells.time,
+        cells.on_cpu,
+        cells.off_cpu,
         cells.avg,
         cells.kinds.join(", ")
     );
@@ -310,6 +321,8 @@ mod tests {
                     errors: 0,
                     bytes: 3 << 20,
                     time_ns: 3000,
+                    on_cpu_ns: 1000,
+                    off_cpu_ns: 2000,
                 },
                 by_fd_kind: [(
                     "file->socket".to_owned(),

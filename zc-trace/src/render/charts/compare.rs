@@ -1,6 +1,6 @@
 //! The comparison chart: the cost of moving bytes in several runs side by
-//! side, each figure normalised by the bytes the run moved, so a run that
-//! moved more data is not penalised for it.
+//! side, each figure normalised by the bytes of the run's basis (written,
+//! by default), so a run that moved more data is not penalised for it.
 
 use anyhow::Result;
 use plotters::prelude::*;
@@ -9,7 +9,7 @@ use super::draw::{Bar, Bars, LABEL_SIZE, footer, hbars, header, legend, text_wid
 use super::palette::RUNS;
 use super::{Area, units};
 // One definition of the figures for the table, the chart and the HTML.
-use crate::model::compare::{Basis, figures, normalise};
+use crate::model::compare::{Basis, Unit, figures, normalise};
 use crate::model::report::Report;
 use crate::render::format::{bytes, duration_ns};
 
@@ -21,13 +21,25 @@ pub const NAME: &str = "Comparison";
 pub struct Metric {
     pub name: String,
     pub value: Option<f64>,
+    pub unit: Unit,
+}
+
+impl Metric {
+    /// The value as the chart and the HTML table show it.
+    pub fn label(&self) -> String {
+        match (self.value, self.unit) {
+            (None, _) => "n/a".into(),
+            (Some(ns), Unit::TimePerMib) => duration_ns(ns as u64),
+            (Some(v), _) => units::figure(v),
+        }
+    }
 }
 
 /// The figures compared, in display order, divided by `basis_bytes`.
 pub fn metrics(r: &Report, basis_bytes: u64, noun: &str) -> Vec<Metric> {
     figures(&normalise(r, basis_bytes), noun)
         .into_iter()
-        .map(|(name, value)| Metric { name, value })
+        .map(|(name, value, unit)| Metric { name, value, unit })
         .collect()
 }
 
@@ -42,15 +54,11 @@ where
     let labels: Vec<&str> = runs.iter().map(|(l, _)| l.as_str()).collect();
     let noun = basis.noun();
     let title = format!("{NAME} per MiB {noun}: {}", labels.join(" vs "));
-    let subtitle = match basis {
-        Basis::Moved => {
-            "moved = copied kernel → user + copied user → kernel + zero-copy; lower is cheaper, except zero-copy share"
-        }
-        Basis::Delivered(_) => {
-            "delivered = bytes the receiver got, once each; lower is cheaper, except zero-copy share"
-        }
-    };
-    let body = header(root, &title, subtitle)?;
+    let subtitle = format!(
+        "{}; lower is cheaper, except zero-copy share",
+        basis.definition()
+    );
+    let body = header(root, &title, &subtitle)?;
     let shown = runs.len().min(RUNS.len());
     let (grid, foot) = footer(&body, 12 + 24 * shown as u32);
     let label_width = labels
@@ -66,8 +74,10 @@ where
         .enumerate()
         .map(|(i, (_, r))| metrics(r, basis.bytes(i, r), noun))
         .collect();
-    let panels = grid.split_evenly((2, 3));
-    for (m, area) in panels.iter().enumerate() {
+    // Seven figures: the eighth panel stays empty.
+    let panels = grid.split_evenly((2, 4));
+    let figures = all.first().map_or(0, Vec::len);
+    for (m, area) in panels.iter().enumerate().take(figures) {
         let bars: Vec<Bar> = runs
             .iter()
             .zip(&all)
@@ -75,7 +85,7 @@ where
             .map(|(i, ((label, _), metrics))| {
                 let colour = RUNS[i % RUNS.len()];
                 match metrics[m].value {
-                    Some(v) => Bar::single(label.clone(), v, colour, units::figure(v)),
+                    Some(v) => Bar::single(label.clone(), v, colour, metrics[m].label()),
                     None => Bar::single(label.clone(), 0.0, colour, format!("n/a: nothing {noun}")),
                 }
             })
@@ -86,11 +96,14 @@ where
             &Bars {
                 caption: &all[0][m].name,
                 bars: &bars,
-                scale: units::count(max),
-                axis: if all[0][m].name.contains("per byte") {
-                    "ratio"
-                } else {
-                    "per MiB"
+                scale: match all[0][m].unit {
+                    Unit::TimePerMib => units::nanos(max),
+                    _ => units::count(max),
+                },
+                axis: match all[0][m].unit {
+                    Unit::PerMib => "per MiB",
+                    Unit::PerByte => "ratio",
+                    Unit::TimePerMib => "CPU time per MiB",
                 },
                 label_width,
             },

@@ -73,13 +73,13 @@ where
     DB::ErrorType: 'static,
 {
     let rows = chosen(r);
-    let subtitle = "time in the kernel per call, log2 buckets measured in kernel: a bar at 1 us counts calls of 1-2 us";
+    let subtitle = "wall time in the kernel per call (blocked time included), log2 buckets measured in kernel: a bar at 1 us counts calls of 1-2 us";
     let body = header(root, &title(NAME, r), subtitle)?;
     if rows.is_empty() {
         let why = if r.totals.syscalls == 0 {
             "No syscalls were traced.".to_owned()
         } else {
-            "This run did not time its calls (--no-latency), or the report predates latency histograms.".to_owned()
+            "This run did not time its calls (--latency does), or the report predates latency histograms.".to_owned()
         };
         return message(&body, "No latency data", &[why]);
     }
@@ -170,9 +170,9 @@ where
             let avg = duration_ns(e.counts.time_ns / e.counts.count);
             let (w, _) = area.dim_in_pixel();
             area.draw_text(
-                &format!("avg {avg}"),
+                &format!("avg wall {avg}"),
                 &muted(LABEL_SIZE - 1.0),
-                (w as i32 - 110, 40),
+                (w as i32 - 140, 40),
             )?;
         }
     }

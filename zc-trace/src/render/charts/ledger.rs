@@ -8,7 +8,10 @@ use super::palette::{
     CONTEXT_SWITCHES, ExtraPath, MODE_SWITCHES, PAGE_FAULTS, SYSCALLS, class_colour, path_legend,
 };
 use super::{Area, title, units};
-use crate::model::{ledger::MODE_SWITCH_RULE, report::Report};
+use crate::model::{
+    ledger::{MODE_SWITCH_RULE, how_measured},
+    report::Report,
+};
 use crate::render::format::{bytes, duration_ns, grouped};
 use zc_trace_common::syscalls::Class;
 
@@ -22,12 +25,12 @@ where
     let b = &t.bytes;
     let copied = b.copied_to_user + b.copied_from_user;
     let subtitle = format!(
-        "{} copied by the CPU across the user/kernel boundary, {} zero-copy, {} mapped; {} syscalls, {} in the kernel",
+        "{} copied by the CPU across the user/kernel boundary, {} zero-copy, {} mapped; {} syscalls, {} on-CPU in them",
         bytes(copied),
         bytes(b.zero_copy),
         bytes(b.mapped),
         grouped(t.syscalls),
-        duration_ns(t.time_ns)
+        duration_ns(t.on_cpu_ns)
     );
     let body = header(root, &title(NAME, r), &subtitle)?;
     let (main, foot) = footer(&body, 64);
@@ -111,13 +114,17 @@ where
             .map(|p| (p.label().to_owned(), p.colour())),
     );
     let used = legend(&foot, &items)?;
-    foot.draw_text(
-        &format!(
-            "Measured in kernel, exactly. Mode switches are derived: {MODE_SWITCH_RULE}. \
-             Copies inside the kernel are not visible to a syscall tracer; DMA only as disk_read and direct I/O."
-        ),
-        &muted(LABEL_SIZE - 1.0),
-        (20, used as i32 + 6),
-    )?;
+    // Two lines: one is wider than the chart.
+    let lines = [
+        format!("{} Mode switches are derived: {MODE_SWITCH_RULE}.", how_measured(r)),
+        "Copies inside the kernel are not visible to a syscall tracer; DMA only as disk_read and direct I/O.".to_owned(),
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        foot.draw_text(
+            line,
+            &muted(LABEL_SIZE - 1.0),
+            (20, used as i32 + 6 + 14 * i as i32),
+        )?;
+    }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Chart 3, the syscalls: calls, bytes and kernel time of the busiest
+//! Chart 3, the syscalls: calls, bytes and on-CPU time of the busiest
 //! syscalls, grouped by class in the order of the summary (copying,
 //! zero-copy, mapping, other) and coloured by it; then the io_uring
 //! requests by opcode, as in the summary's last group.
@@ -9,8 +9,8 @@ use plotters::prelude::*;
 use super::draw::{Bar, Bars, footer, hbars, header, legend, message};
 use super::palette::{REST, class_colour, class_rank};
 use super::{Area, title, units};
-use crate::model::report::{Counts, Report, SyscallEntry};
-use crate::render::format::{bytes, duration_ns, grouped};
+use crate::model::report::{Counts, Report, SyscallEntry, Timing};
+use crate::render::format::{bytes, call_time, duration_ns, grouped};
 use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Syscalls";
@@ -28,7 +28,10 @@ pub type Row<'a> = (&'a str, &'a SyscallEntry);
 pub enum Figure {
     Calls,
     Bytes,
+    /// On-CPU time in the calls: their cost.
     Time,
+    /// Wall time, for reports made before on-CPU time was measured.
+    Wall,
 }
 
 impl Figure {
@@ -36,7 +39,8 @@ impl Figure {
         match self {
             Figure::Calls => c.count,
             Figure::Bytes => c.bytes,
-            Figure::Time => c.time_ns,
+            Figure::Time => c.on_cpu_ns,
+            Figure::Wall => c.time_ns,
         }
     }
 
@@ -44,7 +48,7 @@ impl Figure {
         match self {
             Figure::Calls => grouped(v),
             Figure::Bytes => bytes(v),
-            Figure::Time => duration_ns(v),
+            Figure::Time | Figure::Wall => duration_ns(v),
         }
     }
 
@@ -52,7 +56,7 @@ impl Figure {
         match self {
             Figure::Calls => units::count(max),
             Figure::Bytes => units::bytes(max),
-            Figure::Time => units::nanos(max),
+            Figure::Time | Figure::Wall => units::nanos(max),
         }
     }
 
@@ -60,7 +64,8 @@ impl Figure {
         match self {
             Figure::Calls => "Calls",
             Figure::Bytes => "Bytes",
-            Figure::Time => "Time in the kernel",
+            Figure::Time => "On-CPU time in the kernel",
+            Figure::Wall => "Wall time in the kernel",
         }
     }
 
@@ -68,7 +73,8 @@ impl Figure {
         match self {
             Figure::Calls => "calls",
             Figure::Bytes => "bytes returned",
-            Figure::Time => "time in the kernel (wall)",
+            Figure::Time => "on-CPU time (wall minus blocked or waiting)",
+            Figure::Wall => "wall time (blocked time included)",
         }
     }
 
@@ -77,7 +83,7 @@ impl Figure {
         match self {
             Figure::Calls => "no syscalls",
             Figure::Bytes => "no syscall moved bytes",
-            Figure::Time => "calls were not timed",
+            Figure::Time | Figure::Wall => "calls were not timed",
         }
     }
 }
@@ -165,11 +171,11 @@ where
 {
     let t = &r.totals;
     let mut subtitle = format!(
-        "{} distinct syscalls, {} calls ({} failed), {} in the kernel (wall)",
+        "{} distinct syscalls, {} calls ({} failed); time in syscalls: {}",
         r.syscalls.len(),
         grouped(t.syscalls),
         grouped(t.errors),
-        duration_ns(t.time_ns)
+        call_time(t, r.timing)
     );
     if r.syscalls.len() > TOP {
         subtitle += &format!("; each panel shows its own top {TOP}, grouped by class");
@@ -189,7 +195,12 @@ where
     let (main, foot) = footer(&body, 34);
     let panels = main.split_evenly((1, 3));
     let mut summed = false;
-    for (figure, area) in [Figure::Calls, Figure::Bytes, Figure::Time]
+    let time = if r.timing == Timing::WallOnly {
+        Figure::Wall
+    } else {
+        Figure::Time
+    };
+    for (figure, area) in [Figure::Calls, Figure::Bytes, time]
         .into_iter()
         .zip(panels.iter())
     {

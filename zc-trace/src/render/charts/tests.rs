@@ -14,6 +14,8 @@ pub(crate) fn entry(nr: u32, class: &str, count: u64, bytes: u64, time_ns: u64) 
         errors: count / 50,
         bytes,
         time_ns,
+        on_cpu_ns: time_ns / 2,
+        off_cpu_ns: time_ns - time_ns / 2,
     };
     SyscallEntry {
         nr,
@@ -409,7 +411,7 @@ fn compare_two_runs() {
 #[test]
 fn metrics_guard_division_by_zero() {
     let m = metrics(&Report::default(), 0, "moved");
-    assert_eq!(m.len(), 6);
+    assert_eq!(m.len(), 7, "with CPU time per MiB");
     assert!(m.iter().all(|m| m.value.is_none()));
     let r = report(1_000_000_000, 10);
     let m = metrics(&r, crate::model::compare::moved_bytes(&r), "moved");
