@@ -32,6 +32,7 @@ macro_rules! print {
 
 pub mod app;
 mod btf;
+mod cgroup;
 mod cli;
 mod collector;
 pub mod error;
@@ -42,6 +43,8 @@ mod loader;
 pub mod model;
 mod preflight;
 pub mod render;
+mod serve;
 mod session;
 mod target;
 mod task_faults;
+mod top;

@@ -367,6 +367,7 @@ impl Lab {
                 // As `zc-trace -- CMD` by default: same probes, same numbers.
                 timed: true,
                 cost: true,
+                live: None,
             });
             stop.store(true, Ordering::Release);
             let received = rx

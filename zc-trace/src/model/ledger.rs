@@ -11,8 +11,8 @@ use zc_trace_common::{
 use super::{
     Counters,
     report::{
-        ContextSwitches, Counts, PageFaults, Process, Report, SCHEMA_VERSION, SyscallEntry, Target,
-        Timeline, Tool, Totals,
+        CgroupEntry, ContextSwitches, Counts, PageFaults, Process, Report, SCHEMA_VERSION,
+        SyscallEntry, Target, Timeline, Tool, Totals,
     },
     syscall_name,
 };
@@ -133,6 +133,7 @@ pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
     let syscalls = syscall_table(&counters.syscalls);
     let overall = totals(&syscalls, &counters.events);
 
+    let cgroup_path = |id: u64| counters.cgroup_paths.get(&id).cloned();
     let processes = counters
         .processes
         .iter()
@@ -142,9 +143,25 @@ pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
                 pid: p.pid,
                 ppid: p.identity.ppid,
                 comm: p.identity.comm.clone(),
+                cgroup: cgroup_path(p.identity.cgroup),
                 totals: totals(&table, &p.events),
                 syscalls: table,
                 summed: p.summed,
+            }
+        })
+        .collect();
+    let cgroups = counters
+        .cgroups
+        .iter()
+        .map(|c| {
+            let table = syscall_table(&c.syscalls);
+            CgroupEntry {
+                id: c.identity.cgroup,
+                path: cgroup_path(c.identity.cgroup)
+                    .unwrap_or_else(|| format!("(cgroup {})", c.identity.cgroup)),
+                processes: c.summed,
+                totals: totals(&table, &c.events),
+                syscalls: table,
             }
         })
         .collect();
@@ -167,6 +184,7 @@ pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
         syscalls,
         totals: overall,
         processes,
+        cgroups,
         timeline: run.timeline,
         dropped,
         notes: NOTES.iter().map(|s| (*s).to_owned()).collect(),
@@ -352,6 +370,7 @@ mod tests {
                     identity: ProcIdentity {
                         ppid: 10,
                         comm: "child".into(),
+                        cgroup: 0,
                     },
                     syscalls: p11,
                     events: child,
@@ -359,6 +378,7 @@ mod tests {
                 },
             ],
             dropped: [0, 2, 0, 0, 0, 0, 0, 0],
+            ..Default::default()
         };
         let r = build_report(&counters, RunInfo::default());
         assert_eq!(r.schema_version, SCHEMA_VERSION);

@@ -36,6 +36,7 @@ pub(crate) fn report(duration_ns: u64, n: usize) -> Report {
             follow_forks: true,
             label: None,
             comm: None,
+            ..Default::default()
         },
         duration_ns,
         ..Default::default()
@@ -72,6 +73,7 @@ pub(crate) fn report(duration_ns: u64, n: usize) -> Report {
         syscalls: r.syscalls.clone(),
         totals: r.totals,
         summed: 0,
+        cgroup: None,
     });
     r.timeline.interval_ns = 100_000_000;
     r.timeline.samples = samples(&r, n);
