@@ -131,9 +131,8 @@ impl Drop for Cgroup {
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in &dirs {
             let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-            for pid in procs.lines().filter_map(|l| l.parse().ok()) {
-                let _ = std::fs::write(root.join("cgroup.procs"), format!("{pid}"));
-                let _: u32 = pid;
+            for pid in procs.lines() {
+                let _ = std::fs::write(root.join("cgroup.procs"), pid);
             }
             let _ = std::fs::remove_dir(d);
         }
