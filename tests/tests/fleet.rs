@@ -155,11 +155,16 @@ fn start_tracer(args: &[&str], json: &std::path::Path) -> Proc {
 
 /// Stops the tracer with SIGINT (how a cgroup or machine run ends) and
 /// reads its report.
-fn stop_tracer(mut p: Proc, json: &std::path::Path) -> Report {
+fn stop_tracer(p: Proc, json: &std::path::Path) -> Report {
+    stop_tracer_with_summary(p, json).0
+}
+
+/// As `stop_tracer`, with the summary it printed.
+fn stop_tracer_with_summary(mut p: Proc, json: &std::path::Path) -> (Report, String) {
     signal(p.pid(), libc::SIGINT);
     let status = p.wait_or_kill(Duration::from_secs(60));
     assert!(status.success(), "zc-trace: {status}\n{}", p.stderr());
-    Report::load(json)
+    (Report::load(json), p.stderr())
 }
 
 #[test]
@@ -227,7 +232,21 @@ fn issue11_a_process_moved_in_counts_from_the_move_and_stops_when_moved_out() {
     dd.feed(300); // inside
     move_to(&root, dd.pid());
     dd.feed(200); // outside again
-    let report = stop_tracer(tracer, &json);
+    // A process whose name carries a terminal escape: the summary's
+    // rankings show it escaped.
+    let sneaky = dir.join("zc-\x1b[31mred");
+    std::fs::copy("/bin/true", &sneaky).expect("copy true");
+    let status = run_born_in(&inner, &[&sneaky.to_string_lossy()], &[]);
+    assert_eq!(status, 0, "the escaped-name process");
+    let (report, summary) = stop_tracer_with_summary(tracer, &json);
+    assert!(
+        summary.contains("zc-\\x1b[31mred"),
+        "escaped in the summary:\n{summary}"
+    );
+    assert!(
+        !summary.contains('\x1b'),
+        "no raw escape reaches the terminal"
+    );
     let p = process(&report.0, dd.pid());
     let read = kind_stats(&p["syscalls"], "read", "pipe");
     assert_eq!(
