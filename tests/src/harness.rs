@@ -112,10 +112,15 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` with stdin and stdout closed, stderr captured.
     pub fn spawn(cmd: &mut Command) -> Self {
+        Self::spawn_keeping_stdout(cmd.stdout(Stdio::null()))
+    }
+
+    /// Spawns `cmd` with stdin closed, stderr captured and stdout as `cmd`
+    /// sets it.
+    pub fn spawn_keeping_stdout(cmd: &mut Command) -> Self {
         let what = format!("{cmd:?}");
         let mut child = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {what}: {e}"));

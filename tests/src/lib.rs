@@ -6,6 +6,7 @@
 //! implementation, and `strace -f` checks that they agree (see the notes at
 //! the top of the workload).
 
+pub mod fleet;
 pub mod harness;
 pub mod strace;
 

@@ -27,8 +27,19 @@ const BUILD_PACKAGES: &[&str] = &[
 /// strace is the oracle of the e2e tests, /usr/bin/time (rusage) of the
 /// fault counts; chromium renders report.html; gcc-multilib builds the
 /// 32-bit program the compat-syscall test traces; fio is the real io_uring
-/// program of the io_uring tests.
-const TEST_PACKAGES: &[&str] = &["strace", "chromium", "gcc-multilib", "time", "fio"];
+/// program of the io_uring tests; prometheus scrapes
+/// `zc-trace serve` in the exporter's end-to-end test (curl asks its API);
+/// tmux runs `zc-trace top` in an 80x24 terminal for its test.
+const TEST_PACKAGES: &[&str] = &[
+    "strace",
+    "chromium",
+    "gcc-multilib",
+    "time",
+    "fio",
+    "prometheus",
+    "curl",
+    "tmux",
+];
 
 pub fn all(for_tests: bool) -> Result<()> {
     let mut packages = BUILD_PACKAGES.to_vec();

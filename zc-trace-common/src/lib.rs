@@ -204,9 +204,23 @@ impl ProcInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exited {
     pub tgid: u32,
-    /// 1 when `info` holds the process's PROCS entry.
+    /// 1 when `info` names the process: its PROCS entry, or the exiting
+    /// thread's name when it had none.
     pub named: u32,
     pub info: ProcInfo,
+    /// The cgroup v2 id of the exiting thread (the process's cgroup at
+    /// its end), for the per-cgroup report.
+    pub cgroup: u64,
+}
+
+/// Who the probes count (the `SCOPE` setting).
+pub mod scope {
+    /// The processes in the target array (wrap, -p).
+    pub const PIDS: u32 = 0;
+    /// Every process in one cgroup v2 and its descendants (--cgroup).
+    pub const CGROUP: u32 = 1;
+    /// Every process of the machine but zc-trace itself (-a).
+    pub const ALL: u32 = 2;
 }
 
 /// Start of a syscall in flight, in the slot `tid & mask` of an array:
@@ -443,7 +457,8 @@ pub mod limits {
     /// collector has not folded away yet).
     pub const MAX_STATS: u32 = 65536;
     /// Bytes of the ring buffer that announces exited processes: room for
-    /// 6,500 exits (40 bytes each) between two reads of the collector.
+    /// 5,000 exits (48 bytes each with the ring's header) between two
+    /// reads of the collector.
     pub const EXITS_BYTES: u32 = 256 * 1024;
     /// In-flight slots at most (a power of two; fewer when pid_max is lower).
     pub const MAX_INFLIGHT: u32 = 1 << 20;
@@ -460,7 +475,7 @@ const _: () = assert!(core::mem::size_of::<SyscallStats>() == 40);
 const _: () = assert!(core::mem::size_of::<ProcCounters>() == 112);
 const _: () = assert!(core::mem::size_of::<ProcInfo>() == 24);
 const _: () = assert!(core::mem::size_of::<Inflight>() == 32);
-const _: () = assert!(core::mem::size_of::<Exited>() == 32);
+const _: () = assert!(core::mem::size_of::<Exited>() == 40);
 const _: () = assert!(core::mem::size_of::<ZerocopyId>() == 16);
 const _: () = assert!(core::mem::size_of::<ZerocopySpan>() == 16);
 

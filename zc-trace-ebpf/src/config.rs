@@ -14,6 +14,21 @@ pub static INFLIGHT_MASK: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static FOLLOW_FORKS: Global<u32> = Global::new(0);
 
+/// Who is counted: `zc_trace_common::scope`.
+#[unsafe(no_mangle)]
+pub static SCOPE: Global<u32> = Global::new(0);
+
+/// With scope CGROUP: the traced cgroup's v2 id and its depth below the
+/// v2 root (the root is level 0).
+#[unsafe(no_mangle)]
+pub static CGROUP_ID: Global<u64> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static CGROUP_LEVEL: Global<u32> = Global::new(0);
+
+/// zc-trace's own process, never counted with scopes CGROUP and ALL.
+#[unsafe(no_mangle)]
+pub static SELF_TGID: Global<u32> = Global::new(0);
+
 /// Struct field offsets of the running kernel (see `KernelOffsets`), one
 /// global each: the verifier treats a load straight from a read-only global
 /// as a constant, which it needs to check BTF pointer walks.

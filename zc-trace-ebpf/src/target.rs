@@ -1,14 +1,27 @@
 //! Who is traced: the filter every probe runs first.
 
-use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task_btf};
-use zc_trace_common::PIDS_PER_SLOT;
+use aya_ebpf::helpers::{
+    bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task_btf,
+};
+use zc_trace_common::{PIDS_PER_SLOT, scope};
 
-use crate::{config::OFF_TASK_TGID, maps::TARGET_SLOTS};
+use crate::{
+    config::{CGROUP_ID, CGROUP_LEVEL, OFF_TASK_TGID, SCOPE, SELF_TGID},
+    maps::TARGET_SLOTS,
+};
 
 /// The current (tgid, tid) when the current process is traced.
 #[inline(always)]
 pub fn current_target() -> Option<(u32, u32)> {
-    if !is_target(current_tgid()) {
+    let tgid = current_tgid();
+    let traced = match SCOPE.load() {
+        scope::PIDS => is_target(tgid),
+        // The idle tasks (pid 0) are not processes; zc-trace's own calls
+        // are its cost, reported apart.
+        scope::CGROUP => tgid != 0 && tgid != SELF_TGID.load() && in_traced_cgroup(),
+        _ => tgid != 0 && tgid != SELF_TGID.load(),
+    };
+    if !traced {
         return None;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -33,6 +46,18 @@ fn current_tgid() -> u32 {
         let task = bpf_get_current_task_btf() as *const u8;
         *(task.add(off as usize) as *const u32)
     }
+}
+
+/// Whether the current task is in the traced cgroup or below it: its
+/// ancestor at the traced cgroup's level is that cgroup. Checked at each
+/// event, so a process moved in counts from the move on and one moved out
+/// stops at once.
+/// https://github.com/torvalds/linux/blob/v6.18/kernel/bpf/helpers.c (bpf_get_current_ancestor_cgroup_id)
+#[inline(always)]
+pub fn in_traced_cgroup() -> bool {
+    // SAFETY: a plain helper call on the current task.
+    let id = unsafe { bpf_get_current_ancestor_cgroup_id(CGROUP_LEVEL.load() as i32) };
+    id == CGROUP_ID.load()
 }
 
 #[inline(always)]

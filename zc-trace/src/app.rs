@@ -21,6 +21,8 @@ pub fn run() -> Result<u8> {
     match &cli.subcommand {
         None => trace(&cli),
         Some(Command::Lab(args)) => lab::run(args),
+        Some(Command::Serve(args)) => crate::serve::run(args),
+        Some(Command::Top(args)) => crate::top::run(args),
         Some(Command::LabSender { args }) => lab::sender_main(args),
         Some(Command::Generate { what }) => {
             crate::generate::write(*what, &mut std::io::stdout().lock())?;
@@ -208,14 +210,28 @@ pub fn load_report(path: &Path) -> Result<Report> {
 
 fn trace(cli: &Cli) -> Result<u8> {
     let spec = cli.target()?;
-    if let TargetSpec::Attach(pid) = spec {
-        preflight::check_may_trace(pid)?;
+    if let TargetSpec::Attach(pids) = &spec {
+        for &pid in pids {
+            preflight::check_may_trace(pid)?;
+        }
+    }
+    if cli.json.as_deref().is_some_and(is_stdout) && cli.ndjson.as_deref().is_some_and(is_stdout) {
+        return Err(failure(
+            crate::error::EXIT_USAGE,
+            "--json - and --ndjson - would both write to stdout: send one of them to a file",
+        ));
     }
     // Outputs first: a bad path must fail before any tracing is done.
     let json_out = cli
         .json
         .as_deref()
-        .map(|p| Output::create(p, "JSON report"))
+        .map(|p| {
+            if is_stdout(p) {
+                Output::stdout("JSON report")
+            } else {
+                Output::create(p, "JSON report")
+            }
+        })
         .transpose()?;
     let summary_out = cli
         .summary
@@ -235,6 +251,7 @@ fn trace(cli: &Cli) -> Result<u8> {
         announce: !cli.quiet,
         timed: cli.latency,
         cost: cost_mode(cli),
+        live: live_options(cli),
     })?;
     traced.report.target.label = cli.label.clone();
 
@@ -289,6 +306,23 @@ fn cost_mode(cli: &Cli) -> StatsMode {
     }
 }
 
+/// --every and --ndjson, if given.
+fn live_options(cli: &Cli) -> Option<session::live::LiveOptions> {
+    if cli.every.is_none() && cli.ndjson.is_none() {
+        return None;
+    }
+    Some(session::live::LiveOptions {
+        every: cli.every.unwrap_or(session::live::DEFAULT_EVERY),
+        lines: cli.every.is_some(),
+        ndjson: cli.ndjson.clone(),
+    })
+}
+
+/// `-` as an output file: standard output, as `--json -`.
+fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 fn write_json(report: &Report, mut out: Output) -> Result<()> {
     let mut bytes = Vec::new();
     render::json::write(report, &mut bytes)?;
@@ -306,6 +340,8 @@ fn check_planned_outputs(cli: &Cli) -> Result<()> {
     let paths: Vec<PathBuf> = cli
         .json
         .iter()
+        .chain(&cli.ndjson)
+        .filter(|p| !is_stdout(p))
         .chain(&cli.summary)
         .cloned()
         .chain(in_dir)

@@ -12,10 +12,16 @@ Examples:
   zc-trace --json run.json -- ./server      also write the full report as JSON
   zc-trace -p 1234 --duration 10s           attach to a running process for 10 s
   zc-trace -p 1234 -f                       ... and follow the children it forks
+  zc-trace -p 1234,1240 --json - | jq .     two processes; the report on stdout
+  zc-trace --cgroup system.slice/nginx.service -d 1m   a service's cgroup (and below)
+  zc-trace -a -d 10s                        the whole machine, per process and cgroup
+  zc-trace -a --every 1s                    one line per second until Ctrl-C
+  zc-trace -p 1234 --ndjson - | jq .        one JSON object per second, for pipelines
   zc-trace -o out/ -- ./server              report.json, charts and report.html in out/
   zc-trace report run.json -o out/          charts from a saved report (no root needed)
   zc-trace compare a.json b.json -o out/    two runs side by side, per MiB written
   zc-trace lab                              read+write vs mmap vs sendfile vs splice, measured
+  zc-trace serve --listen 127.0.0.1:9464    OpenMetrics for Prometheus, the whole machine
 
 The summary goes to stderr (or --summary FILE); the command's own stdin,
 stdout and stderr pass through untouched. Needs root (or CAP_BPF and
@@ -34,16 +40,27 @@ pub struct Cli {
     #[command(subcommand)]
     pub subcommand: Option<Command>,
 
-    /// Attach to a running process (all its threads).
-    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    /// Attach to running processes (all their threads), comma-separated.
+    #[arg(short = 'p', long = "pid", value_name = "PID,...")]
     pub pid: Option<String>,
+
+    /// Trace every process in this cgroup v2 and below it, including those
+    /// that join later (a directory under the v2 mount, or a path as
+    /// /proc/PID/cgroup shows it). Runs until Ctrl-C or --duration.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+
+    /// Trace the whole machine (every process but zc-trace). Runs until
+    /// Ctrl-C or --duration.
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
 
     /// With -p: also trace the children the process forks from now on.
     /// (A wrapped command's children are always followed.)
     #[arg(short = 'f', long = "follow-forks")]
     pub follow_forks: bool,
 
-    /// Write the full report as JSON to FILE.
+    /// Write the full report as JSON to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
@@ -96,6 +113,17 @@ pub struct Cli {
     #[arg(long, value_name = "TIME", default_value = "100ms", value_parser = parse_interval)]
     pub interval: Duration,
 
+    /// Print one line per interval while tracing (like `perf stat -I`):
+    /// bytes copied each way, zero-copy, syscalls, mode switches, context
+    /// switches, faults (10ms to 1h).
+    #[arg(long, value_name = "TIME", value_parser = parse_interval)]
+    pub every: Option<Duration>,
+
+    /// Stream one JSON object per interval (--every, else 1s) to FILE (`-`
+    /// for stdout); schema in the README.
+    #[arg(long, value_name = "FILE")]
+    pub ndjson: Option<PathBuf>,
+
     /// The command to run and trace, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -135,6 +163,14 @@ pub enum Command {
         #[arg(long)]
         svg: bool,
     },
+    /// Serve OpenMetrics at http://ADDR/metrics until stopped: bytes by
+    /// class, syscalls, mode and context switches, faults, labelled by
+    /// cgroup and process (top N + "other"), and zc-trace's own cost.
+    Serve(ServeArgs),
+    /// A live view: processes or cgroups ranked by CPU-copied bytes/s, with
+    /// zero-copy share, syscalls/s and faults/s (keys: c z s f sort, g
+    /// groups, p pause, q quit).
+    Top(TopArgs),
     /// The zero-copy methods lab: send a file over loopback TCP with each
     /// method and measure what the textbook table only claims.
     Lab(LabArgs),
@@ -167,6 +203,86 @@ impl Per {
             Per::Written => Basis::Written,
             Per::Read => Basis::Read,
             Per::Moved => Basis::Moved,
+        }
+    }
+}
+
+/// Options of `zc-trace serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Where to listen, IP:PORT (e.g. 127.0.0.1:9464, [::]:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+
+    #[command(flatten)]
+    pub who: Who,
+
+    /// (cgroup, process) label pairs with series of their own; the rest
+    /// are summed as "other".
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+
+    /// How often the counters are brought up to date (10ms to 1h).
+    #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_interval)]
+    pub update: Duration,
+}
+
+/// Options of `zc-trace top`.
+#[derive(Debug, Clone, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub who: Who,
+
+    /// How often the view is refreshed (10ms to 1h).
+    #[arg(long, short = 'i', value_name = "TIME", default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+}
+
+impl std::ops::Deref for TopArgs {
+    type Target = Who;
+    fn deref(&self) -> &Who {
+        &self.who
+    }
+}
+
+impl std::ops::Deref for ServeArgs {
+    type Target = Who;
+    fn deref(&self) -> &Who {
+        &self.who
+    }
+}
+
+/// What `serve` and `top` count.
+#[derive(Debug, Clone, Args)]
+pub struct Who {
+    /// Count this cgroup v2 and below (default: the whole machine).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+
+    /// Count the whole machine (the default).
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
+
+    /// Count these processes, comma-separated.
+    #[arg(short = 'p', long = "pid", value_name = "PID,...")]
+    pub pid: Option<String>,
+
+    /// With -p: also count the children they fork from now on.
+    #[arg(short = 'f', long = "follow-forks")]
+    pub follow_forks: bool,
+}
+
+impl Who {
+    /// What to count: -p, --cgroup or (by default) the whole machine.
+    pub fn target(&self) -> anyhow::Result<TargetSpec> {
+        match (&self.pid, &self.cgroup, self.all) {
+            (Some(pids), None, false) => parse_pids(pids).map(TargetSpec::Attach),
+            (None, Some(dir), false) => Ok(TargetSpec::Cgroup(dir.clone())),
+            (None, None, _) => Ok(TargetSpec::All),
+            _ => Err(failure(
+                EXIT_USAGE,
+                "give only one of -p PID, --cgroup PATH and -a, not both",
+            )),
         }
     }
 }
@@ -212,7 +328,12 @@ pub struct LabArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
     Wrap(Vec<OsString>),
-    Attach(i32),
+    /// One or more running processes, as given (deduplicated).
+    Attach(Vec<i32>),
+    /// A cgroup v2 and its descendants, as given.
+    Cgroup(PathBuf),
+    /// Every process of the machine.
+    All,
 }
 
 impl Cli {
@@ -275,27 +396,63 @@ impl Cli {
     }
 
     pub fn target(&self) -> anyhow::Result<TargetSpec> {
-        match (&self.pid, self.command.is_empty()) {
-            (Some(_), false) => Err(failure(
-                EXIT_USAGE,
-                "give either -p PID or a command after `--`, not both",
-            )),
-            (None, true) => Err(failure(
-                EXIT_USAGE,
-                "nothing to trace: give a command after `--` (zc-trace -- ./server) or a PID (zc-trace -p 1234)",
-            )),
-            (None, false) => Ok(TargetSpec::Wrap(self.command.clone())),
-            (Some(pid), true) => match pid.parse::<i32>() {
-                Ok(p) if p > 0 => Ok(TargetSpec::Attach(p)),
-                _ => Err(failure(
+        let given = [
+            self.pid.is_some(),
+            !self.command.is_empty(),
+            self.cgroup.is_some(),
+            self.all,
+        ];
+        match given.iter().filter(|g| **g).count() {
+            0 => {
+                return Err(failure(
+                    EXIT_USAGE,
+                    "nothing to trace: give a command after `--` (zc-trace -- ./server), a PID (zc-trace -p 1234), --cgroup PATH or -a",
+                ));
+            }
+            1 => {}
+            _ => {
+                return Err(failure(
+                    EXIT_USAGE,
+                    "give only one of -p PID, --cgroup PATH, -a and a command after `--`, not both",
+                ));
+            }
+        }
+        if let Some(pids) = &self.pid {
+            return parse_pids(pids).map(TargetSpec::Attach);
+        }
+        if let Some(dir) = &self.cgroup {
+            return Ok(TargetSpec::Cgroup(dir.clone()));
+        }
+        if self.all {
+            return Ok(TargetSpec::All);
+        }
+        Ok(TargetSpec::Wrap(self.command.clone()))
+    }
+}
+
+/// `-p`'s "1234" or "1234,1240" (as strace and perf take it), in order,
+/// without repeats.
+fn parse_pids(list: &str) -> anyhow::Result<Vec<i32>> {
+    let mut pids = Vec::new();
+    for word in list.split(',').map(str::trim) {
+        match word.parse::<i32>() {
+            Ok(p) if p > 0 => {
+                if !pids.contains(&p) {
+                    pids.push(p)
+                }
+            }
+            _ => {
+                return Err(failure(
                     EXIT_USAGE,
                     format!(
-                        "`{pid}` is not a process id: -p takes a positive number (see `pgrep NAME`)"
+                        "`{}` is not a process id: -p takes positive numbers, comma-separated (see `pgrep NAME`)",
+                        crate::render::format::printable(word)
                     ),
-                )),
-            },
+                ));
+            }
         }
     }
+    Ok(pids)
 }
 
 /// "256M", "64K", "1G", "4096" (bytes); binary units.
@@ -462,11 +619,24 @@ mod tests {
         );
         assert_eq!(
             cli(&["zc-trace", "-p", "42"]).target().unwrap(),
-            TargetSpec::Attach(42)
+            TargetSpec::Attach(vec![42])
         );
+        assert_eq!(
+            cli(&["zc-trace", "-p", "42,7, 42"]).target().unwrap(),
+            TargetSpec::Attach(vec![42, 7])
+        );
+        assert!(cli(&["zc-trace", "-p", "42,"]).target().is_err());
+        assert!(cli(&["zc-trace", "-p", "42,x"]).target().is_err());
         assert!(cli(&["zc-trace"]).target().is_err());
         assert!(cli(&["zc-trace", "-p", "abc"]).target().is_err());
         assert!(cli(&["zc-trace", "-p", "0"]).target().is_err());
         assert!(cli(&["zc-trace", "-p", "1", "--", "ls"]).target().is_err());
+        assert_eq!(cli(&["zc-trace", "-a"]).target().unwrap(), TargetSpec::All);
+        assert_eq!(
+            cli(&["zc-trace", "--cgroup", "/x"]).target().unwrap(),
+            TargetSpec::Cgroup("/x".into())
+        );
+        assert!(cli(&["zc-trace", "-a", "-p", "1"]).target().is_err());
+        assert!(cli(&["zc-trace", "-a", "--cgroup", "/x"]).target().is_err());
     }
 }

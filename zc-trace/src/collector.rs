@@ -22,8 +22,8 @@ use aya::{
     maps::{Array, HashMap, IterableMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use zc_trace_common::{
-    Exited, PIDS_PER_SLOT, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, drop,
-    latency, totals,
+    Exited, PIDS_PER_SLOT, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, latency,
+    totals,
 };
 
 use crate::{
@@ -62,6 +62,13 @@ pub struct Collector {
     /// Calls whose numbers have no slot in the totals array, summed from
     /// the folded rows (the only record of them).
     beyond_totals: Vec<(SyscallKey, SyscallStats)>,
+    /// The cgroup v2 mount, when processes are reported by cgroup.
+    cgroup_root: Option<std::path::PathBuf>,
+    /// With `keep_live`: each process's identity as first seen, until it
+    /// is folded.
+    first_seen: Option<BTreeMap<u32, ProcIdentity>>,
+    /// With `keep_live`: processes folded since `drain_folded`.
+    just_folded: Option<Vec<ProcessCounters>>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
@@ -113,10 +120,20 @@ fn identity(info: &ProcInfo) -> ProcIdentity {
     ProcIdentity {
         ppid: info.ppid,
         comm: String::from_utf8_lossy(&info.comm[..end]).into_owned(),
+        cgroup: 0,
     }
 }
 
 impl Collector {
+    /// Reports processes by cgroup too (--cgroup, -a): each live one's is
+    /// read from /proc when it is folded, an exited one's came with its exit.
+    pub fn sum_by_cgroup(&mut self) {
+        self.cgroup_root = crate::cgroup::v2_root();
+        if self.cgroup_root.is_some() {
+            self.folded = Processes::by_cgroup();
+        }
+    }
+
     pub fn new(probes: &mut Probes) -> Result<Self> {
         let cpus = aya::util::nr_cpus()
             .map_err(|(what, e)| anyhow!("cannot count the possible CPUs ({what}: {e})"))?;
@@ -136,6 +153,9 @@ impl Collector {
             last_fold: Instant::now(),
             folded: Processes::default(),
             beyond_totals: Vec::new(),
+            cgroup_root: None,
+            first_seen: None,
+            just_folded: None,
         })
     }
 
@@ -246,8 +266,7 @@ impl Collector {
         Counters {
             syscalls,
             events,
-            processes: Vec::new(),
-            dropped: [0; drop::COUNT as usize],
+            ..Default::default()
         }
     }
 
@@ -276,11 +295,12 @@ impl Collector {
             // record; read_unaligned because the ring gives 8-byte alignment
             // only by convention.
             let exited: Exited = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            let id = if exited.named != 0 {
+            let mut id = if exited.named != 0 {
                 identity(&exited.info)
             } else {
                 ProcIdentity::default()
             };
+            id.cgroup = exited.cgroup;
             self.exited.insert(exited.tgid, id);
         }
     }
@@ -293,6 +313,99 @@ impl Collector {
         chosen: impl Fn(u32) -> bool,
         names: &BTreeMap<u32, ProcIdentity>,
     ) -> Result<()> {
+        let (found, stats_keys, event_keys) = self.read_rows(chosen)?;
+        batch::delete(self.stats.map(), &stats_keys).context("folding exited processes")?;
+        batch::delete(self.proc_events.map(), &event_keys).context("folding exited processes")?;
+
+        for (tgid, mut p) in found {
+            p.pid = tgid;
+            p.identity = match self.first_seen.as_mut().and_then(|seen| seen.remove(&tgid)) {
+                Some(id) => id,
+                None => self.identity_of(tgid, names),
+            };
+            let beyond: Vec<_> = p
+                .syscalls
+                .iter()
+                .filter(|(k, _)| totals::slot(k.nr, k.dst_kind, k.src_kind).is_none())
+                .copied()
+                .collect();
+            add_rows(&mut self.beyond_totals, &beyond);
+            p.syscalls.sort_by_key(|(k, _)| *k);
+            match &mut self.just_folded {
+                Some(out) => out.push(p),
+                None => self.folded.add(p),
+            }
+        }
+        Ok(())
+    }
+
+    /// Name, parent and (when reported) cgroup of `tgid`: from its exit
+    /// record in `names`, else from PROCS or /proc.
+    fn identity_of(&self, tgid: u32, names: &BTreeMap<u32, ProcIdentity>) -> ProcIdentity {
+        let mut id = match names.get(&tgid) {
+            Some(id) => id.clone(),
+            None => self.live_identity(tgid),
+        };
+        if let Some(root) = &self.cgroup_root {
+            if id.cgroup == 0 {
+                id.cgroup = crate::cgroup::of_process(tgid, root);
+            }
+        } else {
+            id.cgroup = 0;
+        }
+        id
+    }
+
+    /// For an exporter (`serve`): the counters of every process with rows
+    /// in the maps now, each named as it was first seen (so a process
+    /// never moves between labels and counters only grow); folded
+    /// processes go to `drain_folded` instead of the report's detail.
+    pub fn keep_live(&mut self) {
+        self.first_seen = Some(BTreeMap::new());
+        self.just_folded = Some(Vec::new());
+    }
+
+    /// The processes folded out of the maps since the last call (after
+    /// `keep_live`).
+    pub fn drain_folded(&mut self) -> Vec<ProcessCounters> {
+        self.just_folded
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Every process's rows in the maps now, not removed (after `keep_live`).
+    pub fn read_live(&mut self) -> Result<Vec<ProcessCounters>> {
+        let (found, _, _) = self.read_rows(|_| true)?;
+        let mut out = Vec::with_capacity(found.len());
+        for (tgid, mut p) in found {
+            p.pid = tgid;
+            let known = self.first_seen.as_ref().and_then(|s| s.get(&tgid)).cloned();
+            p.identity = match known {
+                Some(id) => id,
+                None => {
+                    let id = self.identity_of(tgid, &self.exited);
+                    if let Some(seen) = &mut self.first_seen {
+                        seen.insert(tgid, id.clone());
+                    }
+                    id
+                }
+            };
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// The rows of the processes `chosen` picks, summed over CPUs, with
+    /// the keys they were read under.
+    #[expect(
+        clippy::type_complexity,
+        reason = "three results of one scan, used once each"
+    )]
+    fn read_rows(
+        &self,
+        chosen: impl Fn(u32) -> bool,
+    ) -> Result<(BTreeMap<u32, ProcessCounters>, Vec<SyscallKey>, Vec<u32>)> {
         let mut found: BTreeMap<u32, ProcessCounters> = BTreeMap::new();
         let cpus = self.cpus;
         let mut stats_keys = Vec::new();
@@ -325,26 +438,7 @@ impl Collector {
             }
         })
         .context("reading the per-process event counters")?;
-        batch::delete(self.stats.map(), &stats_keys).context("folding exited processes")?;
-        batch::delete(self.proc_events.map(), &event_keys).context("folding exited processes")?;
-
-        for (tgid, mut p) in found {
-            p.pid = tgid;
-            p.identity = match names.get(&tgid) {
-                Some(id) => id.clone(),
-                None => self.live_identity(tgid),
-            };
-            let beyond: Vec<_> = p
-                .syscalls
-                .iter()
-                .filter(|(k, _)| totals::slot(k.nr, k.dst_kind, k.src_kind).is_none())
-                .copied()
-                .collect();
-            add_rows(&mut self.beyond_totals, &beyond);
-            p.syscalls.sort_by_key(|(k, _)| *k);
-            self.folded.add(p);
-        }
-        Ok(())
+        Ok((found, stats_keys, event_keys))
     }
 
     /// The name and parent of a process that has not exited.
@@ -365,6 +459,7 @@ impl Collector {
         let mut counters = self.read();
         add_rows(&mut counters.syscalls, &self.beyond_totals);
         counters.syscalls.sort_by_key(|(k, _)| *k);
+        counters.cgroups = self.folded.cgroup_rows();
         counters.processes = std::mem::take(&mut self.folded).into_rows();
         Ok(counters)
     }

@@ -33,6 +33,7 @@ macro_rules! print {
 pub mod app;
 mod bpf_stats;
 mod btf;
+mod cgroup;
 mod cli;
 mod collector;
 pub mod error;
@@ -43,6 +44,8 @@ mod loader;
 pub mod model;
 mod preflight;
 pub mod render;
+mod serve;
 mod session;
 mod target;
 mod task_accounting;
+mod top;

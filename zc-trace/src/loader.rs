@@ -108,6 +108,10 @@ impl Probes {
 
 /// What the probes are set up to do.
 pub struct LoadOptions {
+    /// Who is counted: `zc_trace_common::scope`.
+    pub scope: u32,
+    /// With scope CGROUP: the cgroup.
+    pub cgroup: Option<crate::cgroup::Traced>,
     pub follow_forks: bool,
     /// Time each syscall (attaches sys_enter: a second program run per call).
     pub timed: bool,
@@ -132,6 +136,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     let inflight_mask = inflight_slots - 1;
     let o = &opts.offsets;
     let u = o.uring.unwrap_or_default();
+    let (cgroup_id, cgroup_level) = opts.cgroup.as_ref().map_or((0, 0), |c| (c.id, c.level));
+    let self_tgid = std::process::id();
     // TOTALS and EVENT_TOTALS are laid out per CPU by hand (to be mapped
     // into memory): one part per possible CPU.
     let cpus = aya::util::nr_cpus()
@@ -142,6 +148,10 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     // copy, so the two are never alive together (peak RSS).
     let mut ebpf = EbpfLoader::new()
         .override_global("FOLLOW_FORKS", &follow, true)
+        .override_global("SCOPE", &opts.scope, true)
+        .override_global("CGROUP_ID", &cgroup_id, true)
+        .override_global("CGROUP_LEVEL", &cgroup_level, true)
+        .override_global("SELF_TGID", &self_tgid, true)
         .override_global("TIMED", &timed, true)
         .override_global("INFLIGHT_MASK", &inflight_mask, true)
         .override_global("OFF_TASK_FILES", &o.task_files, true)

@@ -6,6 +6,7 @@
 use std::{
     fs::File,
     io::Write as _,
+    os::fd::AsFd as _,
     os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
@@ -165,6 +166,20 @@ impl Output {
             path: path.to_owned(),
             what: what.to_owned(),
             sink: Sink::Temp(temp),
+        })
+    }
+
+    /// Standard output (`--json -`): written as it is, like a pipe, whatever
+    /// it is redirected to (the shell opened that file, not zc-trace).
+    pub fn stdout(what: &str) -> Result<Output> {
+        let fd = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| output_failure(Path::new("-"), what, io_reason(&e)))?;
+        Ok(Output {
+            path: PathBuf::from("standard output"),
+            what: what.to_owned(),
+            sink: Sink::Stream(File::from(fd)),
         })
     }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use tokio::sync::mpsc;
+use zc_trace_common::scope;
 
 use crate::{
     bpf_stats::{StatsMode, StatsWindows},
@@ -22,9 +23,14 @@ use crate::{
     preflight, target, task_accounting,
 };
 
-mod signals;
+pub mod live;
+pub(crate) mod signals;
 
 use signals::{Signals, next};
+
+/// A bound for the live interval timer (tokio's intervals overflow on
+/// Duration::MAX); without --every it never fires.
+const MAX_EVERY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How long a wrapped command gets to exit after it was signalled.
 const GRACE: Duration = Duration::from_secs(2);
@@ -57,6 +63,8 @@ pub struct TraceOptions {
     pub timed: bool,
     /// How the probes' own run time is measured (BPF_ENABLE_STATS).
     pub cost: StatsMode,
+    /// Per-interval output while tracing (--every, --ndjson).
+    pub live: Option<live::LiveOptions>,
 }
 
 /// The outcome of a run.
@@ -88,30 +96,17 @@ impl Traced {
 /// returns the report. Fails before loading anything when the target
 /// cannot be traced.
 pub fn trace(opts: &TraceOptions) -> Result<Traced> {
-    preflight::check_privileges()?;
-    preflight::check_btf()?;
-    target::check_pid_namespace()?;
-    match &opts.spec {
-        TargetSpec::Wrap(argv) => drop(target::resolve_command(&argv[0])?),
-        TargetSpec::Attach(pid) => drop(target::check_attach(*pid)?),
-    }
-
-    let offsets = btf::kernel_offsets().unwrap_or_else(|e| {
-        eprintln!(
-            "zc-trace: warning: cannot read kernel struct offsets from BTF ({e:#}): fd kinds will show as unknown"
-        );
-        Default::default()
-    });
+    let mut live = None;
     let follow = matches!(opts.spec, TargetSpec::Wrap(_)) || opts.follow_forks;
-    let mut probes = loader::load(&loader::LoadOptions {
-        follow_forks: follow,
-        timed: opts.timed,
-        offsets,
+    let Loaded {
+        probes,
+        mut collector,
+        cgroup,
+        scope,
+    } = load(&opts.spec, follow, opts.timed, || {
+        live = opts.live.as_ref().map(live::Live::open).transpose()?;
+        Ok(())
     })?;
-    for m in &probes.missing {
-        eprintln!("zc-trace: warning: {m}");
-    }
-    let mut collector = Collector::new(&mut probes)?;
 
     // Ctrl-C and SIGTERM must be caught from the moment we say "tracing":
     // the default action would kill us and lose the report.
@@ -126,9 +121,9 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     let (reaped_tx, reaped_rx) = mpsc::unbounded_channel();
     // Faults and CPU time the attached process used before we came are not the run's.
     let mut accounting_at_start = std::collections::BTreeMap::new();
-    let mut untraced_children = None;
+    let mut untraced_children = Vec::new();
     let mut attached_comm = None;
-    let (pid, command, wrapped) = match &opts.spec {
+    let (pids, command, wrapped) = match &opts.spec {
         TargetSpec::Wrap(argv) => {
             let child = target::spawn_held(argv)?;
             let pid = child.pid as u32;
@@ -144,43 +139,61 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             }
             let (wrapped, exits) = child.release()?;
             spawn_reaper(exits, reaped_tx);
-            (pid, Some(words(argv)), Some(wrapped))
+            (vec![pid], Some(words(argv)), Some(wrapped))
         }
-        TargetSpec::Attach(p) => {
-            let pid = target::check_attach(*p)?;
-            if pid != *p as u32 {
-                eprintln!("zc-trace: {p} is a thread of process {pid}: tracing the process");
+        TargetSpec::Attach(given) => {
+            let pids = attach_all(given, &mut collector, &mut accounting_at_start)?;
+            // One process is named beside its pid; several by their pids.
+            if let [pid] = pids[..] {
+                attached_comm = target::comm(pid);
             }
-            accounting_at_start.insert(pid, task_accounting::live_threads(pid));
-            collector.add_target(pid)?;
-            if !target::is_alive(pid) {
-                return Err(failure(
-                    1,
-                    format!("process {pid} exited while zc-trace was attaching: nothing to trace"),
-                ));
-            }
-            attached_comm = target::comm(pid);
             let name = attached_comm
                 .as_ref()
                 .map_or_else(String::new, |c| format!(" ({c})"));
             if opts.announce {
+                let list: Vec<String> = pids.iter().map(u32::to_string).collect();
                 eprintln!(
-                    "zc-trace: tracing pid {pid}{}{} until it exits or Ctrl-C",
+                    "zc-trace: tracing pid {}{}{} until {} or Ctrl-C",
+                    list.join(","),
                     crate::render::format::printable(&name),
                     if opts.follow_forks {
-                        " and its new children"
+                        " and new children"
                     } else {
                         ""
+                    },
+                    if pids.len() > 1 {
+                        "they exit"
+                    } else {
+                        "it exits"
                     }
                 );
             }
-            untraced_children = children_note(pid, &target::children(pid));
-            if let Some(note) = &untraced_children
-                && opts.announce
-            {
-                eprintln!("zc-trace: note: {note}");
+            untraced_children = pids
+                .iter()
+                .filter_map(|&pid| children_note(pid, &target::children(pid)))
+                .collect();
+            if opts.announce {
+                for note in &untraced_children {
+                    eprintln!("zc-trace: note: {note}");
+                }
             }
-            (pid, None, None)
+            (pids, None, None)
+        }
+        TargetSpec::Cgroup(_) | TargetSpec::All => {
+            // The probes count from their load; the processes' faults and
+            // CPU time from before it are not the run's.
+            accounting_at_start = task_accounting::all_live();
+            if opts.announce {
+                let what = match &cgroup {
+                    Some(c) => format!(
+                        "cgroup {} and below",
+                        crate::render::format::printable(&c.dir.to_string_lossy())
+                    ),
+                    None => "the whole machine".into(),
+                };
+                eprintln!("zc-trace: tracing {what} until Ctrl-C");
+            }
+            (Vec::new(), None, None)
         }
     };
     // Statistics from here on, while this run's probes are attached: not
@@ -200,20 +213,35 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         &mut stats,
         opts,
         wrapped.as_ref(),
+        live.as_mut(),
         started,
         reaped_rx,
         signals,
     ))?;
 
     let mut counters = collector.finish()?;
+    if let Some(mut live) = live {
+        // The last, shorter interval: up to the end of tracing.
+        live.tick(&counters, started.elapsed().as_nanos() as u64);
+        live.finish()?;
+    }
     task_accounting::settle(&mut counters, &accounting_at_start);
+    name_cgroups(&mut counters);
     let duration_ns = started.elapsed().as_nanos() as u64;
     samples.push(timeline::sample(&counters, duration_ns));
     let run = RunInfo {
         target: Target {
-            mode: if command.is_some() { "wrap" } else { "attach" }.into(),
+            mode: match &opts.spec {
+                TargetSpec::Wrap(_) => "wrap",
+                TargetSpec::Attach(_) => "attach",
+                TargetSpec::Cgroup(_) => "cgroup",
+                TargetSpec::All => "all",
+            }
+            .into(),
             command,
-            pid,
+            pid: pids.first().copied().unwrap_or(0),
+            pids: if pids.len() > 1 { pids } else { Vec::new() },
+            cgroup: cgroup.map(|c| c.dir.to_string_lossy().into_owned()),
             exit_code,
             follow_forks: follow,
             label: None,
@@ -241,6 +269,8 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     }
     report.notes.extend(probes.missing.iter().cloned());
     let stopped_by = match end {
+        // A cgroup or the machine is traced until stopped: that is its end.
+        End::Signal(_) if scope != scope::PIDS => None,
         End::Signal(sig) => {
             report.notes.push(format!(
                 "tracing was stopped by signal {sig} before the targets exited"
@@ -293,6 +323,51 @@ async fn sleep_until_toggle(at: Option<Instant>) {
     }
 }
 
+/// Registers each process of `-p` (a thread id names its process) and
+/// returns their pids; fails if one exited while zc-trace attached.
+pub(crate) fn attach_all(
+    given: &[i32],
+    collector: &mut Collector,
+    accounting_at_start: &mut std::collections::BTreeMap<u32, task_accounting::TaskFigures>,
+) -> Result<Vec<u32>> {
+    let mut pids = Vec::new();
+    for &p in given {
+        let pid = target::check_attach(p)?;
+        if pid != p as u32 {
+            eprintln!("zc-trace: {p} is a thread of process {pid}: tracing the process");
+        }
+        if pids.contains(&pid) {
+            continue;
+        }
+        accounting_at_start.insert(pid, task_accounting::live_threads(pid));
+        collector.add_target(pid)?;
+        if !target::is_alive(pid) {
+            return Err(failure(
+                1,
+                format!("process {pid} exited while zc-trace was attaching: nothing to trace"),
+            ));
+        }
+        pids.push(pid);
+    }
+    Ok(pids)
+}
+
+/// The v2 paths of the cgroups the report names.
+fn name_cgroups(counters: &mut crate::model::Counters) {
+    let mut names = crate::cgroup::Names::default();
+    let ids: Vec<u64> = counters
+        .cgroups
+        .iter()
+        .chain(&counters.processes)
+        .map(|p| p.identity.cgroup)
+        .filter(|&id| id != 0)
+        .collect();
+    for id in ids {
+        let path = names.path(id);
+        counters.cgroup_paths.insert(id, path);
+    }
+}
+
 /// Calls already in progress when tracing began were counted when they
 /// returned, without their time: expected at attach, not a loss, so a note
 /// rather than a `dropped` entry.
@@ -307,7 +382,7 @@ fn note_in_progress(report: &mut Report) {
 }
 
 /// User + system CPU time of this process (not its children) so far.
-fn own_cpu_ns() -> u64 {
+pub(crate) fn own_cpu_ns() -> u64 {
     // SAFETY: getrusage fills the struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
@@ -340,16 +415,27 @@ async fn trace_loop(
     stats: &mut StatsWindows<'_>,
     opts: &TraceOptions,
     wrapped: Option<&target::Wrapped>,
+    mut live: Option<&mut live::Live>,
     started: Instant,
     mut reaped: mpsc::UnboundedReceiver<Reaped>,
     mut signals: Signals,
 ) -> Result<(End, Vec<crate::model::report::TimelineSample>, Option<i32>)> {
     let mut tick = tokio::time::interval(opts.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let every = live.as_ref().map_or(Duration::MAX, |l| l.every);
+    // The first tick is an interval away, not now.
+    let mut live_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + every.min(MAX_EVERY),
+        every.min(MAX_EVERY),
+    );
+    live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = opts
         .duration
         .map(|d| tokio::time::Instant::from_std(started + d));
     let wrap = wrapped.is_some();
+    // Only attached processes end a run by exiting (a wrapped command's
+    // tree is reaped; a cgroup or the machine runs until stopped).
+    let until_targets_exit = matches!(opts.spec, TargetSpec::Attach(_));
     let mut samples = Vec::new();
     let mut exit_code = None;
 
@@ -358,8 +444,13 @@ async fn trace_loop(
             _ = tick.tick() => {
                 collector.fold_exited()?;
                 samples.push(timeline::sample(&collector.totals(), started.elapsed().as_nanos() as u64));
-                if !wrap && !collector.live_targets().into_iter().any(target::is_alive) {
+                if until_targets_exit && !collector.live_targets().into_iter().any(target::is_alive) {
                     break End::TargetsExited;
+                }
+            }
+            _ = live_tick.tick(), if live.is_some() => {
+                if let Some(live) = live.as_deref_mut() {
+                    live.tick(&collector.read(), started.elapsed().as_nanos() as u64);
                 }
             }
             msg = reaped.recv(), if wrap => match msg {
@@ -409,4 +500,72 @@ async fn trace_loop(
         }
     }
     Ok((end, samples, exit_code))
+}
+
+/// Probes loaded for a target, not yet counting any process of `-p` or a
+/// wrapped command (those are registered next).
+pub(crate) struct Loaded {
+    pub probes: loader::Probes,
+    pub collector: Collector,
+    pub cgroup: Option<crate::cgroup::Traced>,
+    pub scope: u32,
+}
+
+/// Checks that `spec` can be traced, runs `opened` (which opens outputs
+/// that must fail before anything is loaded), then loads the probes.
+pub(crate) fn load(
+    spec: &TargetSpec,
+    follow: bool,
+    timed: bool,
+    opened: impl FnOnce() -> Result<()>,
+) -> Result<Loaded> {
+    preflight::check_privileges()?;
+    preflight::check_btf()?;
+    target::check_pid_namespace()?;
+    let cgroup = match spec {
+        TargetSpec::Wrap(argv) => {
+            target::resolve_command(&argv[0])?;
+            None
+        }
+        TargetSpec::Attach(pids) => {
+            for pid in pids {
+                target::check_attach(*pid)?;
+            }
+            None
+        }
+        TargetSpec::Cgroup(dir) => Some(crate::cgroup::resolve(dir)?),
+        TargetSpec::All => None,
+    };
+    let scope = match spec {
+        TargetSpec::Cgroup(_) => scope::CGROUP,
+        TargetSpec::All => scope::ALL,
+        _ => scope::PIDS,
+    };
+    opened()?;
+    let offsets = btf::kernel_offsets().unwrap_or_else(|e| {
+        eprintln!(
+            "zc-trace: warning: cannot read kernel struct offsets from BTF ({e:#}): fd kinds will show as unknown"
+        );
+        Default::default()
+    });
+    let mut probes = loader::load(&loader::LoadOptions {
+        scope,
+        cgroup: cgroup.clone(),
+        follow_forks: follow,
+        timed,
+        offsets,
+    })?;
+    for m in &probes.missing {
+        eprintln!("zc-trace: warning: {m}");
+    }
+    let mut collector = Collector::new(&mut probes)?;
+    if scope != scope::PIDS {
+        collector.sum_by_cgroup();
+    }
+    Ok(Loaded {
+        probes,
+        collector,
+        cgroup,
+        scope,
+    })
 }

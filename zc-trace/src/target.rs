@@ -363,7 +363,11 @@ pub fn identity(pid: u32) -> Option<ProcIdentity> {
     let close = stat.rfind(')')?;
     let comm = stat[open + 1..close].to_owned();
     let ppid = stat[close + 1..].split_whitespace().nth(1)?.parse().ok()?;
-    Some(ProcIdentity { ppid, comm })
+    Some(ProcIdentity {
+        ppid,
+        comm,
+        cgroup: 0,
+    })
 }
 
 /// The process (thread group) a thread id belongs to; the pid itself for a

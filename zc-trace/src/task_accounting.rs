@@ -101,6 +101,19 @@ pub fn live_threads(tgid: u32) -> TaskFigures {
     sum
 }
 
+/// Every live process's `live_threads` (for --cgroup and -a, whose
+/// processes are not known in advance).
+pub fn all_live() -> BTreeMap<u32, TaskFigures> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return BTreeMap::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .map(|pid| (pid, live_threads(pid)))
+        .collect()
+}
+
 /// Completes each process's task figures (and the all-process totals):
 /// plus its live threads now, minus what its threads had when tracing
 /// began (`at_start`, by tgid).

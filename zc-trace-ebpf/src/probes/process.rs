@@ -12,21 +12,22 @@
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, pt_regs},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs,
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs,
     },
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
 use zc_trace_common::{
-    Exited, FdKind, ProcInfo, SyscallKey, SyscallStats, drop, syscalls::never_returns,
+    Exited, FdKind, ProcInfo, SyscallKey, SyscallStats, drop, scope, syscalls::never_returns,
 };
 
 use crate::{
     config::{
         FOLLOW_FORKS, OFF_TASK_MAJ_FLT, OFF_TASK_MIN_FLT, OFF_TASK_RUNTIME, OFF_TASK_STIME,
-        OFF_TASK_TGID, OFF_TASK_UTIME,
+        OFF_TASK_TGID, OFF_TASK_UTIME, SCOPE,
     },
-    maps::{EXITS, PROCS, TARGETS, count_drop},
+    maps::{EXITS, PROC_EVENTS, PROCS, TARGETS, count_drop},
     probes::{
         add,
         cow::settle_exiting,
@@ -37,7 +38,8 @@ use crate::{
 
 #[btf_tracepoint(function = "sched_process_fork")]
 pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
-    if FOLLOW_FORKS.load() == 0 {
+    let by_pid = SCOPE.load() == scope::PIDS;
+    if by_pid && FOLLOW_FORKS.load() == 0 {
         return 0;
     }
     let Some((parent_tgid, _)) = current_target() else {
@@ -54,16 +56,10 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     if off == 0 || child_tgid == parent_tgid {
         return 0;
     }
-    if !set_target(child_tgid, true) {
-        count_drop(drop::TARGETS_FULL);
+    // A cgroup's or the machine's children are counted by where they run:
+    // only their name and parent are worth keeping.
+    if by_pid && !follow(child_tgid) {
         return 0;
-    }
-    // The child is traced from here on; the collector lists these to
-    // signal them when tracing stops. EEXIST (an exit not yet seen) is fine.
-    if let Err(e) = TARGETS.insert(&child_tgid, &1, BPF_NOEXIST as u64) {
-        if e != -EEXIST {
-            count_drop(drop::TARGETS_FULL);
-        }
     }
     let info = ProcInfo {
         ppid: parent_tgid,
@@ -74,6 +70,23 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
         count_drop(drop::PROC_FULL);
     }
     0
+}
+
+/// Marks a child of a traced process as traced; false if it cannot be.
+#[inline(always)]
+fn follow(child_tgid: u32) -> bool {
+    if !set_target(child_tgid, true) {
+        count_drop(drop::TARGETS_FULL);
+        return false;
+    }
+    // The child is traced from here on; the collector lists these to
+    // signal them when tracing stops. EEXIST (an exit not yet seen) is fine.
+    if let Err(e) = TARGETS.insert(&child_tgid, &1, BPF_NOEXIST as u64) {
+        if e != -EEXIST {
+            count_drop(drop::TARGETS_FULL);
+        }
+    }
+    true
 }
 
 /// include/uapi/asm-generic/errno-base.h
@@ -155,7 +168,9 @@ fn add_task_cpu(tgid: u32) {
 /// tells the collector, which folds its rows out of the maps.
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+    let group_dead = ctx.arg::<u64>(1) & 0xff != 0;
     let Some((tgid, tid)) = current_target() else {
+        left_cgroup_exit(group_dead);
         return 0;
     };
     // SAFETY: helpers on the current task; the result is a BTF pointer to
@@ -173,13 +188,26 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     add(tgid, |c| &mut c.faults_task, task_faults());
     settle_exiting(tgid, tid);
     add_task_cpu(tgid);
-    let group_dead: u64 = ctx.arg(1);
-    if group_dead & 0xff != 0 {
+    if group_dead {
         set_target(tgid, false);
         let _ = TARGETS.remove(&tgid);
         announce_exit(tgid);
     }
     0
+}
+
+/// A process that was counted in the traced cgroup and moved out before it
+/// ended still has rows: its exit is announced too, or they would stay in
+/// the maps until the end of the run.
+#[inline(always)]
+fn left_cgroup_exit(group_dead: bool) {
+    if !group_dead || SCOPE.load() != scope::CGROUP {
+        return;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if PROC_EVENTS.get_ptr(&tgid).is_some() || PROCS.get_ptr(&tgid).is_some() {
+        announce_exit(tgid);
+    }
 }
 
 /// Sends the exited process's pid, name and parent to the collector and
@@ -190,9 +218,19 @@ fn announce_exit(tgid: u32) {
     let info = PROCS.get_ptr(&tgid);
     let exited = Exited {
         tgid,
-        named: info.is_some() as u32,
+        named: 1,
         // SAFETY: a PROCS value, written only by this process's own events.
-        info: info.map_or(ProcInfo::UNNAMED, |i| unsafe { *i }),
+        // Without one (a process that was running when a cgroup or the
+        // machine began to be traced) its name is the exiting thread's.
+        info: info.map_or_else(
+            || ProcInfo {
+                comm: bpf_get_current_comm().unwrap_or_default(),
+                ..ProcInfo::UNNAMED
+            },
+            |i| unsafe { *i },
+        ),
+        // SAFETY: a plain helper call on the current task.
+        cgroup: unsafe { bpf_get_current_cgroup_id() },
     };
     if EXITS.output::<Exited>(&exited, 0).is_ok() {
         let _ = PROCS.remove(&tgid);

@@ -46,17 +46,33 @@ impl Ord for Ranked {
     }
 }
 
+/// Cgroups summed one by one; past them, one row (id `OTHER_CGROUPS`).
+pub const CGROUPS: usize = 1024;
+pub const OTHER_CGROUPS: u64 = u64::MAX;
+
 #[derive(Default)]
 pub struct Processes {
     /// A min-heap: the least busy process kept one by one is on top.
     one_by_one: BinaryHeap<Reverse<Ranked>>,
     by_name: BTreeMap<String, ProcessCounters>,
     arrivals: u64,
+    /// Every process summed by cgroup, when cgroups are reported: exact
+    /// whatever happens to the per-process rows.
+    by_cgroup: Option<BTreeMap<u64, ProcessCounters>>,
 }
 
 impl Processes {
+    /// Also sums every process by its cgroup (`ProcIdentity::cgroup`).
+    pub fn by_cgroup() -> Self {
+        Self {
+            by_cgroup: Some(BTreeMap::new()),
+            ..Default::default()
+        }
+    }
+
     /// Takes in one process's final counters.
     pub fn add(&mut self, process: ProcessCounters) {
+        self.sum_by_cgroup(&process);
         self.arrivals += 1;
         let ranked = Ranked {
             calls: process.syscalls.iter().map(|(_, s)| s.count).sum(),
@@ -80,6 +96,34 @@ impl Processes {
         }
     }
 
+    fn sum_by_cgroup(&mut self, p: &ProcessCounters) {
+        let Some(by_cgroup) = &mut self.by_cgroup else {
+            return;
+        };
+        let mut id = p.identity.cgroup;
+        if by_cgroup.len() >= CGROUPS && !by_cgroup.contains_key(&id) {
+            id = OTHER_CGROUPS;
+        }
+        let row = by_cgroup.entry(id).or_insert_with(|| ProcessCounters {
+            identity: ProcIdentity {
+                cgroup: id,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        row.summed += p.summed.max(1);
+        row.events += p.events;
+        add_rows(&mut row.syscalls, &p.syscalls);
+    }
+
+    /// The per-cgroup sums (empty unless made with `by_cgroup`).
+    pub fn cgroup_rows(&mut self) -> Vec<ProcessCounters> {
+        self.by_cgroup
+            .as_mut()
+            .map(|m| std::mem::take(m).into_values().collect())
+            .unwrap_or_default()
+    }
+
     fn sum_by_name(&mut self, p: ProcessCounters) {
         let name = if self.by_name.len() < NAMES || self.by_name.contains_key(&p.identity.comm) {
             p.identity.comm
@@ -91,8 +135,8 @@ impl Processes {
             .entry(name)
             .or_insert_with_key(|name| ProcessCounters {
                 identity: ProcIdentity {
-                    ppid: 0,
                     comm: name.clone(),
+                    ..Default::default()
                 },
                 ..Default::default()
             });
@@ -137,6 +181,7 @@ mod tests {
             identity: ProcIdentity {
                 ppid: 1,
                 comm: comm.into(),
+                ..Default::default()
             },
             syscalls: vec![(
                 SyscallKey::new(pid, 0, FdKind::File, FdKind::None),

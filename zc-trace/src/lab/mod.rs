@@ -369,6 +369,7 @@ impl Lab {
                 // methods' time in the kernel, so it times every call.
                 timed: true,
                 cost: crate::bpf_stats::StatsMode::Sampled,
+                live: None,
             });
             stop.store(true, Ordering::Release);
             let received = rx

@@ -420,6 +420,7 @@ fn as_report(m: &MethodResult) -> Report {
             follow_forks: true,
             label: None,
             comm: None,
+            ..Default::default()
         },
         duration_ns: m.transfer_ns,
         syscalls,

@@ -12,8 +12,8 @@ use zc_trace_common::{
 use super::{
     Counters,
     report::{
-        Bytes, ContextSwitches, Counts, CpuTime, PageFaults, Process, Report, SCHEMA_VERSION,
-        SyscallEntry, Target, Timeline, Timing, Tool, Totals,
+        Bytes, CgroupEntry, ContextSwitches, Counts, CpuTime, PageFaults, Process, Report,
+        SCHEMA_VERSION, SyscallEntry, Target, Timeline, Timing, Tool, Totals,
     },
     syscall_name,
 };
@@ -174,6 +174,7 @@ pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
     let io_uring = uring_table(&counters.syscalls);
     let overall = totals(&syscalls, &io_uring, &counters.events);
 
+    let cgroup_path = |id: u64| counters.cgroup_paths.get(&id).cloned();
     let processes = counters
         .processes
         .iter()
@@ -184,10 +185,26 @@ pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
                 pid: p.pid,
                 ppid: p.identity.ppid,
                 comm: p.identity.comm.clone(),
+                cgroup: cgroup_path(p.identity.cgroup),
                 totals: totals(&table, &requests, &p.events),
                 syscalls: table,
                 io_uring: requests,
                 summed: p.summed,
+            }
+        })
+        .collect();
+    let cgroups = counters
+        .cgroups
+        .iter()
+        .map(|c| {
+            let table = syscall_table(&c.syscalls);
+            CgroupEntry {
+                id: c.identity.cgroup,
+                path: cgroup_path(c.identity.cgroup)
+                    .unwrap_or_else(|| format!("(cgroup {})", c.identity.cgroup)),
+                processes: c.summed,
+                totals: totals(&table, &uring_table(&c.syscalls), &c.events),
+                syscalls: table,
             }
         })
         .collect();
@@ -211,6 +228,7 @@ pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
         io_uring,
         totals: overall,
         processes,
+        cgroups,
         timeline: run.timeline,
         dropped,
         notes: NOTES
@@ -564,6 +582,7 @@ mod tests {
                     identity: ProcIdentity {
                         ppid: 10,
                         comm: "child".into(),
+                        cgroup: 0,
                     },
                     syscalls: p11,
                     events: child,
@@ -571,6 +590,7 @@ mod tests {
                 },
             ],
             dropped: [0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ..Default::default()
         };
         let r = build_report(&counters, RunInfo::default());
         assert_eq!(r.schema_version, SCHEMA_VERSION);

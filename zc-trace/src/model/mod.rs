@@ -6,7 +6,9 @@
 //! serialisable result every renderer reads.
 
 pub mod compare;
+pub mod interval;
 pub mod ledger;
+pub mod rates;
 pub mod report;
 pub mod timeline;
 
@@ -25,6 +27,11 @@ pub struct Counters {
     pub events: ProcCounters,
     /// Per-process detail (read at the end of a run only).
     pub processes: Vec<ProcessCounters>,
+    /// Per-cgroup sums of every process (--cgroup and -a only): pid 0,
+    /// `identity.cgroup` the id, `summed` the processes.
+    pub cgroups: Vec<ProcessCounters>,
+    /// The v2 paths of the cgroup ids above, as found at the end.
+    pub cgroup_paths: std::collections::BTreeMap<u64, String>,
     pub dropped: [u64; drop::COUNT as usize],
 }
 
@@ -47,11 +54,14 @@ pub struct ProcessCounters {
     pub summed: u64,
 }
 
-/// Name and parent of one traced process.
+/// Name, parent and cgroup of one traced process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcIdentity {
     pub ppid: u32,
     pub comm: String,
+    /// Its cgroup v2 id (at its exit, or when read), 0 when not known or
+    /// not asked for (only --cgroup and -a report cgroups).
+    pub cgroup: u64,
 }
 
 /// The syscall's name: x86_64's, or `compat:NAME` from the i386 table for a

@@ -29,6 +29,9 @@ pub struct Report {
     pub io_uring: BTreeMap<String, SyscallEntry>,
     pub totals: Totals,
     pub processes: Vec<Process>,
+    /// Every traced process summed by cgroup (--cgroup and -a only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<CgroupEntry>,
     pub timeline: Timeline,
     /// Records the probes could not keep, by reason; all zero on a clean run.
     pub dropped: BTreeMap<String, u64>,
@@ -223,10 +226,18 @@ pub struct Tool {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Target {
-    /// "wrap" (zc-trace -- CMD) or "attach" (zc-trace -p PID).
+    /// "wrap" (zc-trace -- CMD), "attach" (zc-trace -p PID,...), "cgroup"
+    /// (--cgroup PATH) or "all" (-a).
     pub mode: String,
     pub command: Option<Vec<String>>,
+    /// The wrapped command's pid, or the first of `-p`'s.
     pub pid: u32,
+    /// All of `-p`'s processes, when it named more than one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<u32>,
+    /// The traced cgroup v2 directory, with --cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
     /// Exit code of the wrapped command (128 + signal if killed); null when
     /// attached or when tracing ended before it exited.
     pub exit_code: Option<i32>,
@@ -276,10 +287,13 @@ impl Report {
         let pid = self.target.pid;
         match self.command_line() {
             Some(command) => format!("{command} (pid {pid})"),
-            None => match self.attached_comm() {
-                Some(comm) => format!("{comm} (pid {pid})"),
-                None => format!("pid {pid}"),
-            },
+            None if self.target.mode == "attach" && self.target.pids.len() <= 1 => {
+                match self.attached_comm() {
+                    Some(comm) => format!("{comm} (pid {pid})"),
+                    None => format!("pid {pid}"),
+                }
+            }
+            None => self.target.traced(),
         }
     }
 
@@ -303,6 +317,23 @@ impl Report {
 
 /// Words of a command kept in a run's short label.
 const LABEL_WORDS: usize = 3;
+
+impl Target {
+    /// What was traced, for a title: "pid 42", "pids 42,43", "cgroup
+    /// /sys/fs/cgroup/web" or "the whole machine" (a wrapped command is
+    /// named by its command line instead). Not escaped.
+    pub fn traced(&self) -> String {
+        match (self.mode.as_str(), &self.cgroup) {
+            ("all", _) => "the whole machine".into(),
+            (_, Some(path)) => format!("cgroup {path}"),
+            _ if self.pids.len() > 1 => {
+                let list: Vec<String> = self.pids.iter().map(u32::to_string).collect();
+                format!("pids {}", list.join(","))
+            }
+            _ => format!("pid {}", self.pid),
+        }
+    }
+}
 
 /// Count, failures, bytes and kernel time of a group of calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]
@@ -549,6 +580,59 @@ impl Bytes {
             ..Default::default()
         }
     }
+
+    /// The bytes moved since `before`, column by column (0 for a column
+    /// that went backwards, which a cumulative count never should).
+    pub fn since(&self, before: &Bytes) -> Bytes {
+        let mut out = Bytes::default();
+        for (class, _) in Class::ledger() {
+            if let Some(n) = out.column(class) {
+                *n = self.of(class).saturating_sub(before.of(class));
+            }
+        }
+        out.device = self.device.saturating_sub(before.device);
+        out.direct_io = self.direct_io.saturating_sub(before.direct_io);
+        out.disk_read = self.disk_read.saturating_sub(before.disk_read);
+        out.zerocopy_sent = self.zerocopy_sent.saturating_sub(before.zerocopy_sent);
+        out.zerocopy_copied = self.zerocopy_copied.saturating_sub(before.zerocopy_copied);
+        out.cow_copied = self.cow_copied.saturating_sub(before.cow_copied);
+        out
+    }
+
+    /// Bytes the CPU copied across the boundary, both ways.
+    pub fn cpu_copied(&self) -> u64 {
+        self.copied_to_user + self.copied_from_user
+    }
+
+    /// The share of the bytes moved that went zero-copy rather than
+    /// copied by the CPU, 0..=1 (0 when nothing moved).
+    pub fn zero_copy_share(&self) -> f64 {
+        let moved = self.zero_copy + self.cpu_copied();
+        if moved == 0 {
+            0.0
+        } else {
+            self.zero_copy as f64 / moved as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::Bytes;
+
+    #[test]
+    fn zero_copy_share_of_what_moved() {
+        assert_eq!(Bytes::default().zero_copy_share(), 0.0);
+        let b = Bytes {
+            copied_to_user: 1,
+            copied_from_user: 1,
+            zero_copy: 2,
+            mapped: 100,
+            ..Default::default()
+        };
+        assert_eq!(b.cpu_copied(), 2);
+        assert_eq!(b.zero_copy_share(), 0.5);
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]
@@ -578,6 +662,10 @@ pub struct Process {
     pub pid: u32,
     pub ppid: u32,
     pub comm: String,
+    /// Its cgroup v2 path (at its exit, or at the end of the run), with
+    /// --cgroup and -a.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
     pub syscalls: BTreeMap<String, SyscallEntry>,
     /// The io_uring requests the process submitted, as in `Report`.
     #[serde(default)]
@@ -588,6 +676,21 @@ pub struct Process {
     /// one by one (the busiest).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub summed: u64,
+}
+
+/// The processes of one cgroup, summed (each process counted in the cgroup
+/// it was in when it exited or the run ended).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CgroupEntry {
+    /// The cgroup v2 id (its directory's inode); u64::MAX sums the
+    /// cgroups past the first 1024.
+    pub id: u64,
+    /// Its path below the v2 mount, as /proc/PID/cgroup shows it.
+    pub path: String,
+    /// Processes summed.
+    pub processes: u64,
+    pub syscalls: BTreeMap<String, SyscallEntry>,
+    pub totals: Totals,
 }
 
 fn is_zero(n: &u64) -> bool {

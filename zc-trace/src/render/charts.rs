@@ -274,7 +274,10 @@ fn title(name: &str, report: &Report) -> String {
                 draw::fit(&what, draw::TITLE_SIZE, budget)
             )
         }
-        None => format!("{name}: pid {pid}, {duration}"),
+        None => format!(
+            "{name}: {}, {duration}",
+            super::format::printable(&report.target_name())
+        ),
     }
 }
 

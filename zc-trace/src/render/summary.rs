@@ -7,7 +7,7 @@ use zc_trace_common::syscalls::Class;
 
 use crate::model::{
     ledger::{MODE_SWITCH_RULE, how_measured},
-    report::{Process, Report, SyscallEntry, Timing},
+    report::{Process, Report, SyscallEntry, Timing, Totals},
 };
 
 use super::{
@@ -35,7 +35,9 @@ pub fn render(r: &Report) -> String {
     ledger(&mut s, r);
     cost(&mut s, r);
     syscalls(&mut s, r);
-    if r.processes.len() > 1 {
+    if matches!(r.target.mode.as_str(), "cgroup" | "all") {
+        top(&mut s, r);
+    } else if r.processes.len() > 1 {
         processes(&mut s, r);
     }
     tracing_cost(&mut s, r);
@@ -205,6 +207,74 @@ fn processes(s: &mut String, r: &Report) {
     }
 }
 
+/// Rows of the rankings of a cgroup or machine run.
+const TOP_ROWS: usize = 10;
+
+/// A cgroup or the machine: the top processes and cgroups by CPU-copied
+/// bytes and by zero-copy share.
+fn top(s: &mut String, r: &Report) {
+    let procs: Vec<(String, &Totals)> = r
+        .processes
+        .iter()
+        .map(|p| {
+            let who = match p.summed {
+                0 => format!("{} {}", p.pid, p.comm),
+                n => format!("{n}x {}", p.comm),
+            };
+            (who, &p.totals)
+        })
+        .collect();
+    let cgroups: Vec<(String, &Totals)> = r
+        .cgroups
+        .iter()
+        .map(|c| (format!("{} ({})", c.path, c.processes), &c.totals))
+        .collect();
+    let by_copied = |t: &Totals| t.bytes.cpu_copied() as f64;
+    let by_share = |t: &Totals| t.bytes.zero_copy_share();
+    ranking(s, "processes by CPU-copied bytes", &procs, by_copied);
+    ranking(s, "processes by zero-copy share", &procs, by_share);
+    ranking(
+        s,
+        "cgroups (processes) by CPU-copied bytes",
+        &cgroups,
+        by_copied,
+    );
+    ranking(
+        s,
+        "cgroups (processes) by zero-copy share",
+        &cgroups,
+        by_share,
+    );
+}
+
+/// The TOP_ROWS rows with the highest non-zero `key`, highest first.
+fn ranking(s: &mut String, title: &str, rows: &[(String, &Totals)], key: impl Fn(&Totals) -> f64) {
+    let mut ranked: Vec<&(String, &Totals)> = rows.iter().filter(|(_, t)| key(t) > 0.0).collect();
+    if ranked.is_empty() {
+        return;
+    }
+    ranked.sort_by(|a, b| key(b.1).total_cmp(&key(a.1)).then(a.0.cmp(&b.0)));
+    let _ = writeln!(
+        s,
+        "
+  Top {title}
+  {:<34} {:>10} {:>11} {:>11} {:>6} {:>9}",
+        "", "syscalls", "CPU-copied", "zero-copy", "share", "faults"
+    );
+    for (who, t) in ranked.into_iter().take(TOP_ROWS) {
+        let _ = writeln!(
+            s,
+            "  {:<34} {:>10} {:>11} {:>11} {:>5.0}% {:>9}",
+            printable(who),
+            grouped(t.syscalls),
+            bytes(t.bytes.cpu_copied()),
+            bytes(t.bytes.zero_copy),
+            100.0 * t.bytes.zero_copy_share(),
+            grouped(t.page_faults.total())
+        );
+    }
+}
+
 /// What tracing cost zc-trace itself.
 fn tracing_cost(s: &mut String, r: &Report) {
     let c = &r.cost;
@@ -306,6 +376,7 @@ mod tests {
                 follow_forks: true,
                 label: None,
                 comm: None,
+                ..Default::default()
             },
             duration_ns: 1_500_000_000,
             ..Default::default()

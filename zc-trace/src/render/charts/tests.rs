@@ -38,6 +38,7 @@ pub(crate) fn report(duration_ns: u64, n: usize) -> Report {
             follow_forks: true,
             label: None,
             comm: None,
+            ..Default::default()
         },
         duration_ns,
         ..Default::default()
@@ -75,6 +76,7 @@ pub(crate) fn report(duration_ns: u64, n: usize) -> Report {
         io_uring: Default::default(),
         totals: r.totals,
         summed: 0,
+        cgroup: None,
     });
     r.timeline.interval_ns = 100_000_000;
     r.timeline.samples = samples(&r, n);

@@ -1,0 +1,483 @@
+//! `zc-trace serve`: an OpenMetrics exporter. The probes count a cgroup,
+//! the machine or some processes until stopped; every `--update` the
+//! counters are folded into Prometheus counters (prometheus-client), and
+//! /metrics serves them.
+//!
+//! Cardinality is bounded: a process gets its own (cgroup, process) label
+//! pair only among the first `--top` pairs admitted, busiest (by
+//! CPU-copied bytes) first; everything else is summed under "other". A
+//! pair keeps its labels for the life of the exporter and each process is
+//! labelled as first seen, so every counter only grows.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{Arc, atomic::AtomicU64},
+};
+
+use anyhow::Result;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::{
+    cgroup::Names,
+    cli::{ServeArgs, TargetSpec},
+    collector::Collector,
+    error::failure,
+    loader::Probes,
+    model::{
+        ProcessCounters,
+        ledger::{syscall_table, totals, uring_table},
+        report::{Bytes, Totals},
+    },
+    render::format::printable,
+    session::{self, signals},
+};
+
+/// The label pair of a series: a cgroup and a process name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct Who {
+    cgroup: String,
+    process: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByClass {
+    cgroup: String,
+    process: String,
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByKind {
+    cgroup: String,
+    process: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+const OTHER: &str = "other";
+
+/// The exporter's metrics (registered once, served by the HTTP thread).
+#[derive(Default)]
+struct Metrics {
+    bytes: Family<ByClass, Counter>,
+    syscalls: Family<Who, Counter>,
+    errors: Family<Who, Counter>,
+    mode_switches: Family<Who, Counter>,
+    context_switches: Family<ByKind, Counter>,
+    page_faults: Family<ByKind, Counter>,
+    dropped: Family<Reason, Counter>,
+    probe_runs: Counter,
+    probe_seconds: Counter<f64, AtomicU64>,
+    collector_seconds: Counter<f64, AtomicU64>,
+    resident_bytes: Gauge,
+    processes: Gauge,
+}
+
+impl Metrics {
+    fn registry(&self) -> Registry {
+        let mut r = Registry::with_prefix("zc_trace");
+        r.register(
+            "bytes",
+            "Bytes by ledger class (copied_to_user, copied_from_user, zero_copy, mapped, device, direct_io, disk_read, zerocopy_sent, zerocopy_copied, cow_copied)",
+            self.bytes.clone(),
+        );
+        r.register(
+            "syscalls",
+            "System calls returned (or exited)",
+            self.syscalls.clone(),
+        );
+        r.register(
+            "syscall_errors",
+            "System calls that failed",
+            self.errors.clone(),
+        );
+        r.register(
+            "mode_switches",
+            "User/kernel mode switches, derived: 2 per returning syscall, 1 per exit, 2 per user-mode page fault",
+            self.mode_switches.clone(),
+        );
+        r.register(
+            "context_switches",
+            "Scheduler context switches (kind: voluntary, involuntary)",
+            self.context_switches.clone(),
+        );
+        r.register(
+            "page_faults",
+            "Page fault exceptions (kind: user, kernel mode; file: file-backed)",
+            self.page_faults.clone(),
+        );
+        r.register(
+            "dropped",
+            "Records the probes could not keep, by reason (the totals stay exact)",
+            self.dropped.clone(),
+        );
+        r.register(
+            "probe_runs",
+            "zc-trace's own probe runs",
+            self.probe_runs.clone(),
+        );
+        r.register(
+            "probe_seconds",
+            "CPU time zc-trace's probes ran (BPF run-time statistics)",
+            self.probe_seconds.clone(),
+        );
+        r.register(
+            "collector_cpu_seconds",
+            "CPU time of the zc-trace process",
+            self.collector_seconds.clone(),
+        );
+        r.register(
+            "resident_bytes",
+            "Resident memory of the zc-trace process",
+            self.resident_bytes.clone(),
+        );
+        r.register(
+            "traced_processes",
+            "Processes with counts in the kernel maps now",
+            self.processes.clone(),
+        );
+        r
+    }
+}
+
+/// What each label pair has been exported at so far.
+struct Exporter {
+    metrics: Metrics,
+    /// Pairs with their own labels (at most `top`).
+    admitted: BTreeMap<Who, ()>,
+    top: usize,
+    /// Totals of the folded (exited) processes, per exported pair.
+    folded: BTreeMap<Who, Totals>,
+    /// The last values exported, per pair.
+    exported: BTreeMap<Who, Totals>,
+    dropped: BTreeMap<String, u64>,
+    cost: (u64, u64, u64),
+    names: Names,
+}
+
+fn process_totals(p: &ProcessCounters) -> Totals {
+    totals(
+        &syscall_table(&p.syscalls),
+        &uring_table(&p.syscalls),
+        &p.events,
+    )
+}
+
+impl Exporter {
+    /// The pair of a process, escaped: a traced process controls its name
+    /// and may name cgroups.
+    fn who(&mut self, p: &ProcessCounters) -> Who {
+        let cgroup = match p.identity.cgroup {
+            0 => String::new(),
+            id => self.names.path(id),
+        };
+        Who {
+            cgroup: printable(&cgroup).into_owned(),
+            process: printable(&p.identity.comm).into_owned(),
+        }
+    }
+
+    /// The exported pair of `who`: its own if admitted, else "other".
+    fn series(&self, who: Who) -> Who {
+        if self.admitted.contains_key(&who) {
+            who
+        } else {
+            Who {
+                cgroup: OTHER.into(),
+                process: OTHER.into(),
+            }
+        }
+    }
+
+    /// Folds the exits, reads the live processes and brings every counter
+    /// up to date.
+    fn update(&mut self, collector: &mut Collector, probes: &Probes) -> Result<()> {
+        collector.fold_exited()?;
+        self.names.forget_misses();
+        let folded: Vec<(Who, Totals)> = collector
+            .drain_folded()
+            .iter()
+            .map(|p| (self.who(p), process_totals(p)))
+            .collect();
+        let live_rows = collector.read_live()?;
+        let live: Vec<(Who, Totals)> = live_rows
+            .iter()
+            .map(|p| (self.who(p), process_totals(p)))
+            .collect();
+        self.admit(folded.iter().chain(&live));
+        for (who, t) in folded {
+            *self.folded.entry(self.series(who)).or_default() += t;
+        }
+        let mut now = self.folded.clone();
+        for (who, t) in live {
+            *now.entry(self.series(who)).or_default() += t;
+        }
+        for (who, t) in &now {
+            let before = self.exported.get(who).copied().unwrap_or_default();
+            self.export(who, &before, t);
+        }
+        self.exported = now;
+        self.metrics.processes.set(live_rows.len() as i64);
+        self.export_own(collector, probes);
+        Ok(())
+    }
+
+    /// Gives new pairs their own labels, busiest first, while there is room.
+    fn admit<'a>(&mut self, seen: impl Iterator<Item = &'a (Who, Totals)>) {
+        let mut new: BTreeMap<&Who, u64> = BTreeMap::new();
+        for (who, t) in seen {
+            if !self.admitted.contains_key(who) {
+                *new.entry(who).or_default() += t.bytes.cpu_copied();
+            }
+        }
+        let mut new: Vec<(&Who, u64)> = new.into_iter().collect();
+        new.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (who, _) in new {
+            if self.admitted.len() >= self.top {
+                break;
+            }
+            self.admitted.insert(who.clone(), ());
+        }
+    }
+
+    /// Adds what `who` did since `before` to its counters.
+    fn export(&self, who: &Who, before: &Totals, now: &Totals) {
+        let m = &self.metrics;
+        let up = |c: &Counter, now: u64, before: u64| {
+            c.inc_by(now.saturating_sub(before));
+        };
+        let by = |kind: &str| ByKind {
+            cgroup: who.cgroup.clone(),
+            process: who.process.clone(),
+            kind: kind.into(),
+        };
+        for (class, now_b, before_b) in byte_columns(&now.bytes, &before.bytes) {
+            let labels = ByClass {
+                cgroup: who.cgroup.clone(),
+                process: who.process.clone(),
+                class,
+            };
+            up(&m.bytes.get_or_create(&labels), now_b, before_b);
+        }
+        up(
+            &m.syscalls.get_or_create(who),
+            now.syscalls,
+            before.syscalls,
+        );
+        up(&m.errors.get_or_create(who), now.errors, before.errors);
+        up(
+            &m.mode_switches.get_or_create(who),
+            now.mode_switches,
+            before.mode_switches,
+        );
+        let (c, b) = (&now.context_switches, &before.context_switches);
+        up(
+            &m.context_switches.get_or_create(&by("voluntary")),
+            c.voluntary,
+            b.voluntary,
+        );
+        up(
+            &m.context_switches.get_or_create(&by("involuntary")),
+            c.involuntary,
+            b.involuntary,
+        );
+        let (f, b) = (&now.page_faults, &before.page_faults);
+        up(&m.page_faults.get_or_create(&by("user")), f.user, b.user);
+        up(
+            &m.page_faults.get_or_create(&by("kernel")),
+            f.kernel,
+            b.kernel,
+        );
+        up(&m.page_faults.get_or_create(&by("file")), f.file, b.file);
+    }
+
+    /// zc-trace's own cost and losses.
+    fn export_own(&mut self, collector: &Collector, probes: &Probes) {
+        let m = &self.metrics;
+        let cost = probes.cost();
+        let cpu = session::own_cpu_ns();
+        let (runs, probe_ns, cpu_ns) = self.cost;
+        m.probe_runs.inc_by(cost.bpf_events.saturating_sub(runs));
+        m.probe_seconds
+            .inc_by(cost.bpf_run_time_ns.saturating_sub(probe_ns) as f64 / 1e9);
+        m.collector_seconds
+            .inc_by(cpu.saturating_sub(cpu_ns) as f64 / 1e9);
+        self.cost = (
+            cost.bpf_events.max(runs),
+            cost.bpf_run_time_ns.max(probe_ns),
+            cpu.max(cpu_ns),
+        );
+        m.resident_bytes.set(resident_bytes() as i64);
+        let counters = collector.read();
+        for (name, n) in zc_trace_common::drop::NAMES.iter().zip(counters.dropped) {
+            let before = self.dropped.insert((*name).to_owned(), n).unwrap_or(0);
+            m.dropped
+                .get_or_create(&Reason {
+                    reason: (*name).to_owned(),
+                })
+                .inc_by(n.saturating_sub(before));
+        }
+    }
+}
+
+/// (class label, now, before) of every bytes column, named as in the JSON
+/// report (so a column is exported by being declared).
+fn byte_columns(now: &Bytes, before: &Bytes) -> Vec<(String, u64, u64)> {
+    let (Ok(serde_json::Value::Object(now)), Ok(before)) =
+        (serde_json::to_value(now), serde_json::to_value(before))
+    else {
+        return Vec::new();
+    };
+    now.into_iter()
+        .map(|(class, n)| {
+            let b = before[&class].as_u64().unwrap_or(0);
+            (class, n.as_u64().unwrap_or(0), b)
+        })
+        .collect()
+}
+
+/// Resident set size of this process, from /proc/self/statm.
+fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64
+}
+
+/// The OpenMetrics text of the registry.
+fn render(registry: &Registry) -> String {
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
+        text.clear();
+    }
+    text
+}
+
+/// Serves /metrics from its own thread until `server.unblock()`.
+fn spawn_http(
+    server: Arc<tiny_http::Server>,
+    registry: Arc<Registry>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let response = if request.url() == "/metrics" {
+                let header = tiny_http::Header::from_bytes(
+                    &b"Content-Type"[..],
+                    &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
+                )
+                .ok();
+                let mut r = tiny_http::Response::from_string(render(&registry));
+                if let Some(h) = header {
+                    r.add_header(h);
+                }
+                r
+            } else {
+                tiny_http::Response::from_string("zc-trace serves /metrics\n").with_status_code(404)
+            };
+            let _ = request.respond(response);
+        }
+    })
+}
+
+pub fn run(args: &ServeArgs) -> Result<u8> {
+    let spec = args.target()?;
+    let addr: SocketAddr = args.listen.parse().map_err(|_| {
+        failure(
+            crate::error::EXIT_USAGE,
+            format!(
+                "`{}` is not an address to listen on: give IP:PORT, e.g. 127.0.0.1:9464 or [::]:9464",
+                printable(&args.listen)
+            ),
+        )
+    })?;
+    let mut server = None;
+    let session::Loaded {
+        probes,
+        mut collector,
+        ..
+    } = session::load(&spec, args.follow_forks, false, || {
+        // Listen before loading: a busy port fails now.
+        server = Some(tiny_http::Server::http(addr).map_err(|e| {
+            failure(
+                1,
+                format!("cannot listen on {addr}: {e}: choose another --listen address or port"),
+            )
+        })?);
+        Ok(())
+    })?;
+    let Some(server) = server.map(Arc::new) else {
+        return Err(failure(1, "the HTTP server did not start"));
+    };
+    // The probe-run metrics need the kernel's BPF statistics on all along
+    // (two clock reads per probe run); the sampled windows of a traced run
+    // would need scaling at every scrape.
+    let _stats =
+        crate::bpf_stats::StatsWindows::start(crate::bpf_stats::StatsMode::Always, &probes);
+    collector.sum_by_cgroup();
+    collector.keep_live();
+    if let TargetSpec::Attach(pids) = &spec {
+        session::attach_all(pids, &mut collector, &mut BTreeMap::new())?;
+    }
+    let mut exporter = Exporter {
+        metrics: Metrics::default(),
+        admitted: BTreeMap::new(),
+        top: args.top,
+        folded: BTreeMap::new(),
+        exported: BTreeMap::new(),
+        dropped: BTreeMap::new(),
+        cost: (0, 0, 0),
+        names: Names::default(),
+    };
+    let registry = Arc::new(exporter.metrics.registry());
+    let http = spawn_http(Arc::clone(&server), registry);
+    eprintln!(
+        "zc-trace: serving OpenMetrics at http://{addr}/metrics for {} until stopped",
+        printable(&spec_text(&spec))
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut signals = {
+        let _ctx = runtime.enter();
+        signals::Signals::new()?
+    };
+    let result = runtime.block_on(async {
+        let mut tick = tokio::time::interval(args.update);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => exporter.update(&mut collector, &probes)?,
+                _ = signals::next(&mut signals.int) => break,
+                _ = signals::next(&mut signals.term) => break,
+            }
+        }
+        anyhow::Ok(())
+    });
+    server.unblock();
+    let _ = http.join();
+    result?;
+    Ok(0)
+}
+
+fn spec_text(spec: &TargetSpec) -> String {
+    match spec {
+        TargetSpec::Cgroup(dir) => format!("cgroup {}", dir.display()),
+        TargetSpec::Attach(pids) => {
+            let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+            format!("pid {}", list.join(","))
+        }
+        _ => "the whole machine".into(),
+    }
+}
