@@ -13,19 +13,26 @@ use crate::{
 /// The current (tgid, tid) when the current process is traced.
 #[inline(always)]
 pub fn current_target() -> Option<(u32, u32)> {
-    let tgid = current_tgid();
-    let traced = match SCOPE.load() {
+    if !is_traced(current_tgid()) {
+        return None;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    Some(((pid_tgid >> 32) as u32, pid_tgid as u32))
+}
+
+/// Whether process `tgid` is counted, in every scope. For a cgroup the
+/// test is on the current task: call it for the current process, or for
+/// one whose threads share its cgroup (an io_uring request's submitter,
+/// completed by its io-wq or SQPOLL thread or in its task work).
+#[inline(always)]
+pub fn is_traced(tgid: u32) -> bool {
+    match SCOPE.load() {
         scope::PIDS => is_target(tgid),
         // The idle tasks (pid 0) are not processes; zc-trace's own calls
         // are its cost, reported apart.
         scope::CGROUP => tgid != 0 && tgid != SELF_TGID.load() && in_traced_cgroup(),
         _ => tgid != 0 && tgid != SELF_TGID.load(),
-    };
-    if !traced {
-        return None;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    Some(((pid_tgid >> 32) as u32, pid_tgid as u32))
 }
 
 /// The current process's tgid. This filter runs on every syscall of the

@@ -123,6 +123,12 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     let mut accounting_at_start = std::collections::BTreeMap::new();
     let mut untraced_children = Vec::new();
     let mut attached_comm = None;
+    // Statistics from when this run's probes count: not before the command
+    // is spawned, or the guard process (a fork that never execs) would
+    // hold the statistics' fd, and keep them on, all run long; but before
+    // the command is released, or its first calls would be counted and
+    // their probe runs not.
+    let mut stats = None;
     let (pids, command, wrapped) = match &opts.spec {
         TargetSpec::Wrap(argv) => {
             let child = target::spawn_held(argv)?;
@@ -137,6 +143,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
                     crate::render::format::printable(&words(argv).join(" "))
                 );
             }
+            stats = Some(StatsWindows::start(opts.cost, &probes));
             let (wrapped, exits) = child.release()?;
             spawn_reaper(exits, reaped_tx);
             (vec![pid], Some(words(argv)), Some(wrapped))
@@ -196,11 +203,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             (Vec::new(), None, None)
         }
     };
-    // Statistics from here on, while this run's probes are attached: not
-    // before the command is spawned, or the guard process (a fork that
-    // never execs) would hold the statistics' fd, and keep them on, all
-    // run long.
-    let mut stats = StatsWindows::start(opts.cost, &probes);
+    let mut stats = stats.unwrap_or_else(|| StatsWindows::start(opts.cost, &probes));
     let started = Instant::now();
     let cpu_at_start = own_cpu_ns();
     let started_at_unix_ms = SystemTime::now()

@@ -14,11 +14,12 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
     programs::BtfTracePointContext,
 };
+use zc_trace_common::scope;
 
 use crate::{
-    config::{INFLIGHT_MASK, OFF_TASK_PID, OFF_TASK_TGID},
+    config::{INFLIGHT_MASK, OFF_TASK_PID, OFF_TASK_TGID, SCOPE},
     maps::INFLIGHT,
-    target::is_target,
+    target::{is_target, is_traced},
 };
 
 /// Stamps the switch-out of the current thread and closes the switch-in
@@ -28,7 +29,7 @@ pub fn switched(ctx: &BtfTracePointContext) {
     // SAFETY: a plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
     let prev = bpf_get_current_pid_tgid();
-    if is_target((prev >> 32) as u32) {
+    if is_traced((prev >> 32) as u32) {
         switched_out(prev as u32, now);
     }
     let next: u64 = ctx.arg(2);
@@ -44,10 +45,15 @@ fn traced_tid(task: u64) -> Option<u32> {
     if pid_off == 0 {
         return None;
     }
-    // SAFETY: bpf_probe_read_kernel tolerates any address.
-    let tgid = unsafe { bpf_probe_read_kernel((task + tgid_off) as *const i32) }.ok()?;
-    if !is_target(tgid as u32) {
-        return None;
+    // Only traced threads' sys_enter fill a slot, and the slot is checked
+    // against the tid: the filter only saves work. In a cgroup or machine
+    // scope it would be on the current task, not `task`: skipped.
+    if SCOPE.load() == scope::PIDS {
+        // SAFETY: bpf_probe_read_kernel tolerates any address.
+        let tgid = unsafe { bpf_probe_read_kernel((task + tgid_off) as *const i32) }.ok()?;
+        if !is_target(tgid as u32) {
+            return None;
+        }
     }
     // SAFETY: as above.
     let tid = unsafe { bpf_probe_read_kernel((task + pid_off) as *const i32) }.ok()?;

@@ -30,7 +30,7 @@ use crate::{
     },
     fds::{fd_kind, file_kind, read_at},
     maps::{ZC_PENDING, count_drop},
-    target::is_target,
+    target::is_traced,
 };
 
 /// OFF_TCTX_TASK when the kernel keeps the submitting task in the request
@@ -53,7 +53,7 @@ pub fn io_uring_complete(ctx: BtfTracePointContext) -> i32 {
     let req: u64 = ctx.arg(1);
     let cqe: u64 = ctx.arg(2);
     let tgid = submitter(req);
-    if !is_target(tgid) {
+    if !is_traced(tgid) {
         return 0;
     }
     if req == 0 {
@@ -144,7 +144,7 @@ pub fn io_uring_cqe_overflow(_ctx: BtfTracePointContext) -> i32 {
     // No request here; the overflow is posted by a thread of the ring's
     // process (its submitter, a worker or task work).
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if is_target(tgid) {
+    if is_traced(tgid) {
         count_drop(drop::URING_OVERFLOW);
     }
     0

@@ -80,17 +80,22 @@ enum End {
 
 /// Whether data on an fd of `kind` is a file's or a socket's: where a
 /// workload's bytes come from and go to (pipes and devices are on the way).
+/// `Zerocopy` is a socket sent to with MSG_ZEROCOPY.
 fn is_endpoint(kind: FdKind) -> bool {
-    matches!(kind, FdKind::File | FdKind::Socket | FdKind::Direct)
+    matches!(
+        kind,
+        FdKind::File | FdKind::Socket | FdKind::Direct | FdKind::Zerocopy
+    )
 }
 
 /// Bytes of the calls that take data from (Source) or put it into
 /// (Destination) a file or socket: each byte once, because a transfer has
 /// one call at each end (read then write; splice file -> pipe then
-/// pipe -> socket; one sendfile).
+/// pipe -> socket; one sendfile). io_uring requests count as the calls
+/// they stand for.
 fn endpoint_bytes(r: &Report, end: End) -> u64 {
     let mut total = 0;
-    for e in r.syscalls.values() {
+    for e in r.syscalls.values().chain(r.io_uring.values()) {
         for (key, c) in &e.by_fd_kind {
             let (src, dst) = match key.split_once("->") {
                 Some((s, d)) => (FdKind::from_name(s), FdKind::from_name(d)),

@@ -263,8 +263,10 @@ fn unread_notifications_note(t: &Totals, events: &ProcCounters) -> Option<String
 pub fn how_measured(r: &Report) -> &'static str {
     if r.dropped.values().any(|n| *n > 0) {
         "Counted in kernel, but records were lost: the figures are lower bounds."
-    } else {
+    } else if r.timing.split() {
         "Calls, bytes and fd kinds counted in kernel, exactly; on-CPU time = wall - off-CPU, per call."
+    } else {
+        "Calls, bytes and fd kinds counted in kernel, exactly."
     }
 }
 

@@ -36,9 +36,14 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Every call of every traced process.
+    /// Every syscall of every traced process (io_uring requests, which
+    /// share the rows, are not calls: sys_exit never saw them).
     pub fn calls(&self) -> u64 {
-        self.syscalls.iter().map(|(_, s)| s.count).sum()
+        self.syscalls
+            .iter()
+            .filter(|(k, _)| zc_trace_common::uring::opcode(k.nr).is_none())
+            .map(|(_, s)| s.count)
+            .sum()
     }
 }
 

@@ -37,7 +37,7 @@ pub fn table(runs: &[(String, Report)], basis: Basis) -> String {
             "zero-copy",
             "faults",
             "ctx sw.",
-            "on-CPU",
+            "CPU time",
             "wall",
         ],
     );
@@ -81,7 +81,7 @@ pub fn table(runs: &[(String, Report)], basis: Basis) -> String {
     }
     let _ = writeln!(
         s,
-        "on-CPU is the cost; wall adds the time blocked or waiting in syscalls. Mode switches are derived."
+        "CPU time is the cost; wall adds the time blocked or waiting in syscalls. Mode switches are derived."
     );
     s
 }

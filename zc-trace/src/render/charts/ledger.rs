@@ -24,13 +24,17 @@ where
     let t = &r.totals;
     let b = &t.bytes;
     let copied = b.copied_to_user + b.copied_from_user;
+    let time = if r.timing.split() {
+        format!(", {} on-CPU in them", duration_ns(t.on_cpu_ns))
+    } else {
+        String::new()
+    };
     let subtitle = format!(
-        "{} copied by the CPU across the user/kernel boundary, {} zero-copy, {} mapped; {} syscalls, {} on-CPU in them",
+        "{} copied by the CPU across the user/kernel boundary, {} zero-copy, {} mapped; {} syscalls{time}",
         bytes(copied),
         bytes(b.zero_copy),
         bytes(b.mapped),
         grouped(t.syscalls),
-        duration_ns(t.on_cpu_ns)
     );
     let body = header(root, &title(NAME, r), &subtitle)?;
     let (main, foot) = footer(&body, 64);
