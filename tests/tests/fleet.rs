@@ -330,3 +330,44 @@ fn issue11_every_prints_a_line_and_ndjson_an_object_per_interval_that_add_up_to_
         assert_eq!(w[0]["t_end_ns"], w[1]["t_start_ns"]);
     }
 }
+
+/// CPU time a process burnt before a cgroup run began is not the run's: not
+/// in its own row, its cgroup's, nor the totals. (The collector settles each
+/// process's accounting as it folds it, before it is summed by cgroup.)
+#[test]
+fn issue11_cpu_burnt_before_a_cgroup_run_is_not_the_runs() {
+    if !require_root("issue11_cpu_burnt_before_a_cgroup_run_is_not_the_runs") {
+        return;
+    }
+    const MS: u64 = 1_000_000;
+    let dir = TempDir::new("fleet-cpu");
+    let cg = Cgroup::new("cpu");
+    // 0.5 s of CPU, then a sleep that outlasts the tracer's start; exits
+    // while traced.
+    let burner = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\ntime.sleep(3)\n";
+    let mut p = Proc::spawn(Command::new("python3").args(["-c", burner]));
+    std::thread::sleep(Duration::from_millis(1500));
+    move_to(&cg.path, p.pid() as u32);
+    let json = dir.join("cpu.json");
+    let tracer = start_tracer(&["--cgroup", &cg.path.to_string_lossy()], &json);
+    assert!(p.wait_or_kill(Duration::from_secs(30)).success());
+    let report = stop_tracer(tracer, &json);
+    let cpu = |v: &Value| {
+        v["cpu"]["user_ns"].as_u64().unwrap_or(0) + v["cpu"]["system_ns"].as_u64().unwrap_or(0)
+    };
+    let row = process(&report.0, p.pid() as u32);
+    let cgroup = report.0["cgroups"]
+        .as_array()
+        .and_then(|cs| cs.first())
+        .unwrap_or_else(|| panic!("no cgroup row in {:#}", report.0["cgroups"]));
+    for (what, ns) in [
+        ("its row", cpu(&row["totals"])),
+        ("its cgroup's row", cpu(&cgroup["totals"])),
+        ("the totals", cpu(&report.0["totals"])),
+    ] {
+        assert!(
+            ns < 200 * MS,
+            "{what}: {ns} ns of CPU; the 500 ms burnt before the run are not the run's"
+        );
+    }
+}

@@ -30,6 +30,7 @@ use crate::{
     loader::Probes,
     model::{Counters, ProcIdentity, ProcessCounters},
     target,
+    task_accounting::{self, TaskFigures},
 };
 
 use mapped::Mapped;
@@ -69,6 +70,13 @@ pub struct Collector {
     first_seen: Option<BTreeMap<u32, ProcIdentity>>,
     /// With `keep_live`: processes folded since `drain_folded`.
     just_folded: Option<Vec<ProcessCounters>>,
+    /// Task accounting (faults, CPU time) of processes alive when tracing
+    /// began, taken off as each is folded (see `settle_accounting`).
+    accounting_at_start: BTreeMap<u32, TaskFigures>,
+    /// The folded processes' task accounting as the probes counted it, and
+    /// as settled: the all-process totals are corrected by the difference.
+    accounting_counted: TaskFigures,
+    accounting_settled: TaskFigures,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
@@ -156,6 +164,9 @@ impl Collector {
             cgroup_root: None,
             first_seen: None,
             just_folded: None,
+            accounting_at_start: BTreeMap::new(),
+            accounting_counted: TaskFigures::default(),
+            accounting_settled: TaskFigures::default(),
         })
     }
 
@@ -319,6 +330,7 @@ impl Collector {
 
         for (tgid, mut p) in found {
             p.pid = tgid;
+            self.settle_accounting(&mut p, !names.contains_key(&tgid));
             p.identity = match self.first_seen.as_mut().and_then(|seen| seen.remove(&tgid)) {
                 Some(id) => id,
                 None => self.identity_of(tgid, names),
@@ -337,6 +349,30 @@ impl Collector {
             }
         }
         Ok(())
+    }
+
+    /// What each process's threads had in the kernel's task accounting
+    /// when tracing began, by pid: not the run's.
+    pub fn take_off_at_start(&mut self, at_start: BTreeMap<u32, TaskFigures>) {
+        self.accounting_at_start = at_start;
+    }
+
+    /// Makes a process's task accounting cover the traced span, before it
+    /// is filed one by one, by name or by cgroup: the probe added each
+    /// thread's figures as it exited; a process still `alive` adds its
+    /// live threads', and what its threads had at the start comes off.
+    fn settle_accounting(&mut self, p: &mut ProcessCounters, alive: bool) {
+        let counted = TaskFigures::of(&p.events);
+        let live = if alive {
+            task_accounting::live_threads(p.pid)
+        } else {
+            TaskFigures::default()
+        };
+        let at_start = self.accounting_at_start.remove(&p.pid).unwrap_or_default();
+        let settled = task_accounting::over_the_run(counted, live, at_start);
+        settled.store(&mut p.events);
+        self.accounting_counted += counted;
+        self.accounting_settled += settled;
     }
 
     /// Name, parent and (when reported) cgroup of `tgid`: from its exit
@@ -457,6 +493,12 @@ impl Collector {
         let exited = std::mem::take(&mut self.exited);
         self.fold(|_| true, &exited)?;
         let mut counters = self.read();
+        // The totals as the folded processes' settled figures add up.
+        let mut total = TaskFigures::of(&counters.events);
+        total += self.accounting_settled;
+        total
+            .minus(self.accounting_counted)
+            .store(&mut counters.events);
         add_rows(&mut counters.syscalls, &self.beyond_totals);
         counters.syscalls.sort_by_key(|(k, _)| *k);
         counters.cgroups = self.folded.cgroup_rows();

@@ -203,6 +203,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
             (Vec::new(), None, None)
         }
     };
+    collector.take_off_at_start(accounting_at_start);
     let mut stats = stats.unwrap_or_else(|| StatsWindows::start(opts.cost, &probes));
     let started = Instant::now();
     let cpu_at_start = own_cpu_ns();
@@ -228,7 +229,6 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         live.tick(&counters, started.elapsed().as_nanos() as u64);
         live.finish()?;
     }
-    task_accounting::settle(&mut counters, &accounting_at_start);
     name_cgroups(&mut counters);
     let duration_ns = started.elapsed().as_nanos() as u64;
     samples.push(timeline::sample(&counters, duration_ns));

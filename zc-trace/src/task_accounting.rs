@@ -3,9 +3,11 @@
 //! (what they had before the attach is not ours) and when it stops (they
 //! never passed sched_process_exit).
 //!
-//! The probe adds each thread's figures as it exits; here, per traced
-//! process, the live threads' figures at the end are added and those at
-//! the start taken off, so the figures cover exactly the traced span.
+//! The probe adds each thread's figures as it exits; as the collector
+//! folds each process (before it is filed one by one, by name or by
+//! cgroup), the live threads' figures of a process still alive are added
+//! and those at the start taken off (`over_the_run`), so the figures cover
+//! exactly the traced span.
 //! /proc/PID/task/TID/stat fields 10 (minflt), 12 (majflt), 14 (utime) and
 //! 15 (stime, both in clock ticks), see proc_pid_stat(5); schedstat's first
 //! field is the thread's run time in ns (se.sum_exec_runtime).
@@ -13,8 +15,6 @@
 use std::collections::BTreeMap;
 
 use zc_trace_common::ProcCounters;
-
-use crate::model::Counters;
 
 /// The accounting figures of one or more threads (the fields of
 /// `ProcCounters` the exit probe fills from the task).
@@ -27,7 +27,7 @@ pub struct TaskFigures {
 }
 
 impl TaskFigures {
-    fn of(c: &ProcCounters) -> Self {
+    pub fn of(c: &ProcCounters) -> Self {
         TaskFigures {
             faults: c.faults_task,
             user_ns: c.cpu_user_ns,
@@ -36,7 +36,7 @@ impl TaskFigures {
         }
     }
 
-    fn store(self, c: &mut ProcCounters) {
+    pub fn store(self, c: &mut ProcCounters) {
         c.faults_task = self.faults;
         c.cpu_user_ns = self.user_ns;
         c.cpu_system_ns = self.system_ns;
@@ -44,7 +44,7 @@ impl TaskFigures {
     }
 
     /// `self - other`, field by field, never below zero.
-    fn minus(self, other: Self) -> Self {
+    pub fn minus(self, other: Self) -> Self {
         TaskFigures {
             faults: self.faults.saturating_sub(other.faults),
             user_ns: self.user_ns.saturating_sub(other.user_ns),
@@ -114,22 +114,13 @@ pub fn all_live() -> BTreeMap<u32, TaskFigures> {
         .collect()
 }
 
-/// Completes each process's task figures (and the all-process totals):
-/// plus its live threads now, minus what its threads had when tracing
-/// began (`at_start`, by tgid).
-pub fn settle(counters: &mut Counters, at_start: &BTreeMap<u32, TaskFigures>) {
-    let mut total = TaskFigures::of(&counters.events);
-    for p in &mut counters.processes {
-        let before = at_start.get(&p.pid).copied().unwrap_or_default();
-        let had = TaskFigures::of(&p.events);
-        let mut now = had;
-        now += live_threads(p.pid);
-        let now = now.minus(before);
-        total = total.minus(had);
-        total += now;
-        now.store(&mut p.events);
-    }
-    total.store(&mut counters.events);
+/// A process's figures over the traced span: what the probe added as its
+/// threads exited (`counted`), plus its live threads' figures now, minus
+/// what its threads had when tracing began.
+pub fn over_the_run(counted: TaskFigures, live: TaskFigures, at_start: TaskFigures) -> TaskFigures {
+    let mut now = counted;
+    now += live;
+    now.minus(at_start)
 }
 
 #[cfg(test)]
@@ -153,23 +144,13 @@ mod tests {
     }
 
     #[test]
-    fn settling_adds_the_live_and_takes_off_the_start() {
-        let mut c = Counters::default();
-        c.events.cpu_runtime_ns = 100;
-        c.processes.push(crate::model::ProcessCounters {
-            pid: u32::MAX, // no such process: nothing live
-            events: ProcCounters {
-                cpu_runtime_ns: 100,
-                ..Default::default()
-            },
-            ..Default::default()
-        });
-        let start = TaskFigures {
-            runtime_ns: 30,
+    fn the_run_adds_the_live_and_takes_off_the_start() {
+        let f = |runtime_ns| TaskFigures {
+            runtime_ns,
             ..Default::default()
         };
-        settle(&mut c, &[(u32::MAX, start)].into());
-        assert_eq!(c.processes[0].events.cpu_runtime_ns, 70);
-        assert_eq!(c.events.cpu_runtime_ns, 70);
+        assert_eq!(over_the_run(f(100), f(20), f(30)), f(90));
+        // A start above what was counted (a pid reused) never goes below 0.
+        assert_eq!(over_the_run(f(10), f(0), f(30)), f(0));
     }
 }
