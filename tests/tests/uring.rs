@@ -207,3 +207,55 @@ fn io_uring_send_zc_outcome_is_copied_when_reported_and_unknown_when_not() {
         "{notes}"
     );
 }
+
+/// In a cgroup run, io_uring requests are booked too (the completion probe
+/// filters by scope, not by the pid list), in the cgroup's row and the
+/// submitter's.
+#[test]
+fn issue11_io_uring_requests_count_in_a_cgroup_run() {
+    use std::time::Duration;
+    use zc_trace_tests::fleet::{Cgroup, run_born_in};
+    use zc_trace_tests::harness::{Proc, signal, tracer_bin};
+    let test = "issue11_io_uring_requests_count_in_a_cgroup_run";
+    if !require_root(test) || !have_fio(test) {
+        return;
+    }
+    let dir = TempDir::new("uring-cgroup");
+    let file = data_file(&dir, "cgroup");
+    zc_trace_tests::write_input_file(&file, SIZE).unwrap();
+    let cg = Cgroup::new("uring");
+    let json = dir.join("cgroup.json");
+    let mut tracer = Proc::spawn(
+        Command::new(tracer_bin())
+            .args(["--cgroup", &cg.path.to_string_lossy(), "--json"])
+            .arg(&json),
+    );
+    tracer.wait_for_line("zc-trace: tracing", Duration::from_secs(30));
+    let argv = fio(&file, &["--rw=read"]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let fio_path = ["/usr/bin/fio", "/bin/fio"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("fio's path");
+    let mut argv_abs = vec![fio_path];
+    argv_abs.extend(&argv[1..]);
+    let status = run_born_in(&cg.path, &argv_abs, &["PATH=/usr/bin:/bin"]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(status, 0, "fio's wait status");
+    signal(tracer.pid(), libc::SIGINT);
+    assert!(
+        tracer.wait_or_kill(Duration::from_secs(60)).success(),
+        "{}",
+        tracer.stderr()
+    );
+    let r = Report::load(&json);
+    assert_eq!(
+        r.0["io_uring"]["READ"]["count"], REQUESTS,
+        "{:#}",
+        r.0["io_uring"]
+    );
+    assert_eq!(r.0["io_uring"]["READ"]["bytes"], SIZE);
+    let row = &r.0["cgroups"][0];
+    assert_eq!(row["io_uring"]["READ"]["count"], REQUESTS, "{row:#}");
+    assert_eq!(submitters(&r).len(), 1, "{:#}", r.0["processes"]);
+}

@@ -198,13 +198,15 @@ pub fn build_report(counters: &Counters, run: RunInfo) -> Report {
         .iter()
         .map(|c| {
             let table = syscall_table(&c.syscalls);
+            let requests = uring_table(&c.syscalls);
             CgroupEntry {
                 id: c.identity.cgroup,
                 path: cgroup_path(c.identity.cgroup)
                     .unwrap_or_else(|| format!("(cgroup {})", c.identity.cgroup)),
                 processes: c.summed,
-                totals: totals(&table, &uring_table(&c.syscalls), &c.events),
+                totals: totals(&table, &requests, &c.events),
                 syscalls: table,
+                io_uring: requests,
             }
         })
         .collect();

@@ -690,6 +690,9 @@ pub struct CgroupEntry {
     /// Processes summed.
     pub processes: u64,
     pub syscalls: BTreeMap<String, SyscallEntry>,
+    /// The io_uring requests its processes submitted, as in `Report`.
+    #[serde(default)]
+    pub io_uring: BTreeMap<String, SyscallEntry>,
     pub totals: Totals,
 }
 
