@@ -138,9 +138,15 @@ pub fn this_cpu<T>(map: &Array<T>, slots: u32, slot: u32) -> Option<*mut T> {
 /// Counts one lost record of the given kind.
 #[inline(always)]
 pub fn count_drop(kind: u32) {
+    count_drops(kind, 1)
+}
+
+/// Counts `n` lost records of one kind.
+#[inline(always)]
+pub fn count_drops(kind: u32, n: u64) {
     if let Some(slot) = DROPS.get_ptr_mut(kind) {
         // SAFETY: a per-CPU slot, only this CPU writes it and preemption is
         // off while a BPF program runs.
-        unsafe { *slot += 1 };
+        unsafe { *slot += n };
     }
 }

@@ -211,7 +211,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     install_detail(&mut ebpf, &btf).map_err(|e| {
         failure(
             1,
-            format!("the kernel refused zc-trace's sys_exit_detail probe ({e}): a kernel with BTF tracepoints and tail calls (5.5+) is required"),
+            format!("the kernel refused zc-trace's sys_exit_detail probe ({e}): a kernel with BTF tracepoints, tail calls and bpf_loop (5.17+) is required"),
         )
     })?;
 

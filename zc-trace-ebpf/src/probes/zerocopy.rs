@@ -17,7 +17,11 @@
 //! tracepoint marks the notification or the deferred copy; the message the
 //! program reads is the kernel's own account, and the only one.
 
-use aya_ebpf::{bindings::pt_regs, helpers::bpf_probe_read_user};
+use aya_ebpf::{
+    bindings::pt_regs,
+    cty::c_void,
+    helpers::{bpf_loop, bpf_probe_read_user},
+};
 use zc_trace_common::{ZerocopyId, ZerocopySpan, drop, limits, syscalls as nr};
 
 use super::{
@@ -89,27 +93,57 @@ pub fn remember_sends(sk: u64, id: u32, regs: *const pt_regs, msgs: u64, bytes: 
     let end = before + bytes;
     if id == nr::SENDMMSG {
         // Backwards from the last message, which took id zckey - 1: each
-        // message that carried bytes took one. One pass, so the verifier
-        // walks one loop.
+        // message that carried bytes took one. Through bpf_loop, so the
+        // verifier checks the body once.
         let msgs = msgs.min(limits::MAX_MMSG as u64);
-        let vec = arg(regs, 1);
-        let (mut next, mut after) = (zckey, end);
-        for j in 0..limits::MAX_MMSG as u64 {
-            if j >= msgs {
-                break;
-            }
-            let len = mmsg_len(vec, msgs - 1 - j).unwrap_or(0);
-            if len > 0 {
-                next = next.wrapping_sub(1);
-                let start = after.saturating_sub(len);
-                remember(sk, next, start, after);
-                after = start;
-            }
-        }
+        let mut walk = Backwards {
+            sk,
+            vec: arg(regs, 1),
+            msgs,
+            next: zckey as u64,
+            after: end,
+        };
+        // SAFETY: the callback only touches `walk`, which outlives the call.
+        unsafe {
+            bpf_loop(
+                msgs as u32,
+                remember_message as *mut c_void,
+                (&mut walk as *mut Backwards).cast(),
+                0,
+            )
+        };
     } else {
         remember(sk, zckey.wrapping_sub(1), before, end);
     }
     let _ = ZC_SOCKETS.insert(&sk, &end, 0);
+}
+
+/// remember_sends' walk over a sendmmsg's messages, last first.
+#[repr(C)]
+struct Backwards {
+    sk: u64,
+    vec: u64,
+    msgs: u64,
+    /// The id the next message (walking back) took, plus one.
+    next: u64,
+    /// Where that message's bytes end in the socket's running total.
+    after: u64,
+}
+
+/// bpf_loop's body for remember_sends: the `j`th message from the end.
+#[inline(never)]
+extern "C" fn remember_message(j: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: ctx is the Backwards remember_sends passed.
+    let w = unsafe { &mut *(ctx as *mut Backwards) };
+    let i = w.msgs.wrapping_sub(1).wrapping_sub(j & 0xffff_ffff);
+    let len = mmsg_len(w.vec, i).unwrap_or(0);
+    if len > 0 {
+        w.next = w.next.wrapping_sub(1);
+        let start = w.after.saturating_sub(len);
+        remember(w.sk, w.next as u32, start, w.after);
+        w.after = start;
+    }
+    0
 }
 
 #[inline(always)]
