@@ -30,7 +30,7 @@ use crate::{
     loader::Probes,
     model::{
         ProcessCounters,
-        ledger::{syscall_table, totals, uring_table},
+        ledger::totals_of_rows,
         report::{Bytes, Totals},
     },
     render::format::printable,
@@ -165,11 +165,7 @@ struct Exporter {
 }
 
 fn process_totals(p: &ProcessCounters) -> Totals {
-    totals(
-        &syscall_table(&p.syscalls),
-        &uring_table(&p.syscalls),
-        &p.events,
-    )
+    totals_of_rows(&p.syscalls, &p.events)
 }
 
 impl Exporter {

@@ -27,7 +27,7 @@ use crate::{
     cli::{TargetSpec, TopArgs},
     collector::Collector,
     model::{
-        ledger::{syscall_table, totals, uring_table},
+        ledger::totals_of_rows,
         rates::{self, Row, SortKey},
         report::Totals,
     },
@@ -70,11 +70,7 @@ impl Snapshots {
         self.names.forget_misses();
         let mut out = BTreeMap::new();
         for p in collector.drain_folded() {
-            let t = totals(
-                &syscall_table(&p.syscalls),
-                &uring_table(&p.syscalls),
-                &p.events,
-            );
+            let t = totals_of_rows(&p.syscalls, &p.events);
             let path = self.cgroup_path(p.identity.cgroup);
             *self.folded_by_cgroup.entry(path).or_default() += t;
             // Its last interval still shows, once.
@@ -84,11 +80,7 @@ impl Snapshots {
             out.insert(Key::Cgroup(path.clone()), *t);
         }
         for p in collector.read_live()? {
-            let t = totals(
-                &syscall_table(&p.syscalls),
-                &uring_table(&p.syscalls),
-                &p.events,
-            );
+            let t = totals_of_rows(&p.syscalls, &p.events);
             let path = self.cgroup_path(p.identity.cgroup);
             *out.entry(Key::Cgroup(path)).or_default() += t;
             out.insert(Key::Process(p.pid, p.identity.comm.clone()), t);

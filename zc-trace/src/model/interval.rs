@@ -5,17 +5,13 @@ use serde::Serialize;
 
 use super::{
     Counters,
-    ledger::{syscall_table, totals, uring_table},
+    ledger::totals_of_rows,
     report::{Bytes, ContextSwitches, Totals},
 };
 
 /// The all-process totals so far, as the report computes them.
 pub fn cumulative(counters: &Counters) -> Totals {
-    totals(
-        &syscall_table(&counters.syscalls),
-        &uring_table(&counters.syscalls),
-        &counters.events,
-    )
+    totals_of_rows(&counters.syscalls, &counters.events)
 }
 
 /// One interval; its JSON is one line of `--ndjson` (schema in README).

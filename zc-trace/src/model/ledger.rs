@@ -75,6 +75,15 @@ fn table<'a>(
     table
 }
 
+/// Totals of raw rows (syscalls and io_uring requests) and the event
+/// counters of the same processes.
+pub fn totals_of_rows<'a>(
+    rows: impl IntoIterator<Item = &'a (SyscallKey, SyscallStats)> + Clone,
+    events: &ProcCounters,
+) -> Totals {
+    totals(&syscall_table(rows.clone()), &uring_table(rows), events)
+}
+
 /// Totals of a syscall table and an io_uring table plus the event counters
 /// of the same processes: requests add bytes, not syscalls.
 pub fn totals(
