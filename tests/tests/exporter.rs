@@ -196,3 +196,132 @@ fn issue11_prometheus_scrapes_serve_and_sees_the_workloads_bytes() {
     );
     serve.child.kill().ok();
 }
+
+/// The sum of every series of `metric` in an OpenMetrics text.
+fn metric_sum(text: &str, metric: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn scrape(port: u16) -> String {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The kernel's own run count of `pid`'s program on tracepoint `tp`, from
+/// the fdinfo of its link and program fds.
+fn raw_run_count(pid: u32, tp: &str) -> u64 {
+    let infos: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .expect("read fdinfo")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect();
+    let field = |info: &str, name: &str| -> Option<String> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+    };
+    let prog = infos
+        .iter()
+        .find(|i| field(i, "tp_name").as_deref() == Some(tp))
+        .and_then(|i| field(i, "prog_id"))
+        .unwrap_or_else(|| panic!("no link to {tp} among zc-trace's fds"));
+    infos
+        .iter()
+        .find(|i| field(i, "link_type").is_none() && field(i, "prog_id") == Some(prog.clone()))
+        .and_then(|i| field(i, "run_cnt")?.parse().ok())
+        .unwrap_or_else(|| panic!("no run_cnt for program {prog}"))
+}
+
+/// The share of 200 looks over ~2 s in which `pid` held a BPF statistics
+/// fd (BPF_ENABLE_STATS returns an anonymous "bpf-stats" inode).
+fn stats_fd_share(pid: u32) -> f64 {
+    let holds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .any(|l| l.to_string_lossy() == "anon_inode:bpf-stats")
+            })
+            .unwrap_or(false)
+    };
+    let looks = 200;
+    let held = (0..looks)
+        .filter(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            holds()
+        })
+        .count();
+    held as f64 / looks as f64
+}
+
+/// Issue 12 for the exporter: by default the BPF statistics are sampled
+/// (the kernel counted far fewer sys_exit runs than calls), yet the
+/// exported probe runs cover every traced call; `--exact-cost` keeps
+/// them on all along.
+#[test]
+fn issue11_serve_samples_the_bpf_statistics_and_still_exports_every_run() {
+    if !require_root("issue11_serve_samples_the_bpf_statistics_and_still_exports_every_run") {
+        return;
+    }
+    for exact in [false, true] {
+        let cg = Cgroup::new("exporter-cost");
+        let port = free_port();
+        let mut cmd = Command::new(tracer_bin());
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--cgroup", &cg.path.to_string_lossy(), "--update", "100ms"]);
+        if exact {
+            cmd.arg("--exact-cost");
+        }
+        let mut serve = Proc::spawn(&mut cmd);
+        serve.wait_for_line("zc-trace: serving", Duration::from_secs(30));
+        let dd = [
+            "/bin/dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=1",
+            "count=300000",
+            "status=none",
+        ];
+        assert_eq!(run_born_in(&cg.path, &dd, &["LC_ALL=C"]), 0);
+        let mut text = String::new();
+        wait_until(
+            "the exporter to count dd's calls",
+            Duration::from_secs(30),
+            || {
+                text = scrape(port);
+                metric_sum(&text, "zc_trace_syscalls_total") >= 600_000
+            },
+        );
+        let syscalls = metric_sum(&text, "zc_trace_syscalls_total");
+        let exported = metric_sum(&text, "zc_trace_probe_runs_total");
+        let raw = raw_run_count(serve.child.id(), "sys_exit");
+        assert!(
+            exported >= syscalls,
+            "exact={exact}: {exported} probe runs exported for {syscalls} calls counted"
+        );
+        // The statistics are global: another tool may have them on, so
+        // what tells is whether zc-trace holds them on (its stats fd).
+        let on = stats_fd_share(serve.child.id());
+        if exact {
+            assert!(
+                raw >= syscalls,
+                "--exact-cost: the kernel counted {raw} runs for {syscalls} calls"
+            );
+            assert_eq!(on, 1.0, "--exact-cost: statistics held on all along");
+        } else {
+            assert!(
+                on < 0.25,
+                "sampled: zc-trace held the statistics on {:.0}% of the time",
+                on * 100.0
+            );
+        }
+        serve.child.kill().ok();
+    }
+}

@@ -151,15 +151,28 @@ impl<'p> StatsWindows<'p> {
     /// of calls the traced processes made in the whole run.
     pub fn finish(mut self, traced: u64) -> Cost {
         self.close(traced);
+        self.so_far(traced)
+    }
+
+    /// The run's cost until now, as `finish` would give it (an open
+    /// window counts up to now): what the exporter reports while it runs.
+    pub fn so_far(&self, traced: u64) -> Cost {
+        let mut cost = self.in_windows.clone();
+        let mut on = self.on;
+        let mut traced_seen = self.traced_in_windows;
+        if self.fd.is_some() {
+            cost.add_growth(&self.probes.cost(), &self.at_open);
+            on += self.opened.elapsed();
+            traced_seen += traced.saturating_sub(self.traced_at_open);
+        }
         let live = self.live_since.elapsed();
-        let mut cost = self.in_windows;
         cost.bpf_stats = self.enabled;
         cost.bpf_stats_mode = self.mode.name().to_owned();
-        cost.bpf_stats_on_ns = self.on.as_nanos() as u64;
+        cost.bpf_stats_on_ns = on.as_nanos() as u64;
         cost.bpf_stats_live_ns = live.as_nanos() as u64;
         if self.mode == StatsMode::Sampled && self.enabled {
-            let factor = live.as_secs_f64() / self.on.as_secs_f64().max(1e-9);
-            cost.scale(factor, traced, self.traced_in_windows);
+            let factor = live.as_secs_f64() / on.as_secs_f64().max(1e-9);
+            cost.scale(factor, traced, traced_seen);
         }
         cost
     }

@@ -225,6 +225,12 @@ pub struct ServeArgs {
     /// How often the counters are brought up to date (10ms to 1h).
     #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_interval)]
     pub update: Duration,
+
+    /// Keep the kernel's BPF statistics on all along for exact probe
+    /// figures (two clock reads per probe run, on every syscall of the
+    /// machine); by default they are sampled, as in a traced run.
+    #[arg(long)]
+    pub exact_cost: bool,
 }
 
 /// Options of `zc-trace top`.

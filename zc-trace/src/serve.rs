@@ -23,11 +23,11 @@ use prometheus_client::{
 };
 
 use crate::{
+    bpf_stats::{StatsMode, StatsWindows},
     cgroup::Names,
     cli::{ServeArgs, TargetSpec},
     collector::Collector,
     error::failure,
-    loader::Probes,
     model::{
         ProcessCounters,
         ledger::totals_of_rows,
@@ -122,12 +122,12 @@ impl Metrics {
         );
         r.register(
             "probe_runs",
-            "zc-trace's own probe runs",
+            "zc-trace's own probe runs (exact for the syscalls counted; runs for other processes sampled and scaled unless --exact-cost)",
             self.probe_runs.clone(),
         );
         r.register(
             "probe_seconds",
-            "CPU time zc-trace's probes ran (BPF run-time statistics)",
+            "CPU time zc-trace's probes ran (BPF run-time statistics: sampled 2% of the time and scaled, exact with --exact-cost)",
             self.probe_seconds.clone(),
         );
         r.register(
@@ -196,7 +196,7 @@ impl Exporter {
 
     /// Folds the exits, reads the live processes and brings every counter
     /// up to date.
-    fn update(&mut self, collector: &mut Collector, probes: &Probes) -> Result<()> {
+    fn update(&mut self, collector: &mut Collector, stats: &StatsWindows<'_>) -> Result<()> {
         collector.fold_exited()?;
         self.names.forget_misses();
         let folded: Vec<(Who, Totals)> = collector
@@ -223,7 +223,7 @@ impl Exporter {
         }
         self.exported = now;
         self.metrics.processes.set(live_rows.len() as i64);
-        self.export_own(collector, probes);
+        self.export_own(collector, stats);
         Ok(())
     }
 
@@ -296,10 +296,12 @@ impl Exporter {
         up(&m.page_faults.get_or_create(&by("file")), f.file, b.file);
     }
 
-    /// zc-trace's own cost and losses.
-    fn export_own(&mut self, collector: &Collector, probes: &Probes) {
+    /// zc-trace's own cost and losses. The probe figures are estimates
+    /// when sampled: each counter follows the estimate's running maximum,
+    /// so it never goes down.
+    fn export_own(&mut self, collector: &Collector, stats: &StatsWindows<'_>) {
         let m = &self.metrics;
-        let cost = probes.cost();
+        let cost = stats.so_far(collector.totals().calls());
         let cpu = session::own_cpu_ns();
         let (runs, probe_ns, cpu_ns) = self.cost;
         m.probe_runs.inc_by(cost.bpf_events.saturating_sub(runs));
@@ -415,11 +417,15 @@ pub fn run(args: &ServeArgs) -> Result<u8> {
     let Some(server) = server.map(Arc::new) else {
         return Err(failure(1, "the HTTP server did not start"));
     };
-    // The probe-run metrics need the kernel's BPF statistics on all along
-    // (two clock reads per probe run); the sampled windows of a traced run
-    // would need scaling at every scrape.
-    let _stats =
-        crate::bpf_stats::StatsWindows::start(crate::bpf_stats::StatsMode::Always, &probes);
+    // The probe-run metrics come from the kernel's BPF statistics, sampled
+    // as in a traced run (on all along they would cost every syscall of
+    // the machine two clock reads), scaled at each update.
+    let mode = if args.exact_cost {
+        StatsMode::Always
+    } else {
+        StatsMode::Sampled
+    };
+    let mut stats = StatsWindows::start(mode, &probes);
     collector.sum_by_cgroup();
     collector.keep_live();
     if let TargetSpec::Attach(pids) = &spec {
@@ -454,7 +460,10 @@ pub fn run(args: &ServeArgs) -> Result<u8> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => exporter.update(&mut collector, &probes)?,
+                _ = tick.tick() => exporter.update(&mut collector, &stats)?,
+                _ = session::sleep_until_toggle(stats.next_toggle()), if stats.next_toggle().is_some() => {
+                    stats.toggle(collector.totals().calls());
+                }
                 _ = signals::next(&mut signals.int) => break,
                 _ = signals::next(&mut signals.term) => break,
             }

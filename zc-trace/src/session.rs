@@ -320,7 +320,7 @@ fn children_note(pid: u32, children: &[u32]) -> Option<String> {
 }
 
 /// Sleeps until the statistics' next window opens or closes.
-async fn sleep_until_toggle(at: Option<Instant>) {
+pub(crate) async fn sleep_until_toggle(at: Option<Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
     }
