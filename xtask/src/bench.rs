@@ -20,6 +20,7 @@
 mod chart;
 mod proc;
 mod report;
+mod serve;
 mod stats;
 
 use std::cell::{Cell, RefCell};
@@ -305,6 +306,14 @@ pub struct Startup {
     pub sleep_rss_kib: Vec<u64>,
 }
 
+/// What zc-trace traces while its own CPU is measured.
+#[derive(Clone, Copy)]
+enum Window {
+    Idle,
+    Busy,
+    WholeMachine,
+}
+
 /// zc-trace's CPU over a window of a run.
 #[derive(Debug, Clone)]
 pub struct CpuWindow {
@@ -485,6 +494,8 @@ pub struct Results {
     pub cells: BTreeMap<(Workload, Tracer), CellData>,
     pub startup: Startup,
     pub collector: Vec<CpuWindow>,
+    /// `zc-trace serve -a`'s own cost.
+    pub exporter: Option<serve::ServeFigures>,
     /// Failures of the figures outside the pairs (start-up, collector CPU).
     pub extra_errors: Vec<String>,
     pub neighbour: Neighbour,
@@ -601,12 +612,15 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         Startup::default()
     });
     let mut collector = vec![];
-    for idle in [true, false] {
-        match ctx.cpu_window(idle) {
+    for traced in [Window::Idle, Window::Busy, Window::WholeMachine] {
+        match ctx.cpu_window(traced) {
             Ok(w) => collector.push(w),
             Err(e) => extra_errors.push(format!("collector CPU: {e:#}")),
         }
     }
+    let exporter = serve::measure(&ctx.zc)
+        .map_err(|e| extra_errors.push(format!("the exporter (serve -a): {e:#}")))
+        .ok();
     match ctx.cpu_with_processes(if args.quick { 2_500 } else { 10_000 }) {
         Ok(w) => collector.push(w),
         Err(e) => extra_errors.push(format!("collector CPU with processes: {e:#}")),
@@ -631,6 +645,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         cells,
         startup,
         collector,
+        exporter,
         extra_errors,
         neighbour,
         load_start,
@@ -990,15 +1005,19 @@ impl Ctx {
         Ok(s)
     }
 
-    /// zc-trace's CPU while it traces an idle target (`sleep`) or a busy
-    /// one (dd bs=1), over 2 s from 0.5 s after its probes are live.
-    fn cpu_window(&self, idle: bool) -> Result<CpuWindow> {
+    /// zc-trace's CPU while it traces an idle target (`sleep`), a busy
+    /// one (dd bs=1) or the whole machine (`-a`, nothing started), over
+    /// 2 s from 0.5 s after its probes are live.
+    fn cpu_window(&self, traced: Window) -> Result<CpuWindow> {
         let tag = self.tag();
         let json = self.scratch.join(format!("{tag}.json"));
-        let target: Vec<OsString> = if idle {
-            vec![self.sleep.clone().into(), "30".into()]
-        } else {
-            self.dd_argv(1_000_000_000)
+        let target: Vec<OsString> = match traced {
+            Window::Idle => vec!["--".into(), self.sleep.clone().into(), "30".into()],
+            Window::Busy => ["--".into()]
+                .into_iter()
+                .chain(self.dd_argv(1_000_000_000))
+                .collect(),
+            Window::WholeMachine => vec!["-a".into()],
         };
         let mut argv: Vec<OsString> = vec![
             self.zc.clone().into(),
@@ -1006,7 +1025,6 @@ impl Ctx {
             "3s".into(),
             "--json".into(),
             json.clone().into(),
-            "--".into(),
         ];
         argv.extend(target.iter().cloned());
         let mut r = proc::spawn(&argv, Duration::from_secs(60))?;
@@ -1029,6 +1047,7 @@ impl Ctx {
         Ok(CpuWindow {
             target: target
                 .iter()
+                .skip_while(|a| *a == "--")
                 .enumerate()
                 .map(|(i, a)| {
                     let a = a.to_string_lossy();

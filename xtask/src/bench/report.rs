@@ -592,6 +592,8 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
         }
         let what = if w.target.starts_with("sleep") {
             "idle target"
+        } else if w.target == "-a" {
+            "the whole machine (`-a`)"
         } else if w.target.starts_with("bash") {
             how = format!(
                 "zc-trace's report: collector CPU over the whole {:.1} s run of `{}`",
@@ -605,6 +607,9 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
             m,
             "| collector CPU per second, {what} | {per_s:.1} ms/s | {how} |"
         );
+    }
+    if let Some(e) = &r.exporter {
+        exporter_row(m, e);
     }
     for e in &r.extra_errors {
         let _ = writeln!(m, "| (failed) | - | {} |", one_line(e));
@@ -702,6 +707,26 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
         }
     }
     m.push('\n');
+}
+
+/// `zc-trace serve -a`: its CPU and memory, and its answers' times.
+fn exporter_row(m: &mut String, e: &super::serve::ServeFigures) {
+    let Some(scrape) = Spread::of(&e.scrape_ms) else {
+        return;
+    };
+    let _ = writeln!(
+        m,
+        "| the exporter, `zc-trace serve -a` | {:.1} ms/s CPU, {:.1} MiB RSS | CPU of its threads (schedstat) over {:.1} s with a /metrics scrape every 100 ms: each answered in {:.1} ms [{:.1}–{:.1}] ({} scrapes); its probes, by its own estimate, {:.1} ms/s (all CPUs) for {:.0}k syscalls/s of the machine |",
+        e.cpu_ns as f64 / e.window_s / 1e6,
+        e.rss_kib as f64 / 1024.0,
+        e.window_s,
+        scrape.median,
+        scrape.min,
+        scrape.max,
+        scrape.n,
+        e.probe_s * 1e3 / e.live_s.max(1e-9),
+        e.syscalls / e.live_s.max(1e-9) / 1e3
+    );
 }
 
 /// The targets, reported against the medians.
@@ -994,6 +1019,11 @@ pub fn json(r: &Results) -> Value {
             "cpu_ms_per_s": w.cpu_ns as f64 / w.window_s / 1e6,
             "report": w.json.as_ref().map(|z| json!({"duration_ns": z.duration_ns, "syscalls": z.syscalls, "cost": z.cost})),
         })).collect::<Vec<_>>(),
+        "exporter": r.exporter.as_ref().map(|e| json!({
+            "window_s": e.window_s, "cpu_ns": e.cpu_ns, "rss_kib": e.rss_kib,
+            "scrape_ms": e.scrape_ms, "probe_s": e.probe_s, "syscalls": e.syscalls,
+            "live_s": e.live_s,
+        })),
         "errors": r.extra_errors,
         "neighbour": {
             "count": n.count,
