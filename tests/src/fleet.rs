@@ -244,3 +244,15 @@ pub fn run_born_in(dir: &Path, argv: &[&str], env: &[&str]) -> i32 {
     while unsafe { libc::waitpid(pid as i32, &mut status, 0) } < 0 {}
     status
 }
+
+/// The sum of every series of `metric` in an OpenMetrics text (what
+/// `zc-trace serve` answers at /metrics).
+pub fn metric_sum(text: &str, metric: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

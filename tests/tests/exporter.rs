@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use zc_trace_tests::fleet::{Cgroup, run_born_in};
+use zc_trace_tests::fleet::{Cgroup, metric_sum, run_born_in};
 use zc_trace_tests::harness::{Proc, TempDir, require_root, skip, tracer_bin, wait_until};
 
 const MIB: f64 = 1048576.0;
@@ -197,17 +197,6 @@ fn issue11_prometheus_scrapes_serve_and_sees_the_workloads_bytes() {
     serve.child.kill().ok();
 }
 
-/// The sum of every series of `metric` in an OpenMetrics text.
-fn metric_sum(text: &str, metric: &str) -> u64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(metric)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 fn scrape(port: u16) -> String {
     let out = Command::new("curl")
         .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
@@ -296,11 +285,11 @@ fn issue11_serve_samples_the_bpf_statistics_and_still_exports_every_run() {
             Duration::from_secs(30),
             || {
                 text = scrape(port);
-                metric_sum(&text, "zc_trace_syscalls_total") >= 600_000
+                metric_sum(&text, "zc_trace_syscalls_total") as u64 >= 600_000
             },
         );
-        let syscalls = metric_sum(&text, "zc_trace_syscalls_total");
-        let exported = metric_sum(&text, "zc_trace_probe_runs_total");
+        let syscalls = metric_sum(&text, "zc_trace_syscalls_total") as u64;
+        let exported = metric_sum(&text, "zc_trace_probe_runs_total") as u64;
         let raw = raw_run_count(serve.child.id(), "sys_exit");
         assert!(
             exported >= syscalls,

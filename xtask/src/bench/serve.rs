@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow};
 
 use super::proc;
+use zc_trace_tests::fleet::metric_sum;
 
 /// Scrapes in the window, one every SCRAPE_EVERY.
 const SCRAPES: usize = 30;
@@ -86,17 +87,6 @@ fn scrape(port: u16) -> Result<String> {
         ));
     }
     Ok(text)
-}
-
-/// The sum of every series of `metric` in an OpenMetrics text.
-fn metric_sum(text: &str, metric: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(metric)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 fn rss_kib(pid: libc::pid_t) -> u64 {
