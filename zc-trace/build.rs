@@ -11,17 +11,16 @@
 //!   per profile.
 
 use std::{
-    ffi::OsString,
     path::{Path, PathBuf},
     process::Command,
 };
 
 use anyhow::{Context as _, Result, bail};
 
-/// Debian's rustc linked by `cargo xtask setup` (../shared/toolchain.md): it
-/// has the library source that `-Z build-std=core` needs.
-const TOOLCHAIN: &str = "zc-bpf";
-const PACKAGE: &str = "zc-trace-ebpf";
+#[path = "build/ebpf.rs"]
+mod ebpf;
+use ebpf::{PACKAGE, bpf_target, sub_build};
+
 /// The eBPF crate's binary target, embedded by loader.rs.
 const OBJECT: &str = "zc-trace";
 
@@ -34,10 +33,7 @@ fn main() -> Result<()> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let target_dir = bpf_target_dir(&out_dir);
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH")?;
-    let bpf_target = match std::env::var("CARGO_CFG_TARGET_ENDIAN")?.as_str() {
-        "big" => "bpfeb-unknown-none",
-        _ => "bpfel-unknown-none",
-    };
+    let bpf_target = bpf_target(&std::env::var("CARGO_CFG_TARGET_ENDIAN")?);
 
     let log = target_dir.join("build.log");
     std::fs::create_dir_all(&target_dir)
@@ -65,42 +61,6 @@ fn main() -> Result<()> {
     std::fs::copy(&built, out_dir.join(OBJECT))
         .with_context(|| format!("copying {} into OUT_DIR", built.display()))?;
     Ok(())
-}
-
-/// `rustup run zc-bpf cargo build` of the eBPF crate for `bpf_target`.
-fn sub_build(manifest_dir: &Path, target_dir: &Path, bpf_target: &str, arch: &str) -> Command {
-    let mut cmd = Command::new("rustup");
-    cmd.args(["run", TOOLCHAIN, "cargo", "build", "--quiet", "--release"])
-        .args(["--package", PACKAGE, "--bins", "--target", bpf_target])
-        .args(["-Z", "build-std=core"])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .current_dir(manifest_dir.join(".."))
-        // Debian's rustc is a stable compiler; -Z needs this (toolchain.md).
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_ENCODED_RUSTFLAGS", rustflags(arch))
-        // The outer cargo's compiler is the host toolchain's, not zc-bpf's.
-        .env_remove("RUSTC")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER");
-    cmd
-}
-
-/// The flags aya-build passes: the target arch for aya-ebpf's register
-/// layout, debug info and BTF for the loader.
-fn rustflags(arch: &str) -> OsString {
-    const SEPARATOR: &str = "\x1f";
-    let arch = if arch.starts_with("riscv64") {
-        "riscv64"
-    } else {
-        arch
-    };
-    [
-        &format!("--cfg=bpf_target_arch=\"{arch}\""),
-        "-Cdebuginfo=2",
-        "-Clink-arg=--btf",
-    ]
-    .join(SEPARATOR)
-    .into()
 }
 
 /// `<target>/bpf`, where `<target>` is the directory cargo marked as its

@@ -5,6 +5,9 @@
 
 mod bench;
 mod dist;
+/// The eBPF sub-build's command, shared with zc-trace's build.rs.
+#[path = "../../zc-trace/build/ebpf.rs"]
+mod ebpf;
 mod setup;
 
 use std::{
@@ -77,6 +80,7 @@ fn run() -> Result<()> {
         Cmd::Setup => setup::all(true),
         Cmd::Build => {
             setup::all(false)?;
+            let _ebpf = EarlyEbpfBuild::start();
             cargo(&["build", "--release", "-p", "zc-trace"])
         }
         Cmd::Run { out, size } => {
@@ -100,7 +104,9 @@ fn run() -> Result<()> {
             setup::all(true)?;
             // The e2e tests run the real binary; build it with the tests' profile.
             announce_build("zc-trace (debug) and the tests");
+            let ebpf = EarlyEbpfBuild::start();
             cargo(&["build", "-p", "zc-trace", "--bin", "zc-trace"])?;
+            drop(ebpf);
             let bin = target_dir()?.join("debug/zc-trace");
             // The eBPF crate only builds for BPF (through zc-trace's build.rs).
             let mut test = vec!["test", "--workspace", "--exclude", "zc-trace-ebpf"];
@@ -123,6 +129,7 @@ fn workspace_root() -> PathBuf {
 /// and the workload.
 pub fn build_release() -> Result<()> {
     announce_build("zc-trace and the workload (release)");
+    let _ebpf = EarlyEbpfBuild::start();
     cargo(&[
         "build",
         "--release",
@@ -135,6 +142,49 @@ pub fn build_release() -> Result<()> {
         "--bin",
         "zc-workload",
     ])
+}
+
+/// The eBPF sub-build, started beside cargo's build with the command
+/// build.rs runs: cargo runs build.rs only once the host crates it waits
+/// on are built, minutes into a first build, and the eBPF build is then
+/// the longest step left. build.rs finds the object built (or waits on
+/// cargo's lock of `<target>/bpf` for it) and reports any failure with its
+/// own log; this one's output goes to `<target>/bpf/early-build.log`.
+/// Waited for when dropped.
+struct EarlyEbpfBuild(Option<std::process::Child>);
+
+impl EarlyEbpfBuild {
+    fn start() -> Self {
+        let spawn = || -> Result<std::process::Child> {
+            let dir = target_dir()?.join("bpf");
+            std::fs::create_dir_all(&dir)?;
+            let log = std::fs::File::create(dir.join("early-build.log"))?;
+            let endian = if cfg!(target_endian = "big") {
+                "big"
+            } else {
+                "little"
+            };
+            let manifest = workspace_root().join("zc-trace");
+            Ok(ebpf::sub_build(
+                &manifest,
+                &dir,
+                ebpf::bpf_target(endian),
+                std::env::consts::ARCH,
+            )
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?)
+        };
+        EarlyEbpfBuild(spawn().ok())
+    }
+}
+
+impl Drop for EarlyEbpfBuild {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.wait();
+        }
+    }
 }
 
 /// One line before a build that may be silent for minutes: cargo prints
