@@ -32,7 +32,7 @@ use crate::model::report::Report;
 use text::Typeset;
 
 pub use compare::metrics;
-pub use palette::{ExtraPath, class_colour, hex};
+pub use palette::{byte_colour, class_colour, hex};
 pub use units::figure;
 
 /// Every chart is drawn at this size, in pixels (the SVG's view box too).

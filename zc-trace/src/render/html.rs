@@ -5,15 +5,15 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use super::charts::{self, ExtraPath, class_colour, hex, metrics};
+use super::charts::{self, byte_colour, class_colour, hex, metrics};
 use super::format::{
     bytes, call_time, cpu_cell, cpu_time, duration_ns, fault_split, grouped, printable,
 };
 use super::groups::{TIME_COLUMNS, cells, groups};
+use crate::model::bytes::ByteClass;
 use crate::model::compare::Basis;
 use crate::model::ledger::MODE_SWITCH_RULE;
 use crate::model::report::{Report, SyscallEntry, Timing};
-use zc_trace_common::syscalls::Class;
 
 const STYLE: &str = "\
 body{font-family:'DejaVu Sans',system-ui,sans-serif;color:#212121;margin:0 auto;max-width:1320px;padding:0 20px 40px}
@@ -171,28 +171,17 @@ fn ledger(s: &mut String, r: &Report) {
         s,
         "<h2>Copy ledger</h2><table><tr><th>path</th><th class=n>bytes</th><th class=n>exact</th><th>by</th></tr>"
     );
-    for (class, row) in Class::ledger() {
-        let n = b.of(class);
+    for class in ByteClass::shown(b) {
+        let look = class.look();
+        let n = b.get(class);
         let _ = writeln!(
             s,
             "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{} B</td><td>{}</td></tr>",
-            hex(class_colour(class)),
-            esc(row.label),
+            hex(byte_colour(class)),
+            esc(look.label),
             bytes(n),
             grouped(n),
-            row.via
-        );
-    }
-    for p in ExtraPath::shown(b) {
-        let n = p.of(b);
-        let _ = writeln!(
-            s,
-            "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{} B</td><td>{}</td></tr>",
-            hex(p.colour()),
-            esc(p.label()),
-            bytes(n),
-            grouped(n),
-            esc(p.reason())
+            esc(look.via)
         );
     }
     let _ = writeln!(s, "</table>");
