@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::model::bytes::ByteClass;
 use crate::model::ledger::MODE_SWITCH_RULE;
 use crate::render::format::{bytes, duration_ns, grouped};
 
@@ -81,7 +82,7 @@ pub fn render(r: &LabResults) -> String {
                 format!(
                     "{} {:.2}",
                     m.method.label(),
-                    m.measured.disk_read as f64 / delivered
+                    m.measured.bytes[ByteClass::DiskRead] as f64 / delivered
                 )
             })
             .collect();
@@ -97,14 +98,14 @@ pub fn render(r: &LabResults) -> String {
     let pinned: Vec<String> = r
         .methods
         .iter()
-        .filter(|m| m.measured.zerocopy_sent > 0)
+        .filter(|m| m.measured.bytes[ByteClass::ZerocopySent] > 0)
         .map(|m| {
             let delivered = m.delivered.max(1) as f64;
             format!(
                 "{} pinned {:.2} per byte delivered, copied later {:.2}",
                 m.method.label(),
-                m.measured.zerocopy_sent as f64 / delivered,
-                m.measured.zerocopy_copied as f64 / delivered
+                m.measured.bytes[ByteClass::ZerocopySent] as f64 / delivered,
+                m.measured.bytes[ByteClass::ZerocopyCopied] as f64 / delivered
             )
         })
         .collect();
@@ -312,8 +313,8 @@ mod tests {
     fn zerocopy_sends_get_their_line_only_when_there_are_some() {
         let mut r = results();
         assert!(!render(&r).contains("MSG_ZEROCOPY"));
-        r.methods[0].measured.zerocopy_sent = r.methods[0].delivered as i64;
-        r.methods[0].measured.zerocopy_copied = r.methods[0].delivered as i64 / 2;
+        r.methods[0].measured.bytes[ByteClass::ZerocopySent] = r.methods[0].delivered as i64;
+        r.methods[0].measured.bytes[ByteClass::ZerocopyCopied] = r.methods[0].delivered as i64 / 2;
         let out = render(&r);
         let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(

@@ -410,7 +410,7 @@ impl Bytes {
 
 /// A value for each byte class (a rate, a signed difference ...), indexed
 /// by `ByteClass`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PerClass<T>([T; ByteClass::ALL.len()]);
 
 impl<T> Index<ByteClass> for PerClass<T> {
