@@ -27,7 +27,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::Value;
@@ -508,8 +508,7 @@ pub struct Results {
 
 pub fn run(root: &Path, args: Args) -> Result<()> {
     let began = Instant::now();
-    let started_utc = utc(SystemTime::now(), true);
-    let date = utc(SystemTime::now(), false);
+    let (started_utc, date) = started_at(SystemTime::now());
     setup::all(false)?;
     // SAFETY: plain getter.
     if unsafe { libc::geteuid() } != 0 {
@@ -1351,38 +1350,27 @@ fn tools(zc: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-/// `YYYY-MM-DD` (and ` HH:MM UTC` with `time`) of `t`, in UTC.
-fn utc(t: SystemTime, time: bool) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let date = format!("{y:04}-{m:02}-{d:02}");
-    if time {
-        format!("{date} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
-    } else {
-        date
-    }
+/// "2025-11-23 12:30 UTC" and "2025-11-23": when the run started, to the
+/// minute, and its day.
+fn started_at(t: SystemTime) -> (String, String) {
+    // "2025-11-23 12:30:00 UTC"
+    let stamp = zc_trace_format::utc(t);
+    let minute = stamp.get(..16).unwrap_or(&stamp);
+    let day = stamp.get(..10).unwrap_or(&stamp);
+    (format!("{minute} UTC"), day.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn utc_dates() {
         let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(utc(at(0), true), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(at(951_782_400), false), "2000-02-29");
-        assert_eq!(utc(at(1_763_901_000), true), "2025-11-23 12:30 UTC");
+        assert_eq!(started_at(at(0)).0, "1970-01-01 00:00 UTC");
+        assert_eq!(started_at(at(951_782_400)).1, "2000-02-29");
+        assert_eq!(started_at(at(1_763_901_000)).0, "2025-11-23 12:30 UTC");
     }
 
     #[test]

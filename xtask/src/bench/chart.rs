@@ -6,10 +6,9 @@
 use std::io::BufWriter;
 use std::path::Path;
 
-use ab_glyph::{Font as _, FontRef, PxScale, ScaleFont as _, point};
-use anyhow::{Context as _, Result};
-
-static FONT_BYTES: &[u8] = include_bytes!("../../../zc-trace/assets/DejaVuSans.ttf");
+use ab_glyph::{Font as _, FontRef, ScaleFont as _, point};
+use anyhow::{Context as _, Result, anyhow};
+use zc_trace_format::{figure, font::px_scale, xml_escape};
 
 type Rgb = [u8; 3];
 
@@ -102,6 +101,7 @@ pub fn write(
     png: &Path,
     svg: &Path,
 ) -> Result<()> {
+    font()?;
     let scene = layout(bars, legend, title);
     std::fs::write(svg, to_svg(&scene)).with_context(|| format!("writing {}", svg.display()))?;
     to_png(&scene, png).with_context(|| format!("writing {}", png.display()))
@@ -219,47 +219,22 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
             11.0,
             INK,
             Anchor::Start,
-            format!("{}x", ratio_text(b.median)),
+            format!("{}x", figure(b.median)),
         );
         y += ROW;
     }
     s
 }
 
-fn ratio_text(r: f64) -> String {
-    if r < 10.0 {
-        format!("{r:.2}")
-    } else if r < 100.0 {
-        format!("{r:.1}")
-    } else {
-        format!("{r:.0}")
-    }
+/// zc-trace's embedded font (DejaVu Sans).
+fn font() -> Result<&'static FontRef<'static>> {
+    zc_trace_format::font::font().ok_or_else(|| anyhow!("the embedded font does not parse"))
 }
 
-fn font() -> FontRef<'static> {
-    FontRef::try_from_slice(FONT_BYTES).expect("the embedded font parses")
-}
-
-/// `size` is the em size in pixels (as SVG's font-size).
-fn scale(f: &FontRef<'_>, size: f32) -> PxScale {
-    let upem = f.units_per_em().unwrap_or(2048.0);
-    PxScale::from(size * f.height_unscaled() / upem)
-}
-
+/// Width of `text` at an em of `size` pixels (0 without the font, which
+/// `write` fails on before anything is laid out).
 fn text_width(text: &str, size: f32) -> f32 {
-    let f = font();
-    let sf = f.as_scaled(scale(&f, size));
-    let mut w = 0.0;
-    let mut prev = None;
-    for c in text.chars() {
-        let id = sf.glyph_id(c);
-        if let Some(p) = prev {
-            w += sf.kern(p, id);
-        }
-        w += sf.h_advance(id);
-        prev = Some(id);
-    }
-    w
+    font().map_or(0.0, |f| zc_trace_format::font::width(f, text, size))
 }
 
 fn to_png(s: &Scene, path: &Path) -> Result<()> {
@@ -274,7 +249,7 @@ fn to_png(s: &Scene, path: &Path) -> Result<()> {
             px[i + k] = (px[i + k] as f32 * (1.0 - a) + c[k] as f32 * a).round() as u8;
         }
     };
-    let f = font();
+    let f = font()?;
     for shape in &s.shapes {
         match shape {
             Shape::Rect { x, y, w, h, fill } => {
@@ -294,7 +269,7 @@ fn to_png(s: &Scene, path: &Path) -> Result<()> {
                 anchor,
                 text,
             } => {
-                let sc = scale(&f, *size);
+                let sc = px_scale(f, *size);
                 let sf = f.as_scaled(sc);
                 let mut caret = match anchor {
                     Anchor::Start => *x,
@@ -362,7 +337,7 @@ fn to_svg(s: &Scene) -> String {
                     Anchor::Start => "",
                     Anchor::End => " text-anchor=\"end\"",
                 },
-                escape(text)
+                xml_escape(text)
             )),
         }
     }
@@ -370,8 +345,45 @@ fn to_svg(s: &Scene) -> String {
     out
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chart is drawn with zc-trace's font and figures: a real PNG and
+    /// an SVG whose text is the bars' labels and ratios.
+    #[test]
+    fn writes_a_png_and_an_svg_with_the_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let (png_path, svg_path) = (dir.path().join("c.png"), dir.path().join("c.svg"));
+        let bar = |label: &str, median| Bar {
+            group: "dd <1 MiB>".into(),
+            label: label.into(),
+            median,
+            min: median * 0.9,
+            max: median * 1.1,
+            color: 0,
+        };
+        let bars = [bar("zc-trace", 1.234), bar("strace", 12.34)];
+        write(
+            &bars,
+            &[("zc-trace".into(), 0)],
+            "Overhead",
+            &png_path,
+            &svg_path,
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&svg_path).unwrap();
+        for text in [">1.23x<", ">12.3x<", ">dd &lt;1 MiB&gt;<", ">Overhead<"] {
+            assert!(svg.contains(text), "{text} in {svg}");
+        }
+        let decoder = png::Decoder::new(std::io::BufReader::new(
+            std::fs::File::open(&png_path).unwrap(),
+        ));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let px = &buf[..info.buffer_size()];
+        let dark = px.chunks(3).filter(|p| p.iter().all(|c| *c < 0x40)).count();
+        assert!(dark > 100, "text is drawn: {dark} dark pixels");
+    }
 }

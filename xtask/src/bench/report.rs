@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
+use zc_trace_format::figure as num;
 
 use super::chart::Bar;
 use super::stats::Spread;
@@ -43,33 +44,18 @@ fn short(w: Workload) -> &'static str {
 }
 
 /// A ratio: 1.23x, 12.3x, 123x.
+// Ratios and times with about three significant digits, as zc-trace
+// writes its figures.
 fn x(r: f64) -> String {
     format!("{}x", num(r))
 }
 
-fn num(r: f64) -> String {
-    if r < 10.0 {
-        format!("{r:.2}")
-    } else if r < 100.0 {
-        format!("{r:.1}")
-    } else {
-        format!("{r:.0}")
-    }
-}
-
 fn ms(ns: f64) -> String {
-    let m = ns / 1e6;
-    if m < 10.0 {
-        format!("{m:.2} ms")
-    } else if m < 100.0 {
-        format!("{m:.1} ms")
-    } else {
-        format!("{m:.0} ms")
-    }
+    format!("{} ms", ms_num(ns))
 }
 
 fn ms_num(ns: f64) -> String {
-    ms(ns).trim_end_matches(" ms").to_string()
+    num(ns / 1e6)
 }
 
 fn ratio_cell(s: &Spread) -> String {

@@ -1,6 +1,6 @@
 //! Charts of a report, as PNG (bitmap backend) or SVG (svg backend).
 //!
-//! Text comes from an embedded DejaVu Sans (assets/), registered with
+//! Text comes from an embedded DejaVu Sans (zc-trace-format), registered with
 //! plotters' `ab_glyph` feature and measured and rasterised by `text`, so
 //! rendering needs no system font and no fontconfig. Each chart is one
 //! module that draws onto any plotters backend; this file picks the charts

@@ -14,6 +14,7 @@ use crate::model::bytes::ByteClass;
 use crate::model::compare::Basis;
 use crate::model::ledger::MODE_SWITCH_RULE;
 use crate::model::report::{Report, SyscallEntry, Timing};
+use zc_trace_format::utc_ms as utc;
 
 const STYLE: &str = "\
 body{font-family:'DejaVu Sans',system-ui,sans-serif;color:#212121;margin:0 auto;max-width:1320px;padding:0 20px 40px}
@@ -352,28 +353,7 @@ fn target(r: &Report) -> String {
 }
 
 fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in printable(text).chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// "2026-11-23 12:26:36 UTC" from Unix milliseconds (humantime's RFC 3339
-/// form, made easier to read).
-fn utc(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replacen('T', " ", 1)
-        .replace('Z', " UTC")
+    zc_trace_format::xml_escape(&printable(text))
 }
 
 #[cfg(test)]
