@@ -112,41 +112,58 @@ const GROUP_GAP: f32 = 26.0;
 const LEFT: f32 = 200.0;
 const PLOT_W: f32 = 620.0;
 
-fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
-    let hi = bars
-        .iter()
-        .map(|b| b.max.max(b.median))
-        .fold(2.0f64, f64::max);
-    // Below 1x is noise (a traced run faster than its pair), shown all the same.
-    let lo_seen = bars
-        .iter()
-        .map(|b| b.min.min(b.median))
-        .fold(1.0f64, f64::min);
-    let lo = if lo_seen >= 0.5 { 0.5 } else { 0.2 };
-    // Decade-ish ticks: 0.5, 1, 2, 5, 10, 20, 50 ...
-    let mut ticks = if lo < 0.5 { vec![0.2, 0.5] } else { vec![0.5] };
-    let mut decade = 1.0;
-    'outer: loop {
-        for m in [1.0, 2.0, 5.0] {
-            let t = m * decade;
-            ticks.push(t);
-            if t >= hi {
-                break 'outer;
-            }
-        }
-        decade *= 10.0;
-    }
-    let top = *ticks.last().unwrap();
-    let x_of = |v: f64| LEFT + ((v.max(lo) / lo).ln() / (top / lo).ln()) as f32 * PLOT_W;
+/// The log-scaled ratio axis: from `lo` to `top`, with its ticks.
+struct Axis {
+    lo: f64,
+    top: f64,
+    ticks: Vec<f64>,
+}
 
+impl Axis {
+    fn of(bars: &[Bar]) -> Self {
+        let hi = bars
+            .iter()
+            .map(|b| b.max.max(b.median))
+            .fold(2.0f64, f64::max);
+        // Below 1x is noise (a traced run faster than its pair), shown all the same.
+        let lo_seen = bars
+            .iter()
+            .map(|b| b.min.min(b.median))
+            .fold(1.0f64, f64::min);
+        let lo = if lo_seen >= 0.5 { 0.5 } else { 0.2 };
+        // Decade-ish ticks: 0.5, 1, 2, 5, 10, 20, 50 ...
+        let mut ticks = if lo < 0.5 { vec![0.2, 0.5] } else { vec![0.5] };
+        let mut decade = 1.0;
+        let top = 'outer: loop {
+            for m in [1.0, 2.0, 5.0] {
+                let t = m * decade;
+                ticks.push(t);
+                if t >= hi {
+                    break 'outer t;
+                }
+            }
+            decade *= 10.0;
+        };
+        Axis { lo, top, ticks }
+    }
+
+    /// The x of ratio `v`.
+    fn x(&self, v: f64) -> f32 {
+        LEFT + ((v.max(self.lo) / self.lo).ln() / (self.top / self.lo).ln()) as f32 * PLOT_W
+    }
+}
+
+const PLOT_TOP: f32 = 70.0;
+
+fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
+    let axis = Axis::of(bars);
     let groups = {
         let mut g: Vec<&str> = bars.iter().map(|b| b.group.as_str()).collect();
         g.dedup();
         g.len()
     };
-    let plot_top = 70.0;
     let plot_h = bars.len() as f32 * ROW + groups as f32 * GROUP_GAP;
-    let height = plot_top + plot_h + 50.0;
+    let height = PLOT_TOP + plot_h + 50.0;
     let width = LEFT + PLOT_W + 90.0;
     let mut s = Scene {
         width: width as u32,
@@ -155,20 +172,29 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
     };
     s.rect(0.0, 0.0, width, height, WHITE);
     s.text(12.0, 24.0, 16.0, INK, Anchor::Start, title);
-    // Legend.
+    draw_legend(&mut s, legend);
+    draw_grid(&mut s, &axis, plot_h);
+    draw_bars(&mut s, &axis, bars);
+    s
+}
+
+fn draw_legend(s: &mut Scene, legend: &[(String, usize)]) {
     let mut lx = 12.0;
     for (name, color) in legend {
         s.rect(lx, 40.0, 12.0, 12.0, PALETTE[color % PALETTE.len()]);
         s.text(lx + 16.0, 50.5, 12.0, INK, Anchor::Start, name.clone());
         lx += 22.0 + text_width(name, 12.0) + 12.0;
     }
-    // Grid and ticks.
-    for &t in &ticks {
-        let x = x_of(t);
-        s.rect(x, plot_top, 1.0, plot_h, if t == 1.0 { GREY } else { GRID });
+}
+
+/// Grid lines at the ticks (1x darker), their labels and the axis title.
+fn draw_grid(s: &mut Scene, axis: &Axis, plot_h: f32) {
+    for &t in &axis.ticks {
+        let x = axis.x(t);
+        s.rect(x, PLOT_TOP, 1.0, plot_h, if t == 1.0 { GREY } else { GRID });
         s.text(
             x,
-            plot_top + plot_h + 16.0,
+            PLOT_TOP + plot_h + 16.0,
             11.0,
             INK,
             Anchor::Start,
@@ -177,13 +203,18 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
     }
     s.text(
         LEFT,
-        plot_top + plot_h + 36.0,
+        PLOT_TOP + plot_h + 36.0,
         11.0,
         GREY,
         Anchor::Start,
         "workload time traced / untraced (median of the pairs; whisker: min-max; log scale)",
     );
-    let mut y = plot_top;
+}
+
+/// Each bar from 1x to its median, its min-max whisker and its figure,
+/// under its group's heading.
+fn draw_bars(s: &mut Scene, axis: &Axis, bars: &[Bar]) {
+    let mut y = PLOT_TOP;
     let mut last_group = None;
     for b in bars {
         if last_group != Some(b.group.as_str()) {
@@ -201,7 +232,7 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
             b.label.clone(),
         );
         // From 1x to the median, either way.
-        let (one, x1) = (x_of(1.0), x_of(b.median));
+        let (one, x1) = (axis.x(1.0), axis.x(b.median));
         s.rect(
             one.min(x1),
             y + 3.0,
@@ -209,7 +240,7 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
             ROW - 6.0,
             color,
         );
-        let (wmin, wmax) = (x_of(b.min), x_of(b.max));
+        let (wmin, wmax) = (axis.x(b.min), axis.x(b.max));
         s.rect(wmin, y + ROW / 2.0 - 0.5, (wmax - wmin).max(1.0), 1.0, INK);
         s.rect(wmin, y + 5.0, 1.0, ROW - 10.0, INK);
         s.rect(wmax, y + 5.0, 1.0, ROW - 10.0, INK);
@@ -223,7 +254,6 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
         );
         y += ROW;
     }
-    s
 }
 
 /// zc-trace's embedded font (DejaVu Sans).

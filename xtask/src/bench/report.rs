@@ -526,6 +526,21 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
         m,
         "### zc-trace itself\n\n| figure | median [min–max] | how |\n|---|---:|---|"
     );
+    startup_rows(m, r);
+    collector_rows(m, r);
+    if let Some(e) = &r.exporter {
+        exporter_row(m, e);
+    }
+    for e in &r.extra_errors {
+        let _ = writeln!(m, "| (failed) | - | {} |", one_line(e));
+    }
+    neighbour_rows(m, r);
+    idle_neighbour_rows(m, r);
+    m.push('\n');
+}
+
+/// Start-up to live probes, a run of `true`, peak memory.
+fn startup_rows(m: &mut String, r: &Results) {
     if let Some(s) = Spread::of(&r.startup.live_s) {
         let _ = writeln!(
             m,
@@ -556,6 +571,10 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
             s.n
         );
     }
+}
+
+/// The collector's CPU per second, by target.
+fn collector_rows(m: &mut String, r: &Results) {
     for w in &r.collector {
         let per_s = w.cpu_ns as f64 / w.window_s / 1e6;
         let mut how = format!(
@@ -594,12 +613,10 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
             "| collector CPU per second, {what} | {per_s:.1} ms/s | {how} |"
         );
     }
-    if let Some(e) = &r.exporter {
-        exporter_row(m, e);
-    }
-    for e in &r.extra_errors {
-        let _ = writeln!(m, "| (failed) | - | {} |", one_line(e));
-    }
+}
+
+/// An untraced neighbour beside a traced dd.
+fn neighbour_rows(m: &mut String, r: &Results) {
     let (vs_untraced, vs_alone) = neighbour_ratios(r);
     let n = &r.neighbour;
     if let Some(s) = &vs_untraced {
@@ -635,6 +652,12 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
             ms_cell(&t)
         );
     }
+}
+
+/// An untraced neighbour while zc-trace (or the floor, one filter-only
+/// program) traces an idle process: the probes' cost for others.
+fn idle_neighbour_rows(m: &mut String, r: &Results) {
+    let n = &r.neighbour;
     let [dd_idle, dd_floor, getppid_idle, getppid_floor] = idle_neighbours(r);
     let cpu = idle_neighbours_cpu(r);
     let cheapest = Tracer::ZcMinimal.name();
@@ -692,7 +715,6 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
             );
         }
     }
-    m.push('\n');
 }
 
 /// `zc-trace serve -a`: its CPU and memory, and its answers' times.
@@ -785,75 +807,91 @@ fn every_cell(m: &mut String, r: &Results) -> Vec<String> {
     );
     let mut notes = vec![];
     for (&(w, t), c) in &r.cells {
-        let (Some(rs), Some(u), Some(tr)) = (ratios(c), untraced(c), traced(c)) else {
-            for e in &c.errors {
-                notes.push(format!("{} under {}: {}", w.key(), t.name(), one_line(e)));
-            }
-            continue;
-        };
-        let wall = Spread::of(
-            &c.pairs
-                .iter()
-                .map(|p| p.traced.wall.as_secs_f64() * 1e9)
-                .collect::<Vec<_>>(),
-        )
-        .map_or("-".into(), |s| ms(s.median));
-        let counted: Vec<u64> = c
-            .pairs
-            .iter()
-            .filter_map(|p| p.traced.zc.as_ref().map(|z| z.syscalls))
-            .collect();
-        let counted_text = match counted.iter().min() {
-            Some(&lo) => {
-                let need = min_syscalls(w, c.count, r.threads);
-                if lo < need {
-                    notes.push(format!(
-                        "{} under {}: zc-trace counted {lo} syscalls in a run, fewer than the {need} the workload makes",
-                        w.key(),
-                        t.name()
-                    ));
-                }
-                format!("{lo}–{}", counted.iter().max().unwrap())
-            }
-            None => "-".into(),
-        };
-        let _ = writeln!(
-            m,
-            "| {} | {} | {} | {} | {} | {} | {} [{}–{}] [{}–{}] | {} | {} |",
-            w.key(),
-            t.name(),
-            c.count,
-            {
-                let disturbed = c.pairs.iter().filter(|p| p.disturbed).count();
-                match (disturbed, c.pairs.len() - rs.n) {
-                    (0, _) => format!("{}", rs.n),
-                    (d, 0) => format!("{} ({d} disturbed, kept)", rs.n),
-                    (_, out) => format!("{} ({out} disturbed, left out)", rs.n),
-                }
-            },
-            ms_cell(&u),
-            ms_cell(&tr),
-            x(rs.median),
-            num(rs.q1),
-            num(rs.q3),
-            num(rs.min),
-            num(rs.max),
-            wall,
-            counted_text
-        );
-        if rs.median < 0.97 {
-            notes.push(format!(
-                "{} under {}: traced runs were faster than untraced ones (median ratio {}): noise",
-                w.key(),
-                t.name(),
-                x(rs.median)
-            ));
-        }
+        cell_row(m, r, (w, t), c, &mut notes);
         for e in &c.errors {
             notes.push(format!("{} under {}: {}", w.key(), t.name(), one_line(e)));
         }
     }
     m.push('\n');
+    notes.extend(run_notes(r));
+    notes
+}
+
+/// One cell's row (none for a cell without a pair), and its notes.
+fn cell_row(
+    m: &mut String,
+    r: &Results,
+    (w, t): (Workload, Tracer),
+    c: &CellData,
+    notes: &mut Vec<String>,
+) {
+    let (Some(rs), Some(u), Some(tr)) = (ratios(c), untraced(c), traced(c)) else {
+        return;
+    };
+    let wall = Spread::of(
+        &c.pairs
+            .iter()
+            .map(|p| p.traced.wall.as_secs_f64() * 1e9)
+            .collect::<Vec<_>>(),
+    )
+    .map_or("-".into(), |s| ms(s.median));
+    let counted: Vec<u64> = c
+        .pairs
+        .iter()
+        .filter_map(|p| p.traced.zc.as_ref().map(|z| z.syscalls))
+        .collect();
+    let counted_text = match counted.iter().min() {
+        Some(&lo) => {
+            let need = min_syscalls(w, c.count, r.threads);
+            if lo < need {
+                notes.push(format!(
+                    "{} under {}: zc-trace counted {lo} syscalls in a run, fewer than the {need} the workload makes",
+                    w.key(),
+                    t.name()
+                ));
+            }
+            format!("{lo}–{}", counted.iter().max().unwrap())
+        }
+        None => "-".into(),
+    };
+    let _ = writeln!(
+        m,
+        "| {} | {} | {} | {} | {} | {} | {} [{}–{}] [{}–{}] | {} | {} |",
+        w.key(),
+        t.name(),
+        c.count,
+        {
+            let disturbed = c.pairs.iter().filter(|p| p.disturbed).count();
+            match (disturbed, c.pairs.len() - rs.n) {
+                (0, _) => format!("{}", rs.n),
+                (d, 0) => format!("{} ({d} disturbed, kept)", rs.n),
+                (_, out) => format!("{} ({out} disturbed, left out)", rs.n),
+            }
+        },
+        ms_cell(&u),
+        ms_cell(&tr),
+        x(rs.median),
+        num(rs.q1),
+        num(rs.q3),
+        num(rs.min),
+        num(rs.max),
+        wall,
+        counted_text
+    );
+    if rs.median < 0.97 {
+        notes.push(format!(
+            "{} under {}: traced runs were faster than untraced ones (median ratio {}): noise",
+            w.key(),
+            t.name(),
+            x(rs.median)
+        ));
+    }
+}
+
+/// What the run as a whole earned a note for: tracers not measured,
+/// neighbour failures, other activity on the machine.
+fn run_notes(r: &Results) -> Vec<String> {
+    let mut notes = vec![];
     for (t, why) in &r.unavailable {
         notes.push(format!("{} was not measured: {}", t.name(), one_line(why)));
     }
