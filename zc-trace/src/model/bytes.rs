@@ -4,8 +4,10 @@
 //! boundary, and which calls or counters fill it). Every list of byte
 //! classes (the JSON, the summary, the HTML, the charts, the timeline, the
 //! exporter, the lab) iterates `ByteClass::ALL`, so a new class is a variant
-//! here, its `look()`, its `Bytes` field with its two `get` arms, and the
-//! probe that fills it.
+//! here (in `ALL`, with its `key()` and `look()`), its `Bytes` field and
+//! `get_mut` arm, and the probe that fills it (a counter `look().event`
+//! reads, or an fd kind its section names). The compiler and the checks
+//! below catch a piece left out.
 
 use std::ops::{Index, IndexMut};
 
