@@ -341,17 +341,6 @@ impl Bytes {
         }
     }
 
-    /// The bytes filed under syscall class `class` on fds no other column
-    /// claims (0 for a class without a column).
-    pub fn of(&self, class: Class) -> u64 {
-        ByteClass::filed_under(class, FdKind::File).map_or(0, |c| self.get(c))
-    }
-
-    /// The syscall classes' columns, summed.
-    pub fn total(&self) -> u64 {
-        self.sum(ByteClass::always_shown)
-    }
-
     /// The sum of the classes `keep` selects.
     pub fn sum(&self, keep: impl Fn(ByteClass) -> bool) -> u64 {
         ByteClass::ALL
@@ -480,9 +469,8 @@ mod tests {
         for (i, class) in Class::ALL.into_iter().enumerate() {
             b.add(class, FdKind::File, 1 << i);
         }
-        assert_eq!(b.of(Class::Mapping), 8);
-        assert_eq!(b.of(Class::Other), 0);
-        assert_eq!(b.total(), 15);
+        assert_eq!(b.mapped, 8);
+        assert_eq!(b.sum(|_| true), 15, "other's bytes are not filed");
     }
 
     #[test]
