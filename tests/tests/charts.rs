@@ -269,3 +269,41 @@ fn html_report_renders_in_headless_chromium() {
     );
     check_png(&shot);
 }
+
+/// The timeline's bytes panel draws every path the copy ledger shows (it
+/// used to draw only the four syscall classes' columns: dd between
+/// character devices moved its bytes without a line for them).
+#[test]
+fn timeline_draws_every_path_the_ledger_shows() {
+    if !require_root("timeline_draws_every_path_the_ledger_shows") {
+        return;
+    }
+    let dir = TempDir::new("charts-timeline-paths");
+    let out = dir.join("out");
+    let r = Command::new(tracer_bin())
+        .args(["--quiet", "--interval", "20ms", "--svg", "-o"])
+        .arg(&out)
+        .args(["--", "bash", "-c"])
+        .arg("dd if=/dev/zero of=/dev/null bs=1M count=64 status=none; sleep 0.3")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert!(
+        json["totals"]["bytes"]["device"].as_u64().unwrap() >= 128 << 20,
+        "dd read and wrote 64 MiB on character devices: {}",
+        json["totals"]["bytes"]
+    );
+    let ledger = std::fs::read_to_string(out.join("ledger.svg")).unwrap();
+    let timeline = std::fs::read_to_string(out.join("timeline.svg")).unwrap();
+    assert!(
+        !timeline.contains("Run too short"),
+        "a timeline of several intervals"
+    );
+    for label in ["character device", "copied kernel → user", "mapped (mmap)"] {
+        let text = format!("\n{label}\n</text>");
+        assert!(ledger.contains(&text), "the ledger shows {label}");
+        assert!(timeline.contains(&text), "the timeline draws {label}");
+    }
+}

@@ -27,7 +27,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::Value;
@@ -508,8 +508,7 @@ pub struct Results {
 
 pub fn run(root: &Path, args: Args) -> Result<()> {
     let began = Instant::now();
-    let started_utc = utc(SystemTime::now(), true);
-    let date = utc(SystemTime::now(), false);
+    let (started_utc, date) = started_at(SystemTime::now());
     setup::all(false)?;
     // SAFETY: plain getter.
     if unsafe { libc::geteuid() } != 0 {
@@ -537,95 +536,10 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         tracers.len(),
         if args.quick { " (quick)" } else { "" }
     );
-
-    // Warm-up (page cache, binaries) and a check that every workload runs.
-    for &w in &workloads {
-        ctx.run_once(w, None, sizes.base(w) / 4)
-            .with_context(|| format!("untraced workload {} failed", w.key()))?;
-    }
-    // Preflight: a tracer that cannot run is reported, not fatal (except zc-trace).
-    let mut unavailable = vec![];
-    let mut live_tracers = vec![];
-    for &t in &tracers {
-        if t == Tracer::Bpftrace {
-            match ctx.pick_bpftrace_script() {
-                Ok(()) => {}
-                Err(e) => {
-                    eprintln!("xtask: bench: bpftrace unavailable: {e:#}");
-                    unavailable.push((t, format!("{e:#}")));
-                    continue;
-                }
-            }
-        }
-        match ctx.run_once(Workload::Dd, Some(t), 1000) {
-            Ok(_) => live_tracers.push(t),
-            Err(e) if t.is_zc() => return Err(e.context("zc-trace does not run")),
-            Err(e) => {
-                eprintln!("xtask: bench: {} unavailable: {e:#}", t.name());
-                unavailable.push((t, format!("{e:#}")));
-            }
-        }
-    }
-
-    let mut cells: BTreeMap<(Workload, Tracer), CellData> = BTreeMap::new();
-    for round in 0..rounds {
-        eprintln!(
-            "xtask: bench: round {}/{rounds} ({:.0} s so far)",
-            round + 1,
-            measuring.elapsed().as_secs_f64()
-        );
-        for &w in &workloads {
-            let mut order = live_tracers.clone();
-            let len = order.len().max(1);
-            order.rotate_left(round % len);
-            for &t in &order {
-                let cell = cells.entry((w, t)).or_default();
-                if cell.errors.len() >= 2 {
-                    continue;
-                }
-                let count = sizes.count(w, t);
-                cell.count = count;
-                let before = ctx.disturbed();
-                let untraced = ctx
-                    .run_once(w, None, count)
-                    .with_context(|| format!("untraced workload {} failed", w.key()))?;
-                match ctx.run_once(w, Some(t), count) {
-                    Ok(traced) => cell.pairs.push(Pair {
-                        round,
-                        untraced,
-                        traced,
-                        disturbed: before | ctx.disturbed(),
-                    }),
-                    Err(e) => {
-                        eprintln!("xtask: bench: {} under {} failed: {e:#}", w.key(), t.name());
-                        cell.errors.push(format!("{e:#}"));
-                    }
-                }
-            }
-        }
-    }
-
-    eprintln!("xtask: bench: start-up, memory, collector CPU, neighbours");
-    let mut extra_errors = vec![];
-    let startup = ctx.startup(rounds).unwrap_or_else(|e| {
-        extra_errors.push(format!("start-up figures: {e:#}"));
-        Startup::default()
-    });
-    let mut collector = vec![];
-    for traced in [Window::Idle, Window::Busy, Window::WholeMachine] {
-        match ctx.cpu_window(traced) {
-            Ok(w) => collector.push(w),
-            Err(e) => extra_errors.push(format!("collector CPU: {e:#}")),
-        }
-    }
-    let exporter = serve::measure(&ctx.zc)
-        .map_err(|e| extra_errors.push(format!("the exporter (serve -a): {e:#}")))
-        .ok();
-    match ctx.cpu_with_processes(if args.quick { 2_500 } else { 10_000 }) {
-        Ok(w) => collector.push(w),
-        Err(e) => extra_errors.push(format!("collector CPU with processes: {e:#}")),
-    }
-    let neighbour = ctx.neighbour(rounds);
+    warm_up(&ctx, &workloads)?;
+    let (live_tracers, unavailable) = available_tracers(&mut ctx, &tracers)?;
+    let cells = measure_rounds(&ctx, &workloads, &live_tracers, rounds, measuring)?;
+    let side = side_figures(&ctx, rounds, args.quick);
     let load_end = loadavg();
     let measure_s = measuring.elapsed().as_secs_f64();
 
@@ -643,31 +557,18 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         tracers: live_tracers,
         unavailable,
         cells,
-        startup,
-        collector,
-        exporter,
-        extra_errors,
-        neighbour,
+        startup: side.startup,
+        collector: side.collector,
+        exporter: side.exporter,
+        extra_errors: side.errors,
+        neighbour: side.neighbour,
         load_start,
         load_end,
         activity: ctx.activity.borrow().clone(),
         measure_s,
         total_s: began.elapsed().as_secs_f64(),
     };
-    let md = report::markdown(&results);
-    std::fs::write(out_dir.join("bench.md"), &md)?;
-    std::fs::write(
-        out_dir.join("bench.json"),
-        serde_json::to_string_pretty(&report::json(&results))?,
-    )?;
-    let (bars, legend) = report::bars(&results);
-    chart::write(
-        &bars,
-        &legend,
-        &format!("zc-trace overhead vs peers, {}", results.date),
-        &out_dir.join("bench.png"),
-        &out_dir.join("bench.svg"),
-    )?;
+    let md = write_outputs(&results, &out_dir)?;
     println!("{md}");
     eprintln!(
         "xtask: bench: wrote {}/bench.{{md,json,png,svg}} in {:.0} s ({:.0} s measuring)",
@@ -676,6 +577,166 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         measure_s
     );
     Ok(())
+}
+
+/// Warms the page cache and the binaries up, and checks that every
+/// workload runs untraced.
+fn warm_up(ctx: &Ctx, workloads: &[Workload]) -> Result<()> {
+    for &w in workloads {
+        ctx.run_once(w, None, ctx.sizes.base(w) / 4)
+            .with_context(|| format!("untraced workload {} failed", w.key()))?;
+    }
+    Ok(())
+}
+
+/// Tracers that could not run, and why.
+type Unavailable = Vec<(Tracer, String)>;
+
+/// The tracers that run here, and why the others do not. A tracer that
+/// cannot run is reported, not fatal (except zc-trace).
+fn available_tracers(ctx: &mut Ctx, tracers: &[Tracer]) -> Result<(Vec<Tracer>, Unavailable)> {
+    let mut unavailable = vec![];
+    let mut live = vec![];
+    for &t in tracers {
+        if t == Tracer::Bpftrace {
+            if let Err(e) = ctx.pick_bpftrace_script() {
+                eprintln!("xtask: bench: bpftrace unavailable: {e:#}");
+                unavailable.push((t, format!("{e:#}")));
+                continue;
+            }
+        }
+        match ctx.run_once(Workload::Dd, Some(t), 1000) {
+            Ok(_) => live.push(t),
+            Err(e) if t.is_zc() => return Err(e.context("zc-trace does not run")),
+            Err(e) => {
+                eprintln!("xtask: bench: {} unavailable: {e:#}", t.name());
+                unavailable.push((t, format!("{e:#}")));
+            }
+        }
+    }
+    Ok((live, unavailable))
+}
+
+/// The interleaved rounds: each workload untraced then traced, by each
+/// tracer in an order that rotates every round. A cell that failed twice
+/// is given up.
+fn measure_rounds(
+    ctx: &Ctx,
+    workloads: &[Workload],
+    tracers: &[Tracer],
+    rounds: usize,
+    measuring: Instant,
+) -> Result<BTreeMap<(Workload, Tracer), CellData>> {
+    let mut cells: BTreeMap<(Workload, Tracer), CellData> = BTreeMap::new();
+    for round in 0..rounds {
+        eprintln!(
+            "xtask: bench: round {}/{rounds} ({:.0} s so far)",
+            round + 1,
+            measuring.elapsed().as_secs_f64()
+        );
+        for &w in workloads {
+            let mut order = tracers.to_vec();
+            let len = order.len().max(1);
+            order.rotate_left(round % len);
+            for &t in &order {
+                let cell = cells.entry((w, t)).or_default();
+                if cell.errors.len() < 2 {
+                    measure_pair(ctx, cell, round, w, t)?;
+                }
+            }
+        }
+    }
+    Ok(cells)
+}
+
+/// One pair: `w` untraced, then traced by `t`, into `cell`.
+fn measure_pair(
+    ctx: &Ctx,
+    cell: &mut CellData,
+    round: usize,
+    w: Workload,
+    t: Tracer,
+) -> Result<()> {
+    let count = ctx.sizes.count(w, t);
+    cell.count = count;
+    let before = ctx.disturbed();
+    let untraced = ctx
+        .run_once(w, None, count)
+        .with_context(|| format!("untraced workload {} failed", w.key()))?;
+    match ctx.run_once(w, Some(t), count) {
+        Ok(traced) => cell.pairs.push(Pair {
+            round,
+            untraced,
+            traced,
+            disturbed: before | ctx.disturbed(),
+        }),
+        Err(e) => {
+            eprintln!("xtask: bench: {} under {} failed: {e:#}", w.key(), t.name());
+            cell.errors.push(format!("{e:#}"));
+        }
+    }
+    Ok(())
+}
+
+/// The figures beside the pairs: start-up, memory, collector CPU, the
+/// exporter and the neighbour's slowdown. A failure is kept as an error
+/// line of the report.
+struct SideFigures {
+    startup: Startup,
+    collector: Vec<CpuWindow>,
+    exporter: Option<serve::ServeFigures>,
+    neighbour: Neighbour,
+    errors: Vec<String>,
+}
+
+fn side_figures(ctx: &Ctx, rounds: usize, quick: bool) -> SideFigures {
+    eprintln!("xtask: bench: start-up, memory, collector CPU, neighbours");
+    let mut errors = vec![];
+    let startup = ctx.startup(rounds).unwrap_or_else(|e| {
+        errors.push(format!("start-up figures: {e:#}"));
+        Startup::default()
+    });
+    let mut collector = vec![];
+    for traced in [Window::Idle, Window::Busy, Window::WholeMachine] {
+        match ctx.cpu_window(traced) {
+            Ok(w) => collector.push(w),
+            Err(e) => errors.push(format!("collector CPU: {e:#}")),
+        }
+    }
+    let exporter = serve::measure(&ctx.zc)
+        .map_err(|e| errors.push(format!("the exporter (serve -a): {e:#}")))
+        .ok();
+    match ctx.cpu_with_processes(if quick { 2_500 } else { 10_000 }) {
+        Ok(w) => collector.push(w),
+        Err(e) => errors.push(format!("collector CPU with processes: {e:#}")),
+    }
+    SideFigures {
+        startup,
+        collector,
+        exporter,
+        neighbour: ctx.neighbour(rounds),
+        errors,
+    }
+}
+
+/// Writes bench.md, bench.json and the chart (PNG and SVG) into
+/// `out_dir`; returns the markdown.
+fn write_outputs(results: &Results, out_dir: &Path) -> Result<String> {
+    let md = report::markdown(results);
+    std::fs::write(out_dir.join("bench.md"), &md)?;
+    std::fs::write(
+        out_dir.join("bench.json"),
+        serde_json::to_string_pretty(&report::json(results))?,
+    )?;
+    let (bars, legend) = report::bars(results);
+    chart::write(
+        &bars,
+        &legend,
+        &format!("zc-trace overhead vs peers, {}", results.date),
+        &out_dir.join("bench.png"),
+        &out_dir.join("bench.svg"),
+    )?;
+    Ok(md)
 }
 
 /// strace, perf and bpftrace, through setup's idempotent apt; each must
@@ -1351,38 +1412,27 @@ fn tools(zc: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-/// `YYYY-MM-DD` (and ` HH:MM UTC` with `time`) of `t`, in UTC.
-fn utc(t: SystemTime, time: bool) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let date = format!("{y:04}-{m:02}-{d:02}");
-    if time {
-        format!("{date} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
-    } else {
-        date
-    }
+/// "2025-11-23 12:30 UTC" and "2025-11-23": when the run started, to the
+/// minute, and its day.
+fn started_at(t: SystemTime) -> (String, String) {
+    // "2025-11-23 12:30:00 UTC"
+    let stamp = zc_trace_format::utc(t);
+    let minute = stamp.get(..16).unwrap_or(&stamp);
+    let day = stamp.get(..10).unwrap_or(&stamp);
+    (format!("{minute} UTC"), day.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn utc_dates() {
         let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(utc(at(0), true), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(at(951_782_400), false), "2000-02-29");
-        assert_eq!(utc(at(1_763_901_000), true), "2025-11-23 12:30 UTC");
+        assert_eq!(started_at(at(0)).0, "1970-01-01 00:00 UTC");
+        assert_eq!(started_at(at(951_782_400)).1, "2000-02-29");
+        assert_eq!(started_at(at(1_763_901_000)).0, "2025-11-23 12:30 UTC");
     }
 
     #[test]

@@ -97,8 +97,9 @@ pub const fn recorded_nr(orig_ax: u32, compat: bool, entered: Option<u32>) -> u3
 /// Where a syscall's bytes go in the copy ledger: the one syscall class of
 /// the probes, the report (its JSON name is `name()`), the renderers and the
 /// lab. Everything a class means to a reader sits in `look()` below, so a new
-/// class is this enum, its `look()`, its `Bytes` column and the probe that
-/// files calls under it.
+/// class is this enum, its `look()` and the probe that files calls under it
+/// (and, if the ledger counts its bytes, a `ByteClass` whose section names
+/// it, in zc-trace's model).
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(
@@ -124,7 +125,7 @@ pub enum Class {
 }
 
 /// How a class is shown: its section of the syscall tables, its legend
-/// label, its colour, and its row of the copy ledger.
+/// label and its colour (its row of the copy ledger is a `ByteClass`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Look {
     /// Title of the section of the syscall tables the class is listed in
@@ -135,22 +136,6 @@ pub struct Look {
     /// Red, green, blue: a copying call takes the colour of the path its
     /// bytes go, so read is blue and write orange in every chart.
     pub rgb: (u8, u8, u8),
-    /// The class's row of the copy ledger; `None` for a class whose bytes
-    /// are not counted there.
-    pub ledger: Option<LedgerRow>,
-}
-
-/// One row of the copy ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LedgerRow {
-    /// The path's label in the charts and the HTML.
-    pub label: &'static str,
-    /// The same in plain ASCII for the terminal.
-    pub text_label: &'static str,
-    /// The calls that move these bytes, in full (HTML) ...
-    pub via: &'static str,
-    /// ... and short (terminal).
-    pub text_via: &'static str,
 }
 
 impl Class {
@@ -180,60 +165,28 @@ impl Class {
                 group: "copying",
                 legend: "copying, kernel → user",
                 rgb: (31, 119, 180),
-                ledger: Some(LedgerRow {
-                    label: "copied kernel → user",
-                    text_label: "copied by CPU, kernel -> user",
-                    via: "read, pread64, readv, recv* ...",
-                    text_via: "read, recv* ...",
-                }),
             },
             Self::CopyFromUser => Look {
                 group: "copying",
                 legend: "copying, user → kernel",
                 rgb: (255, 127, 14),
-                ledger: Some(LedgerRow {
-                    label: "copied user → kernel",
-                    text_label: "copied by CPU, user -> kernel",
-                    via: "write, pwrite64, writev, send* ...",
-                    text_via: "write, send* ...",
-                }),
             },
             Self::ZeroCopy => Look {
                 group: "zero-copy",
                 legend: "zero-copy",
                 rgb: (44, 160, 44),
-                ledger: Some(LedgerRow {
-                    label: "zero-copy",
-                    text_label: "moved zero-copy",
-                    via: "sendfile, splice, tee, vmsplice, copy_file_range",
-                    text_via: "sendfile, splice, tee, vmsplice, copy_file_range",
-                }),
             },
             Self::Mapping => Look {
                 group: "mapping",
                 legend: "mapping",
                 rgb: (148, 103, 189),
-                ledger: Some(LedgerRow {
-                    label: "mapped (mmap)",
-                    text_label: "mapped (file-backed mmap)",
-                    via: "file-backed mmap length",
-                    text_via: "mmap length",
-                }),
             },
             Self::Other => Look {
                 group: "other",
                 legend: "other",
                 rgb: (140, 140, 140),
-                ledger: None,
             },
         }
-    }
-
-    /// The classes with a row in the copy ledger, in ledger order.
-    pub fn ledger() -> impl Iterator<Item = (Class, LedgerRow)> {
-        Self::ALL
-            .into_iter()
-            .filter_map(|c| c.look().ledger.map(|row| (c, row)))
     }
 }
 

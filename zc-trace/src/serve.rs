@@ -28,11 +28,7 @@ use crate::{
     cli::{ServeArgs, TargetSpec},
     collector::Collector,
     error::failure,
-    model::{
-        ProcessCounters,
-        ledger::totals_of_rows,
-        report::{Bytes, Totals},
-    },
+    model::{ProcessCounters, bytes::ByteClass, ledger::totals_of_rows, report::Totals},
     render::format::printable,
     session::{self, signals},
 };
@@ -85,9 +81,10 @@ struct Metrics {
 impl Metrics {
     fn registry(&self) -> Registry {
         let mut r = Registry::with_prefix("zc_trace");
+        let classes: Vec<&str> = ByteClass::ALL.iter().map(|c| c.key()).collect();
         r.register(
             "bytes",
-            "Bytes by ledger class (copied_to_user, copied_from_user, zero_copy, mapped, device, direct_io, disk_read, zerocopy_sent, zerocopy_copied, cow_copied)",
+            format!("Bytes by ledger class ({})", classes.join(", ")),
             self.bytes.clone(),
         );
         r.register(
@@ -256,13 +253,17 @@ impl Exporter {
             process: who.process.clone(),
             kind: kind.into(),
         };
-        for (class, now_b, before_b) in byte_columns(&now.bytes, &before.bytes) {
+        for class in ByteClass::ALL {
             let labels = ByClass {
                 cgroup: who.cgroup.clone(),
                 process: who.process.clone(),
-                class,
+                class: class.key().to_owned(),
             };
-            up(&m.bytes.get_or_create(&labels), now_b, before_b);
+            up(
+                &m.bytes.get_or_create(&labels),
+                now.bytes.get(class),
+                before.bytes.get(class),
+            );
         }
         up(
             &m.syscalls.get_or_create(who),
@@ -325,22 +326,6 @@ impl Exporter {
                 .inc_by(n.saturating_sub(before));
         }
     }
-}
-
-/// (class label, now, before) of every bytes column, named as in the JSON
-/// report (so a column is exported by being declared).
-fn byte_columns(now: &Bytes, before: &Bytes) -> Vec<(String, u64, u64)> {
-    let (Ok(serde_json::Value::Object(now)), Ok(before)) =
-        (serde_json::to_value(now), serde_json::to_value(before))
-    else {
-        return Vec::new();
-    };
-    now.into_iter()
-        .map(|(class, n)| {
-            let b = before[&class].as_u64().unwrap_or(0);
-            (class, n.as_u64().unwrap_or(0), b)
-        })
-        .collect()
 }
 
 /// Resident set size of this process, from /proc/self/statm.

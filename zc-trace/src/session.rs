@@ -110,146 +110,30 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
 
     // Ctrl-C and SIGTERM must be caught from the moment we say "tracing":
     // the default action would kill us and lose the report.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let signals = {
-        let _ctx = runtime.enter();
-        Signals::new()?
-    };
-
+    let (runtime, signals) = runtime_with_signals()?;
     let (reaped_tx, reaped_rx) = mpsc::unbounded_channel();
-    // Faults and CPU time the attached process used before we came are not the run's.
-    let mut accounting_at_start = std::collections::BTreeMap::new();
-    let mut untraced_children = Vec::new();
-    let mut attached_comm = None;
-    // Statistics from when this run's probes count: not before the command
-    // is spawned, or the guard process (a fork that never execs) would
-    // hold the statistics' fd, and keep them on, all run long; but before
-    // the command is released, or its first calls would be counted and
-    // their probe runs not.
-    let mut stats = None;
-    let (pids, command, wrapped) = match &opts.spec {
-        TargetSpec::Wrap(argv) => {
-            let child = target::spawn_held(argv)?;
-            let pid = child.pid as u32;
-            // What the held child took between fork and here is ours, not
-            // the command's.
-            accounting_at_start.insert(pid, task_accounting::live_threads(pid));
-            collector.add_target(pid)?;
-            if opts.announce {
-                eprintln!(
-                    "zc-trace: tracing `{}` (pid {pid}); the summary follows when it exits",
-                    crate::render::format::printable(&words(argv).join(" "))
-                );
-            }
-            stats = Some(StatsWindows::start(opts.cost, &probes));
-            let (wrapped, exits) = child.release()?;
-            spawn_reaper(exits, reaped_tx);
-            (vec![pid], Some(words(argv)), Some(wrapped))
-        }
-        TargetSpec::Attach(given) => {
-            let pids = attach_all(given, &mut collector, &mut accounting_at_start)?;
-            // One process is named beside its pid; several by their pids.
-            if let [pid] = pids[..] {
-                attached_comm = target::comm(pid);
-            }
-            let name = attached_comm
-                .as_ref()
-                .map_or_else(String::new, |c| format!(" ({c})"));
-            if opts.announce {
-                let list: Vec<String> = pids.iter().map(u32::to_string).collect();
-                eprintln!(
-                    "zc-trace: tracing pid {}{}{} until {} or Ctrl-C",
-                    list.join(","),
-                    crate::render::format::printable(&name),
-                    if opts.follow_forks {
-                        " and new children"
-                    } else {
-                        ""
-                    },
-                    if pids.len() > 1 {
-                        "they exit"
-                    } else {
-                        "it exits"
-                    }
-                );
-            }
-            untraced_children = pids
-                .iter()
-                .filter_map(|&pid| children_note(pid, &target::children(pid)))
-                .collect();
-            if opts.announce {
-                for note in &untraced_children {
-                    eprintln!("zc-trace: note: {note}");
-                }
-            }
-            (pids, None, None)
-        }
-        TargetSpec::Cgroup(_) | TargetSpec::All => {
-            // The probes count from their load; the processes' faults and
-            // CPU time from before it are not the run's.
-            accounting_at_start = task_accounting::all_live();
-            if opts.announce {
-                let what = match &cgroup {
-                    Some(c) => format!(
-                        "cgroup {} and below",
-                        crate::render::format::printable(&c.dir.to_string_lossy())
-                    ),
-                    None => "the whole machine".into(),
-                };
-                eprintln!("zc-trace: tracing {what} until Ctrl-C");
-            }
-            (Vec::new(), None, None)
-        }
-    };
-    collector.take_off_at_start(accounting_at_start);
-    let mut stats = stats.unwrap_or_else(|| StatsWindows::start(opts.cost, &probes));
+    let (targets, mut stats) =
+        start_targets(opts, &probes, &mut collector, cgroup.as_ref(), reaped_tx)?;
     let started = Instant::now();
     let cpu_at_start = own_cpu_ns();
-    let started_at_unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let started_at_unix_ms = unix_ms_now();
 
     let (end, mut samples, exit_code) = runtime.block_on(trace_loop(
         &mut collector,
         &mut stats,
         opts,
-        wrapped.as_ref(),
+        targets.wrapped.as_ref(),
         live.as_mut(),
         started,
         reaped_rx,
         signals,
     ))?;
 
-    let mut counters = collector.finish()?;
-    if let Some(mut live) = live {
-        // The last, shorter interval: up to the end of tracing.
-        live.tick(&counters, started.elapsed().as_nanos() as u64);
-        live.finish()?;
-    }
-    name_cgroups(&mut counters);
+    let counters = final_counters(&mut collector, live, started)?;
     let duration_ns = started.elapsed().as_nanos() as u64;
     samples.push(timeline::sample(&counters, duration_ns));
     let run = RunInfo {
-        target: Target {
-            mode: match &opts.spec {
-                TargetSpec::Wrap(_) => "wrap",
-                TargetSpec::Attach(_) => "attach",
-                TargetSpec::Cgroup(_) => "cgroup",
-                TargetSpec::All => "all",
-            }
-            .into(),
-            command,
-            pid: pids.first().copied().unwrap_or(0),
-            pids: if pids.len() > 1 { pids } else { Vec::new() },
-            cgroup: cgroup.map(|c| c.dir.to_string_lossy().into_owned()),
-            exit_code,
-            follow_forks: follow,
-            label: None,
-            comm: attached_comm,
-        },
+        target: report_target(opts, follow, cgroup, exit_code, &targets),
         started_at_unix_ms,
         duration_ns,
         timeline: Timeline {
@@ -263,33 +147,9 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         },
     };
     let mut report = build_report(&counters, run);
-    note_in_progress(&mut report);
-    report.notes.extend(untraced_children);
-    if !opts.timed {
-        report.notes.push(
-            "calls were not timed (the default; --latency times every call): no time in the kernel per call and no latency histograms".into(),
-        );
-    }
-    report.notes.extend(probes.missing.iter().cloned());
-    let stopped_by = match end {
-        // A cgroup or the machine is traced until stopped: that is its end.
-        End::Signal(_) if scope != scope::PIDS => None,
-        End::Signal(sig) => {
-            report.notes.push(format!(
-                "tracing was stopped by signal {sig} before the targets exited"
-            ));
-            Some(sig)
-        }
-        _ => None,
-    };
-    let mut nrs: Vec<u32> = counters.syscalls.iter().map(|(k, _)| k.nr).collect();
-    nrs.sort_unstable();
-    nrs.dedup();
-    report.latency = collector
-        .latency(nrs)
-        .into_iter()
-        .map(|(nr, buckets)| (crate::model::syscall_name(nr), buckets))
-        .collect();
+    add_run_notes(&mut report, opts, targets.untraced_children, &probes);
+    let stopped_by = stopping_signal(end, scope, &mut report);
+    report.latency = latency(&collector, &counters);
     report.cost = stats.finish(counters.calls());
     report.cost.collector_cpu_ns = own_cpu_ns().saturating_sub(cpu_at_start);
     drop(probes);
@@ -298,6 +158,274 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         exit_code,
         stopped_by,
     })
+}
+
+/// The runtime the trace loop runs on, with Ctrl-C and SIGTERM caught.
+fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signals = {
+        let _ctx = runtime.enter();
+        Signals::new()?
+    };
+    Ok((runtime, signals))
+}
+
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The counters at the end of tracing, with the cgroups named; the live
+/// output gets its last, shorter interval, up to the end of tracing.
+fn final_counters(
+    collector: &mut Collector,
+    live: Option<live::Live>,
+    started: Instant,
+) -> Result<crate::model::Counters> {
+    let mut counters = collector.finish()?;
+    if let Some(mut live) = live {
+        live.tick(&counters, started.elapsed().as_nanos() as u64);
+        live.finish()?;
+    }
+    name_cgroups(&mut counters);
+    Ok(counters)
+}
+
+/// The targets as tracing begins: who they are and what the report says
+/// of them.
+#[derive(Default)]
+struct Targets {
+    pids: Vec<u32>,
+    /// The wrapped command's words.
+    command: Option<Vec<String>>,
+    wrapped: Option<target::Wrapped>,
+    /// The name of the one attached process.
+    comm: Option<String>,
+    /// Notes on an attached process's children, which are not traced.
+    untraced_children: Vec<String>,
+}
+
+/// Starts (or attaches to) the targets and the probes' run-time
+/// statistics, saying what is traced.
+fn start_targets<'p>(
+    opts: &TraceOptions,
+    probes: &'p loader::Probes,
+    collector: &mut Collector,
+    cgroup: Option<&crate::cgroup::Traced>,
+    reaped: mpsc::UnboundedSender<Reaped>,
+) -> Result<(Targets, StatsWindows<'p>)> {
+    // Faults and CPU time the targets used before we came are not the run's.
+    let (targets, at_start, stats) = match &opts.spec {
+        TargetSpec::Wrap(argv) => {
+            let (targets, at_start, stats) = start_wrapped(argv, opts, probes, collector, reaped)?;
+            (targets, at_start, Some(stats))
+        }
+        TargetSpec::Attach(given) => {
+            let (targets, at_start) = start_attached(given, opts, collector)?;
+            (targets, at_start, None)
+        }
+        TargetSpec::Cgroup(_) | TargetSpec::All => {
+            // The probes count from their load; the processes' faults and
+            // CPU time from before it are not the run's.
+            let at_start = task_accounting::all_live();
+            announce_scope(opts, cgroup);
+            (Targets::default(), at_start, None)
+        }
+    };
+    collector.take_off_at_start(at_start);
+    let stats = stats.unwrap_or_else(|| StatsWindows::start(opts.cost, probes));
+    Ok((targets, stats))
+}
+
+type AtStart = std::collections::BTreeMap<u32, task_accounting::TaskFigures>;
+
+/// Spawns the command held before exec, registers it, and releases it.
+fn start_wrapped<'p>(
+    argv: &[std::ffi::OsString],
+    opts: &TraceOptions,
+    probes: &'p loader::Probes,
+    collector: &mut Collector,
+    reaped: mpsc::UnboundedSender<Reaped>,
+) -> Result<(Targets, AtStart, StatsWindows<'p>)> {
+    let child = target::spawn_held(argv)?;
+    let pid = child.pid as u32;
+    // What the held child took between fork and here is ours, not the
+    // command's.
+    let at_start = AtStart::from([(pid, task_accounting::live_threads(pid))]);
+    collector.add_target(pid)?;
+    if opts.announce {
+        eprintln!(
+            "zc-trace: tracing `{}` (pid {pid}); the summary follows when it exits",
+            crate::render::format::printable(&words(argv).join(" "))
+        );
+    }
+    // Statistics from when this run's probes count: not before the command
+    // is spawned, or the guard process (a fork that never execs) would
+    // hold the statistics' fd, and keep them on, all run long; but before
+    // the command is released, or its first calls would be counted and
+    // their probe runs not.
+    let stats = StatsWindows::start(opts.cost, probes);
+    let (wrapped, exits) = child.release()?;
+    spawn_reaper(exits, reaped);
+    let targets = Targets {
+        pids: vec![pid],
+        command: Some(words(argv)),
+        wrapped: Some(wrapped),
+        ..Default::default()
+    };
+    Ok((targets, at_start, stats))
+}
+
+/// Registers running processes, and says which of their children are not
+/// traced.
+fn start_attached(
+    given: &[i32],
+    opts: &TraceOptions,
+    collector: &mut Collector,
+) -> Result<(Targets, AtStart)> {
+    let mut at_start = AtStart::new();
+    let pids = attach_all(given, collector, &mut at_start)?;
+    // One process is named beside its pid; several by their pids.
+    let comm = match pids[..] {
+        [pid] => target::comm(pid),
+        _ => None,
+    };
+    let untraced_children: Vec<String> = pids
+        .iter()
+        .filter_map(|&pid| children_note(pid, &target::children(pid)))
+        .collect();
+    if opts.announce {
+        announce_attached(&pids, comm.as_deref(), opts.follow_forks);
+        for note in &untraced_children {
+            eprintln!("zc-trace: note: {note}");
+        }
+    }
+    let targets = Targets {
+        pids,
+        comm,
+        untraced_children,
+        ..Default::default()
+    };
+    Ok((targets, at_start))
+}
+
+fn announce_attached(pids: &[u32], comm: Option<&str>, follow_forks: bool) {
+    let name = comm.map_or_else(String::new, |c| format!(" ({c})"));
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    eprintln!(
+        "zc-trace: tracing pid {}{}{} until {} or Ctrl-C",
+        list.join(","),
+        crate::render::format::printable(&name),
+        if follow_forks {
+            " and new children"
+        } else {
+            ""
+        },
+        if pids.len() > 1 {
+            "they exit"
+        } else {
+            "it exits"
+        }
+    );
+}
+
+fn announce_scope(opts: &TraceOptions, cgroup: Option<&crate::cgroup::Traced>) {
+    if !opts.announce {
+        return;
+    }
+    let what = match cgroup {
+        Some(c) => format!(
+            "cgroup {} and below",
+            crate::render::format::printable(&c.dir.to_string_lossy())
+        ),
+        None => "the whole machine".into(),
+    };
+    eprintln!("zc-trace: tracing {what} until Ctrl-C");
+}
+
+/// What the report says was traced.
+fn report_target(
+    opts: &TraceOptions,
+    follow: bool,
+    cgroup: Option<crate::cgroup::Traced>,
+    exit_code: Option<i32>,
+    targets: &Targets,
+) -> Target {
+    let pids = &targets.pids;
+    Target {
+        mode: match &opts.spec {
+            TargetSpec::Wrap(_) => "wrap",
+            TargetSpec::Attach(_) => "attach",
+            TargetSpec::Cgroup(_) => "cgroup",
+            TargetSpec::All => "all",
+        }
+        .into(),
+        command: targets.command.clone(),
+        pid: pids.first().copied().unwrap_or(0),
+        pids: if pids.len() > 1 {
+            pids.clone()
+        } else {
+            Vec::new()
+        },
+        cgroup: cgroup.map(|c| c.dir.to_string_lossy().into_owned()),
+        exit_code,
+        follow_forks: follow,
+        label: None,
+        comm: targets.comm.clone(),
+    }
+}
+
+/// The notes every run of these options gets: calls in progress at the
+/// start, children left untraced, no per-call timing, probes missing.
+fn add_run_notes(
+    report: &mut Report,
+    opts: &TraceOptions,
+    untraced_children: Vec<String>,
+    probes: &loader::Probes,
+) {
+    note_in_progress(report);
+    report.notes.extend(untraced_children);
+    if !opts.timed {
+        report.notes.push(
+            "calls were not timed (the default; --latency times every call): no time in the kernel per call and no latency histograms".into(),
+        );
+    }
+    report.notes.extend(probes.missing.iter().cloned());
+}
+
+/// The signal that stopped tracing before the targets exited, noted in
+/// the report. A cgroup or the machine is traced until stopped: that is
+/// its end, not an early stop.
+fn stopping_signal(end: End, scope: u32, report: &mut Report) -> Option<i32> {
+    match end {
+        End::Signal(_) if scope != scope::PIDS => None,
+        End::Signal(sig) => {
+            report.notes.push(format!(
+                "tracing was stopped by signal {sig} before the targets exited"
+            ));
+            Some(sig)
+        }
+        _ => None,
+    }
+}
+
+/// The latency histograms of the syscalls the run made, by name.
+fn latency(
+    collector: &Collector,
+    counters: &crate::model::Counters,
+) -> std::collections::BTreeMap<String, Vec<u64>> {
+    let mut nrs: Vec<u32> = counters.syscalls.iter().map(|(k, _)| k.nr).collect();
+    nrs.sort_unstable();
+    nrs.dedup();
+    collector
+        .latency(nrs)
+        .into_iter()
+        .map(|(nr, buckets)| (crate::model::syscall_name(nr), buckets))
+        .collect()
 }
 
 /// Processes that were children of an attached process are not traced

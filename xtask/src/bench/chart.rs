@@ -6,10 +6,9 @@
 use std::io::BufWriter;
 use std::path::Path;
 
-use ab_glyph::{Font as _, FontRef, PxScale, ScaleFont as _, point};
-use anyhow::{Context as _, Result};
-
-static FONT_BYTES: &[u8] = include_bytes!("../../../zc-trace/assets/DejaVuSans.ttf");
+use ab_glyph::{Font as _, FontRef, ScaleFont as _, point};
+use anyhow::{Context as _, Result, anyhow};
+use zc_trace_format::{figure, font::px_scale, xml_escape};
 
 type Rgb = [u8; 3];
 
@@ -102,6 +101,7 @@ pub fn write(
     png: &Path,
     svg: &Path,
 ) -> Result<()> {
+    font()?;
     let scene = layout(bars, legend, title);
     std::fs::write(svg, to_svg(&scene)).with_context(|| format!("writing {}", svg.display()))?;
     to_png(&scene, png).with_context(|| format!("writing {}", png.display()))
@@ -112,41 +112,58 @@ const GROUP_GAP: f32 = 26.0;
 const LEFT: f32 = 200.0;
 const PLOT_W: f32 = 620.0;
 
-fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
-    let hi = bars
-        .iter()
-        .map(|b| b.max.max(b.median))
-        .fold(2.0f64, f64::max);
-    // Below 1x is noise (a traced run faster than its pair), shown all the same.
-    let lo_seen = bars
-        .iter()
-        .map(|b| b.min.min(b.median))
-        .fold(1.0f64, f64::min);
-    let lo = if lo_seen >= 0.5 { 0.5 } else { 0.2 };
-    // Decade-ish ticks: 0.5, 1, 2, 5, 10, 20, 50 ...
-    let mut ticks = if lo < 0.5 { vec![0.2, 0.5] } else { vec![0.5] };
-    let mut decade = 1.0;
-    'outer: loop {
-        for m in [1.0, 2.0, 5.0] {
-            let t = m * decade;
-            ticks.push(t);
-            if t >= hi {
-                break 'outer;
-            }
-        }
-        decade *= 10.0;
-    }
-    let top = *ticks.last().unwrap();
-    let x_of = |v: f64| LEFT + ((v.max(lo) / lo).ln() / (top / lo).ln()) as f32 * PLOT_W;
+/// The log-scaled ratio axis: from `lo` to `top`, with its ticks.
+struct Axis {
+    lo: f64,
+    top: f64,
+    ticks: Vec<f64>,
+}
 
+impl Axis {
+    fn of(bars: &[Bar]) -> Self {
+        let hi = bars
+            .iter()
+            .map(|b| b.max.max(b.median))
+            .fold(2.0f64, f64::max);
+        // Below 1x is noise (a traced run faster than its pair), shown all the same.
+        let lo_seen = bars
+            .iter()
+            .map(|b| b.min.min(b.median))
+            .fold(1.0f64, f64::min);
+        let lo = if lo_seen >= 0.5 { 0.5 } else { 0.2 };
+        // Decade-ish ticks: 0.5, 1, 2, 5, 10, 20, 50 ...
+        let mut ticks = if lo < 0.5 { vec![0.2, 0.5] } else { vec![0.5] };
+        let mut decade = 1.0;
+        let top = 'outer: loop {
+            for m in [1.0, 2.0, 5.0] {
+                let t = m * decade;
+                ticks.push(t);
+                if t >= hi {
+                    break 'outer t;
+                }
+            }
+            decade *= 10.0;
+        };
+        Axis { lo, top, ticks }
+    }
+
+    /// The x of ratio `v`.
+    fn x(&self, v: f64) -> f32 {
+        LEFT + ((v.max(self.lo) / self.lo).ln() / (self.top / self.lo).ln()) as f32 * PLOT_W
+    }
+}
+
+const PLOT_TOP: f32 = 70.0;
+
+fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
+    let axis = Axis::of(bars);
     let groups = {
         let mut g: Vec<&str> = bars.iter().map(|b| b.group.as_str()).collect();
         g.dedup();
         g.len()
     };
-    let plot_top = 70.0;
     let plot_h = bars.len() as f32 * ROW + groups as f32 * GROUP_GAP;
-    let height = plot_top + plot_h + 50.0;
+    let height = PLOT_TOP + plot_h + 50.0;
     let width = LEFT + PLOT_W + 90.0;
     let mut s = Scene {
         width: width as u32,
@@ -155,20 +172,29 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
     };
     s.rect(0.0, 0.0, width, height, WHITE);
     s.text(12.0, 24.0, 16.0, INK, Anchor::Start, title);
-    // Legend.
+    draw_legend(&mut s, legend);
+    draw_grid(&mut s, &axis, plot_h);
+    draw_bars(&mut s, &axis, bars);
+    s
+}
+
+fn draw_legend(s: &mut Scene, legend: &[(String, usize)]) {
     let mut lx = 12.0;
     for (name, color) in legend {
         s.rect(lx, 40.0, 12.0, 12.0, PALETTE[color % PALETTE.len()]);
         s.text(lx + 16.0, 50.5, 12.0, INK, Anchor::Start, name.clone());
         lx += 22.0 + text_width(name, 12.0) + 12.0;
     }
-    // Grid and ticks.
-    for &t in &ticks {
-        let x = x_of(t);
-        s.rect(x, plot_top, 1.0, plot_h, if t == 1.0 { GREY } else { GRID });
+}
+
+/// Grid lines at the ticks (1x darker), their labels and the axis title.
+fn draw_grid(s: &mut Scene, axis: &Axis, plot_h: f32) {
+    for &t in &axis.ticks {
+        let x = axis.x(t);
+        s.rect(x, PLOT_TOP, 1.0, plot_h, if t == 1.0 { GREY } else { GRID });
         s.text(
             x,
-            plot_top + plot_h + 16.0,
+            PLOT_TOP + plot_h + 16.0,
             11.0,
             INK,
             Anchor::Start,
@@ -177,13 +203,18 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
     }
     s.text(
         LEFT,
-        plot_top + plot_h + 36.0,
+        PLOT_TOP + plot_h + 36.0,
         11.0,
         GREY,
         Anchor::Start,
         "workload time traced / untraced (median of the pairs; whisker: min-max; log scale)",
     );
-    let mut y = plot_top;
+}
+
+/// Each bar from 1x to its median, its min-max whisker and its figure,
+/// under its group's heading.
+fn draw_bars(s: &mut Scene, axis: &Axis, bars: &[Bar]) {
+    let mut y = PLOT_TOP;
     let mut last_group = None;
     for b in bars {
         if last_group != Some(b.group.as_str()) {
@@ -201,7 +232,7 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
             b.label.clone(),
         );
         // From 1x to the median, either way.
-        let (one, x1) = (x_of(1.0), x_of(b.median));
+        let (one, x1) = (axis.x(1.0), axis.x(b.median));
         s.rect(
             one.min(x1),
             y + 3.0,
@@ -209,7 +240,7 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
             ROW - 6.0,
             color,
         );
-        let (wmin, wmax) = (x_of(b.min), x_of(b.max));
+        let (wmin, wmax) = (axis.x(b.min), axis.x(b.max));
         s.rect(wmin, y + ROW / 2.0 - 0.5, (wmax - wmin).max(1.0), 1.0, INK);
         s.rect(wmin, y + 5.0, 1.0, ROW - 10.0, INK);
         s.rect(wmax, y + 5.0, 1.0, ROW - 10.0, INK);
@@ -219,47 +250,21 @@ fn layout(bars: &[Bar], legend: &[(String, usize)], title: &str) -> Scene {
             11.0,
             INK,
             Anchor::Start,
-            format!("{}x", ratio_text(b.median)),
+            format!("{}x", figure(b.median)),
         );
         y += ROW;
     }
-    s
 }
 
-fn ratio_text(r: f64) -> String {
-    if r < 10.0 {
-        format!("{r:.2}")
-    } else if r < 100.0 {
-        format!("{r:.1}")
-    } else {
-        format!("{r:.0}")
-    }
+/// zc-trace's embedded font (DejaVu Sans).
+fn font() -> Result<&'static FontRef<'static>> {
+    zc_trace_format::font::font().ok_or_else(|| anyhow!("the embedded font does not parse"))
 }
 
-fn font() -> FontRef<'static> {
-    FontRef::try_from_slice(FONT_BYTES).expect("the embedded font parses")
-}
-
-/// `size` is the em size in pixels (as SVG's font-size).
-fn scale(f: &FontRef<'_>, size: f32) -> PxScale {
-    let upem = f.units_per_em().unwrap_or(2048.0);
-    PxScale::from(size * f.height_unscaled() / upem)
-}
-
+/// Width of `text` at an em of `size` pixels (0 without the font, which
+/// `write` fails on before anything is laid out).
 fn text_width(text: &str, size: f32) -> f32 {
-    let f = font();
-    let sf = f.as_scaled(scale(&f, size));
-    let mut w = 0.0;
-    let mut prev = None;
-    for c in text.chars() {
-        let id = sf.glyph_id(c);
-        if let Some(p) = prev {
-            w += sf.kern(p, id);
-        }
-        w += sf.h_advance(id);
-        prev = Some(id);
-    }
-    w
+    font().map_or(0.0, |f| zc_trace_format::font::width(f, text, size))
 }
 
 fn to_png(s: &Scene, path: &Path) -> Result<()> {
@@ -274,7 +279,7 @@ fn to_png(s: &Scene, path: &Path) -> Result<()> {
             px[i + k] = (px[i + k] as f32 * (1.0 - a) + c[k] as f32 * a).round() as u8;
         }
     };
-    let f = font();
+    let f = font()?;
     for shape in &s.shapes {
         match shape {
             Shape::Rect { x, y, w, h, fill } => {
@@ -294,7 +299,7 @@ fn to_png(s: &Scene, path: &Path) -> Result<()> {
                 anchor,
                 text,
             } => {
-                let sc = scale(&f, *size);
+                let sc = px_scale(f, *size);
                 let sf = f.as_scaled(sc);
                 let mut caret = match anchor {
                     Anchor::Start => *x,
@@ -362,7 +367,7 @@ fn to_svg(s: &Scene) -> String {
                     Anchor::Start => "",
                     Anchor::End => " text-anchor=\"end\"",
                 },
-                escape(text)
+                xml_escape(text)
             )),
         }
     }
@@ -370,8 +375,45 @@ fn to_svg(s: &Scene) -> String {
     out
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chart is drawn with zc-trace's font and figures: a real PNG and
+    /// an SVG whose text is the bars' labels and ratios.
+    #[test]
+    fn writes_a_png_and_an_svg_with_the_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let (png_path, svg_path) = (dir.path().join("c.png"), dir.path().join("c.svg"));
+        let bar = |label: &str, median| Bar {
+            group: "dd <1 MiB>".into(),
+            label: label.into(),
+            median,
+            min: median * 0.9,
+            max: median * 1.1,
+            color: 0,
+        };
+        let bars = [bar("zc-trace", 1.234), bar("strace", 12.34)];
+        write(
+            &bars,
+            &[("zc-trace".into(), 0)],
+            "Overhead",
+            &png_path,
+            &svg_path,
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&svg_path).unwrap();
+        for text in [">1.23x<", ">12.3x<", ">dd &lt;1 MiB&gt;<", ">Overhead<"] {
+            assert!(svg.contains(text), "{text} in {svg}");
+        }
+        let decoder = png::Decoder::new(std::io::BufReader::new(
+            std::fs::File::open(&png_path).unwrap(),
+        ));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let px = &buf[..info.buffer_size()];
+        let dark = px.chunks(3).filter(|p| p.iter().all(|c| *c < 0x40)).count();
+        assert!(dark > 100, "text is drawn: {dark} dark pixels");
+    }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
+use zc_trace_format::figure as num;
 
 use super::chart::Bar;
 use super::stats::Spread;
@@ -43,33 +44,18 @@ fn short(w: Workload) -> &'static str {
 }
 
 /// A ratio: 1.23x, 12.3x, 123x.
+// Ratios and times with about three significant digits, as zc-trace
+// writes its figures.
 fn x(r: f64) -> String {
     format!("{}x", num(r))
 }
 
-fn num(r: f64) -> String {
-    if r < 10.0 {
-        format!("{r:.2}")
-    } else if r < 100.0 {
-        format!("{r:.1}")
-    } else {
-        format!("{r:.0}")
-    }
-}
-
 fn ms(ns: f64) -> String {
-    let m = ns / 1e6;
-    if m < 10.0 {
-        format!("{m:.2} ms")
-    } else if m < 100.0 {
-        format!("{m:.1} ms")
-    } else {
-        format!("{m:.0} ms")
-    }
+    format!("{} ms", ms_num(ns))
 }
 
 fn ms_num(ns: f64) -> String {
-    ms(ns).trim_end_matches(" ms").to_string()
+    num(ns / 1e6)
 }
 
 fn ratio_cell(s: &Spread) -> String {
@@ -540,6 +526,21 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
         m,
         "### zc-trace itself\n\n| figure | median [min–max] | how |\n|---|---:|---|"
     );
+    startup_rows(m, r);
+    collector_rows(m, r);
+    if let Some(e) = &r.exporter {
+        exporter_row(m, e);
+    }
+    for e in &r.extra_errors {
+        let _ = writeln!(m, "| (failed) | - | {} |", one_line(e));
+    }
+    neighbour_rows(m, r);
+    idle_neighbour_rows(m, r);
+    m.push('\n');
+}
+
+/// Start-up to live probes, a run of `true`, peak memory.
+fn startup_rows(m: &mut String, r: &Results) {
     if let Some(s) = Spread::of(&r.startup.live_s) {
         let _ = writeln!(
             m,
@@ -570,6 +571,10 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
             s.n
         );
     }
+}
+
+/// The collector's CPU per second, by target.
+fn collector_rows(m: &mut String, r: &Results) {
     for w in &r.collector {
         let per_s = w.cpu_ns as f64 / w.window_s / 1e6;
         let mut how = format!(
@@ -608,12 +613,10 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
             "| collector CPU per second, {what} | {per_s:.1} ms/s | {how} |"
         );
     }
-    if let Some(e) = &r.exporter {
-        exporter_row(m, e);
-    }
-    for e in &r.extra_errors {
-        let _ = writeln!(m, "| (failed) | - | {} |", one_line(e));
-    }
+}
+
+/// An untraced neighbour beside a traced dd.
+fn neighbour_rows(m: &mut String, r: &Results) {
     let (vs_untraced, vs_alone) = neighbour_ratios(r);
     let n = &r.neighbour;
     if let Some(s) = &vs_untraced {
@@ -649,6 +652,12 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
             ms_cell(&t)
         );
     }
+}
+
+/// An untraced neighbour while zc-trace (or the floor, one filter-only
+/// program) traces an idle process: the probes' cost for others.
+fn idle_neighbour_rows(m: &mut String, r: &Results) {
+    let n = &r.neighbour;
     let [dd_idle, dd_floor, getppid_idle, getppid_floor] = idle_neighbours(r);
     let cpu = idle_neighbours_cpu(r);
     let cheapest = Tracer::ZcMinimal.name();
@@ -706,7 +715,6 @@ fn zc_trace_itself(m: &mut String, r: &Results) {
             );
         }
     }
-    m.push('\n');
 }
 
 /// `zc-trace serve -a`: its CPU and memory, and its answers' times.
@@ -799,75 +807,91 @@ fn every_cell(m: &mut String, r: &Results) -> Vec<String> {
     );
     let mut notes = vec![];
     for (&(w, t), c) in &r.cells {
-        let (Some(rs), Some(u), Some(tr)) = (ratios(c), untraced(c), traced(c)) else {
-            for e in &c.errors {
-                notes.push(format!("{} under {}: {}", w.key(), t.name(), one_line(e)));
-            }
-            continue;
-        };
-        let wall = Spread::of(
-            &c.pairs
-                .iter()
-                .map(|p| p.traced.wall.as_secs_f64() * 1e9)
-                .collect::<Vec<_>>(),
-        )
-        .map_or("-".into(), |s| ms(s.median));
-        let counted: Vec<u64> = c
-            .pairs
-            .iter()
-            .filter_map(|p| p.traced.zc.as_ref().map(|z| z.syscalls))
-            .collect();
-        let counted_text = match counted.iter().min() {
-            Some(&lo) => {
-                let need = min_syscalls(w, c.count, r.threads);
-                if lo < need {
-                    notes.push(format!(
-                        "{} under {}: zc-trace counted {lo} syscalls in a run, fewer than the {need} the workload makes",
-                        w.key(),
-                        t.name()
-                    ));
-                }
-                format!("{lo}–{}", counted.iter().max().unwrap())
-            }
-            None => "-".into(),
-        };
-        let _ = writeln!(
-            m,
-            "| {} | {} | {} | {} | {} | {} | {} [{}–{}] [{}–{}] | {} | {} |",
-            w.key(),
-            t.name(),
-            c.count,
-            {
-                let disturbed = c.pairs.iter().filter(|p| p.disturbed).count();
-                match (disturbed, c.pairs.len() - rs.n) {
-                    (0, _) => format!("{}", rs.n),
-                    (d, 0) => format!("{} ({d} disturbed, kept)", rs.n),
-                    (_, out) => format!("{} ({out} disturbed, left out)", rs.n),
-                }
-            },
-            ms_cell(&u),
-            ms_cell(&tr),
-            x(rs.median),
-            num(rs.q1),
-            num(rs.q3),
-            num(rs.min),
-            num(rs.max),
-            wall,
-            counted_text
-        );
-        if rs.median < 0.97 {
-            notes.push(format!(
-                "{} under {}: traced runs were faster than untraced ones (median ratio {}): noise",
-                w.key(),
-                t.name(),
-                x(rs.median)
-            ));
-        }
+        cell_row(m, r, (w, t), c, &mut notes);
         for e in &c.errors {
             notes.push(format!("{} under {}: {}", w.key(), t.name(), one_line(e)));
         }
     }
     m.push('\n');
+    notes.extend(run_notes(r));
+    notes
+}
+
+/// One cell's row (none for a cell without a pair), and its notes.
+fn cell_row(
+    m: &mut String,
+    r: &Results,
+    (w, t): (Workload, Tracer),
+    c: &CellData,
+    notes: &mut Vec<String>,
+) {
+    let (Some(rs), Some(u), Some(tr)) = (ratios(c), untraced(c), traced(c)) else {
+        return;
+    };
+    let wall = Spread::of(
+        &c.pairs
+            .iter()
+            .map(|p| p.traced.wall.as_secs_f64() * 1e9)
+            .collect::<Vec<_>>(),
+    )
+    .map_or("-".into(), |s| ms(s.median));
+    let counted: Vec<u64> = c
+        .pairs
+        .iter()
+        .filter_map(|p| p.traced.zc.as_ref().map(|z| z.syscalls))
+        .collect();
+    let counted_text = match counted.iter().min() {
+        Some(&lo) => {
+            let need = min_syscalls(w, c.count, r.threads);
+            if lo < need {
+                notes.push(format!(
+                    "{} under {}: zc-trace counted {lo} syscalls in a run, fewer than the {need} the workload makes",
+                    w.key(),
+                    t.name()
+                ));
+            }
+            format!("{lo}–{}", counted.iter().max().unwrap())
+        }
+        None => "-".into(),
+    };
+    let _ = writeln!(
+        m,
+        "| {} | {} | {} | {} | {} | {} | {} [{}–{}] [{}–{}] | {} | {} |",
+        w.key(),
+        t.name(),
+        c.count,
+        {
+            let disturbed = c.pairs.iter().filter(|p| p.disturbed).count();
+            match (disturbed, c.pairs.len() - rs.n) {
+                (0, _) => format!("{}", rs.n),
+                (d, 0) => format!("{} ({d} disturbed, kept)", rs.n),
+                (_, out) => format!("{} ({out} disturbed, left out)", rs.n),
+            }
+        },
+        ms_cell(&u),
+        ms_cell(&tr),
+        x(rs.median),
+        num(rs.q1),
+        num(rs.q3),
+        num(rs.min),
+        num(rs.max),
+        wall,
+        counted_text
+    );
+    if rs.median < 0.97 {
+        notes.push(format!(
+            "{} under {}: traced runs were faster than untraced ones (median ratio {}): noise",
+            w.key(),
+            t.name(),
+            x(rs.median)
+        ));
+    }
+}
+
+/// What the run as a whole earned a note for: tracers not measured,
+/// neighbour failures, other activity on the machine.
+fn run_notes(r: &Results) -> Vec<String> {
+    let mut notes = vec![];
     for (t, why) in &r.unavailable {
         notes.push(format!("{} was not measured: {}", t.name(), one_line(why)));
     }

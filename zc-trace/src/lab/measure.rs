@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::report::Report;
+use crate::model::{bytes::PerClass, report::Report};
 
 /// Count and bytes of one (syscall, fd kind) row.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, derive_more::SubAssign)]
@@ -27,26 +27,18 @@ pub struct Sample {
     /// Wall time in syscalls, and its on-CPU part (the cost).
     pub kernel_ns: i64,
     pub on_cpu_ns: i64,
-    pub copied_to_user: i64,
-    pub copied_from_user: i64,
-    pub zero_copy: i64,
-    pub mapped: i64,
+    /// The copy ledger's bytes, class by class (disk reads are non-zero
+    /// with --cold).
+    pub bytes: PerClass<i64>,
     pub faults_user: i64,
     pub faults_kernel: i64,
     pub faults_file: i64,
     pub cs_voluntary: i64,
     pub cs_involuntary: i64,
-    /// Read from storage into the page cache (non-zero with --cold).
-    pub disk_read: i64,
-    /// Sent with MSG_ZEROCOPY (pinned at the call).
-    pub zerocopy_sent: i64,
-    /// Of those, copied by the kernel after all (all of it on loopback).
-    pub zerocopy_copied: i64,
-    /// Copied by copy-on-write faults.
-    pub cow_copied: i64,
 }
 
-/// Every scalar field of a Sample, for the generic operations below.
+/// Every scalar field of a Sample, for the generic operations below (the
+/// bytes of each class are handled with them).
 macro_rules! scalars {
     ($m:ident) => {
         $m!(
@@ -55,19 +47,11 @@ macro_rules! scalars {
             mode_switches,
             kernel_ns,
             on_cpu_ns,
-            copied_to_user,
-            copied_from_user,
-            zero_copy,
-            mapped,
             faults_user,
             faults_kernel,
             faults_file,
             cs_voluntary,
-            cs_involuntary,
-            disk_read,
-            zerocopy_sent,
-            zerocopy_copied,
-            cow_copied
+            cs_involuntary
         )
     };
 }
@@ -101,19 +85,12 @@ impl Sample {
             mode_switches: t.mode_switches as i64,
             kernel_ns: t.time_ns as i64,
             on_cpu_ns: t.on_cpu_ns as i64,
-            copied_to_user: t.bytes.copied_to_user as i64,
-            copied_from_user: t.bytes.copied_from_user as i64,
-            zero_copy: t.bytes.zero_copy as i64,
-            mapped: t.bytes.mapped as i64,
+            bytes: PerClass::from_fn(|c| t.bytes.get(c) as i64),
             faults_user: t.page_faults.user as i64,
             faults_kernel: t.page_faults.kernel as i64,
             faults_file: t.page_faults.file as i64,
             cs_voluntary: t.context_switches.voluntary as i64,
             cs_involuntary: t.context_switches.involuntary as i64,
-            disk_read: t.bytes.disk_read as i64,
-            zerocopy_sent: t.bytes.zerocopy_sent as i64,
-            zerocopy_copied: t.bytes.zerocopy_copied as i64,
-            cow_copied: t.bytes.cow_copied as i64,
         }
     }
 
@@ -126,6 +103,7 @@ impl Sample {
         calls.retain(|_, r| *r != Row::default());
         let mut out = Sample {
             calls,
+            bytes: PerClass::from_fn(|c| self.bytes[c] - base.bytes[c]),
             ..Default::default()
         };
         macro_rules! sub {
@@ -159,6 +137,7 @@ impl Sample {
         }
         let mut out = Sample {
             calls,
+            bytes: PerClass::from_fn(|c| median_i64(samples.iter().map(|s| s.bytes[c]).collect())),
             ..Default::default()
         };
         macro_rules! med {
@@ -176,6 +155,7 @@ impl Sample {
             ($($f:ident),*) => { $( out.$f = out.$f.max(0); )* };
         }
         scalars!(clamp);
+        out.bytes = PerClass::from_fn(|c| out.bytes[c].max(0));
         out
     }
 
@@ -258,6 +238,7 @@ pub const GIB: f64 = 1024.0 * MIB;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::bytes::ByteClass;
     use crate::model::report::{Counts, SyscallEntry};
 
     fn report(reads: u64, read_bytes: u64, startup_reads: u64, faults: u64) -> Report {
@@ -305,7 +286,7 @@ mod tests {
         let run = Sample::from_report(&report(16, 1 << 20, 2, 53));
         let d = run.minus(&base);
         assert_eq!(d.syscalls, 16);
-        assert_eq!(d.copied_to_user, 1 << 20);
+        assert_eq!(d.bytes[ByteClass::CopiedToUser], 1 << 20);
         assert_eq!(d.faults_user, 3);
         assert_eq!(
             d.row("read/file"),

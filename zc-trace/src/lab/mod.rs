@@ -41,12 +41,13 @@ use crate::{
     error::{EXIT_USAGE, failure},
     preflight::{self, Output},
     render::format::{bytes, duration_ns, grouped},
-    session::{self, TraceOptions},
+    session::{self, TraceOptions, Traced},
 };
 
 use checksum::{Filler, Hasher};
 use measure::Sample;
 use method::Method;
+use receiver::Received;
 use results::{LabResults, MethodResult, Run};
 use sender::SenderArgs;
 
@@ -340,6 +341,29 @@ impl Lab {
         if self.cold && method != Method::Noop {
             drop_from_cache(&self.file)?;
         }
+        let (traced, received) = self.trace_sender(method)?;
+        let traced = traced?;
+        check_interrupted()?;
+        sender_succeeded(&traced, method)?;
+        let received =
+            received.with_context(|| format!("receiving the {} transfer", method.label()))?;
+        let record = std::fs::read(&self.result)
+            .with_context(|| format!("reading the {} sender's result", method.label()))?;
+        let timing = sender::decode(&record)?;
+        let delivered = self.delivered(method, &received)?;
+        let _ = std::fs::remove_file(&self.dest);
+        let report = &traced.report;
+        Ok(Run {
+            sample: Sample::from_report(report),
+            timing,
+            delivered,
+            pid: report.target.pid,
+            dropped: report.dropped.values().sum(),
+        })
+    }
+
+    /// The command line of the sender of `method`.
+    fn sender_argv(&self, method: Method) -> Result<Vec<String>> {
         let port = self.listener.local_addr()?.port();
         let mut argv = vec![self.exe.clone(), "lab-sender".to_owned()];
         argv.extend(
@@ -355,8 +379,15 @@ impl Lab {
             }
             .to_args(),
         );
+        Ok(argv)
+    }
+
+    /// Runs the sender of `method` traced, with the receiver on a thread of
+    /// its own: what the trace and the receiver each gave.
+    fn trace_sender(&self, method: Method) -> Result<(Result<Traced>, Result<Received>)> {
+        let argv = self.sender_argv(method)?;
         let stop = AtomicBool::new(false);
-        let (traced, received) = std::thread::scope(|s| {
+        Ok(std::thread::scope(|s| {
             let rx = s.spawn(|| receiver::receive(&self.listener, &self.token, &stop));
             let traced = session::trace(&TraceOptions {
                 spec: TargetSpec::Wrap(argv.into_iter().map(Into::into).collect()),
@@ -376,35 +407,19 @@ impl Lab {
                 .join()
                 .unwrap_or_else(|_| Err(anyhow!("the receiver thread panicked")));
             (traced, received)
-        });
-        let traced = traced?;
-        check_interrupted()?;
-        if let Some(sig) = traced.stopped_by {
-            return Err(failure(
-                (128 + sig) as u8,
-                format!("interrupted by signal {sig}: the lab stopped and removed its test files"),
-            ));
-        }
-        match traced.exit_code {
-            Some(0) => {}
-            Some(code) => bail!(
-                "the {} sender failed (exit code {code}; its error is above): the lab cannot measure this method here",
-                method.label()
-            ),
-            None => bail!("the {} sender did not exit", method.label()),
-        }
-        let received =
-            received.with_context(|| format!("receiving the {} transfer", method.label()))?;
-        let record = std::fs::read(&self.result)
-            .with_context(|| format!("reading the {} sender's result", method.label()))?;
-        let timing = sender::decode(&record)?;
+        }))
+    }
 
-        let delivered = match method {
+    /// The bytes `method` delivered, checked against the test file: over
+    /// the socket, or into the copy for copy_file_range; none for the
+    /// baseline.
+    fn delivered(&self, method: Method, received: &Received) -> Result<u64> {
+        match method {
             Method::Noop => {
                 if received.bytes != 0 {
                     bail!("the baseline sender sent {} bytes", received.bytes);
                 }
-                0
+                Ok(0)
             }
             Method::CopyFileRange => {
                 if received.bytes != 0 {
@@ -415,22 +430,13 @@ impl Lab {
                 }
                 let (n, sum) = checksum_file(&self.dest)?;
                 self.verify(method, n, sum)?;
-                n
+                Ok(n)
             }
             _ => {
                 self.verify(method, received.bytes, received.checksum)?;
-                received.bytes
+                Ok(received.bytes)
             }
-        };
-        let _ = std::fs::remove_file(&self.dest);
-        let report = &traced.report;
-        Ok(Run {
-            sample: Sample::from_report(report),
-            timing,
-            delivered,
-            pid: report.target.pid,
-            dropped: report.dropped.values().sum(),
-        })
+        }
     }
 
     fn verify(&self, method: Method, n: u64, sum: u64) -> Result<()> {
@@ -493,6 +499,24 @@ fn checksum_file(path: &Path) -> Result<(u64, u64)> {
         h.update(&buf[..n]);
     }
     Ok((h.len(), h.finish()))
+}
+
+/// Fails unless the traced sender ran to its end and exited 0.
+fn sender_succeeded(traced: &Traced, method: Method) -> Result<()> {
+    if let Some(sig) = traced.stopped_by {
+        return Err(failure(
+            (128 + sig) as u8,
+            format!("interrupted by signal {sig}: the lab stopped and removed its test files"),
+        ));
+    }
+    match traced.exit_code {
+        Some(0) => Ok(()),
+        Some(code) => bail!(
+            "the {} sender failed (exit code {code}; its error is above): the lab cannot measure this method here",
+            method.label()
+        ),
+        None => bail!("the {} sender did not exit", method.label()),
+    }
 }
 
 /// `--cold`: asks the kernel to drop the file's pages from the page cache,

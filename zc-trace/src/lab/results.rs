@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use zc_trace_common::syscalls::{Class, shape};
 
+use crate::model::bytes::ByteClass;
 use crate::model::ledger::MODE_SWITCH_RULE;
 use crate::model::report::{
     Bytes, ContextSwitches, Counts, PageFaults, Report, SyscallEntry, Target, Tool, Totals,
@@ -118,7 +119,7 @@ impl MethodResult {
                 "B / B",
                 0.01,
                 per_byte(
-                    m.copied_to_user + m.copied_from_user,
+                    m.bytes[ByteClass::CopiedToUser] + m.bytes[ByteClass::CopiedFromUser],
                     md.copied_to_user + md.copied_from_user,
                 ),
             ),
@@ -127,7 +128,7 @@ impl MethodResult {
                 "zero-copy",
                 "B / B",
                 0.01,
-                per_byte(m.zero_copy, md.zero_copy),
+                per_byte(m.bytes[ByteClass::ZeroCopy], md.zero_copy),
             ),
             fig(
                 "page_faults",
@@ -151,13 +152,13 @@ impl MethodResult {
             .filter(|k| match *k {
                 // Name the direction that is off, not both.
                 "copied_to_user" => off(
-                    self.measured.copied_to_user,
+                    self.measured.bytes[ByteClass::CopiedToUser],
                     self.model.copied_to_user,
                     self.delivered,
                     size,
                 ),
                 "copied_from_user" => off(
-                    self.measured.copied_from_user,
+                    self.measured.bytes[ByteClass::CopiedFromUser],
                     self.model.copied_from_user,
                     self.delivered,
                     size,
@@ -284,26 +285,23 @@ fn calls_json(s: &Sample) -> Value {
 }
 
 fn sample_json(s: &Sample) -> Value {
-    json!({
+    let mut v = json!({
         "syscalls": s.syscalls,
         "errors": s.errors,
         "mode_switches": s.mode_switches,
         "kernel_time_ns": s.kernel_ns,
         "on_cpu_time_ns": s.on_cpu_ns,
-        "copied_to_user": s.copied_to_user,
-        "copied_from_user": s.copied_from_user,
-        "zero_copy": s.zero_copy,
-        "mapped": s.mapped,
-        "disk_read": s.disk_read,
-        "zerocopy_sent": s.zerocopy_sent,
-        "zerocopy_copied": s.zerocopy_copied,
-        "cow_copied": s.cow_copied,
         "page_faults": s.page_faults(),
         "page_faults_detail": {"user": s.faults_user, "kernel": s.faults_kernel, "file": s.faults_file},
         "context_switches": s.context_switches(),
         "context_switches_detail": {"voluntary": s.cs_voluntary, "involuntary": s.cs_involuntary},
         "calls": calls_json(s),
-    })
+    });
+    // The bytes under the report's keys, one per class.
+    for class in ByteClass::ALL {
+        v[class.key()] = json!(s.bytes[class]);
+    }
+    v
 }
 
 pub fn to_json(r: &LabResults) -> Value {
@@ -440,13 +438,7 @@ fn as_report(m: &MethodResult) -> Report {
                 file: u(s.faults_file),
                 ..Default::default()
             },
-            bytes: Bytes {
-                copied_to_user: u(s.copied_to_user),
-                copied_from_user: u(s.copied_from_user),
-                zero_copy: u(s.zero_copy),
-                mapped: u(s.mapped),
-                ..Default::default()
-            },
+            bytes: bytes_of(s),
             ..Default::default()
         },
         notes: vec![
@@ -455,6 +447,15 @@ fn as_report(m: &MethodResult) -> Report {
         ],
         ..Default::default()
     }
+}
+
+/// A sample's bytes as the report's (a class below zero as none).
+fn bytes_of(s: &Sample) -> Bytes {
+    let mut b = Bytes::default();
+    for class in ByteClass::ALL {
+        *b.get_mut(class) = s.bytes[class].max(0) as u64;
+    }
+    b
 }
 
 /// The tracer's class of syscall `name` (other for a name it does not know).
@@ -490,8 +491,8 @@ pub(crate) mod tests {
         );
         s.syscalls = 128;
         s.mode_switches = 256;
-        s.copied_to_user = SIZE as i64;
-        s.copied_from_user = SIZE as i64;
+        s.bytes[ByteClass::CopiedToUser] = SIZE as i64;
+        s.bytes[ByteClass::CopiedFromUser] = SIZE as i64;
         s.faults_kernel = 16;
         s.cs_voluntary = 40;
         Run {
@@ -525,9 +526,9 @@ pub(crate) mod tests {
         );
         sf_run.sample.syscalls = 64;
         sf_run.sample.mode_switches = 128;
-        sf_run.sample.copied_to_user = 0;
-        sf_run.sample.copied_from_user = 0;
-        sf_run.sample.zero_copy = SIZE as i64;
+        sf_run.sample.bytes[ByteClass::CopiedToUser] = 0;
+        sf_run.sample.bytes[ByteClass::CopiedFromUser] = 0;
+        sf_run.sample.bytes[ByteClass::ZeroCopy] = SIZE as i64;
         sf_run.sample.faults_kernel = 0;
         let sf = MethodResult::new(
             Method::Sendfile,
@@ -631,6 +632,25 @@ pub(crate) mod tests {
         assert_eq!(m["disagrees"], json!(["page_faults"]));
         assert_eq!(v["methods"][1]["zero_copy"], SIZE);
         assert_eq!(v["baseline"]["subtracted"], true);
+    }
+
+    /// A method's bytes are under the report's keys, every class of the
+    /// ledger (device and direct_io were left out before there was one
+    /// list of classes).
+    #[test]
+    fn json_has_every_byte_class_of_the_report() {
+        let v = to_json(&results());
+        for class in ByteClass::ALL {
+            for m in [
+                &v["methods"][0],
+                &v["methods"][0]["runs"][0],
+                &v["baseline"]["measured"],
+            ] {
+                assert!(m[class.key()].is_i64(), "{} missing: {m}", class.key());
+            }
+        }
+        assert_eq!(v["methods"][1]["zero_copy"], SIZE);
+        assert_eq!(chart_runs(&results())[1].1.totals.bytes.zero_copy, SIZE);
     }
 
     #[test]

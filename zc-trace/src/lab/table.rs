@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::model::bytes::ByteClass;
 use crate::model::ledger::MODE_SWITCH_RULE;
 use crate::render::format::{bytes, duration_ns, grouped};
 
@@ -20,6 +21,20 @@ const MODEL_W: usize = 7;
 
 pub fn render(r: &LabResults) -> String {
     let mut s = String::new();
+    title(&mut s, r);
+    column_heads(&mut s);
+    for m in &r.methods {
+        let _ = writeln!(s, "{}", row(m, r.size));
+    }
+    disk_reads(&mut s, r);
+    zerocopy_sends(&mut s, r);
+    per_method(&mut s, r);
+    legend(&mut s, r);
+    s
+}
+
+/// What was sent, how, and what the marks mean.
+fn title(s: &mut String, r: &LabResults) {
     let _ = writeln!(
         s,
         "\nzc-trace lab: {} test file ({} B), {} chunks, loopback TCP, page cache {}, median of {} run{}",
@@ -40,8 +55,10 @@ pub fn render(r: &LabResults) -> String {
          ! = differs by more than {:.0}%",
         TOLERANCE * 100.0
     );
+}
 
-    // Two header lines: the figure and its unit, then measured / model.
+/// Two header lines: the figure and its unit, then measured / model.
+fn column_heads(s: &mut String) {
     let pairs = [
         "syscalls / MiB",
         "mode sw. / MiB",
@@ -68,43 +85,47 @@ pub fn render(r: &LabResults) -> String {
     );
     let _ = writeln!(s, "{h1}");
     let _ = writeln!(s, "{h2}");
+}
 
-    for m in &r.methods {
-        let _ = writeln!(s, "{}", row(m, r.size));
+/// With --cold: the DMA from disk per byte delivered, by method.
+fn disk_reads(s: &mut String, r: &LabResults) {
+    if !r.cold {
+        return;
     }
-    if r.cold {
-        let per_byte: Vec<String> = r
-            .methods
-            .iter()
-            .map(|m| {
-                let delivered = m.delivered.max(1) as f64;
-                format!(
-                    "{} {:.2}",
-                    m.method.label(),
-                    m.measured.disk_read as f64 / delivered
-                )
-            })
-            .collect();
-        let line = format!(
-            "disk -> page cache per byte delivered (measured: the textbook's first DMA copy; the NIC's DMA \
-             has no counterpart on loopback): {}",
-            per_byte.join(", ")
-        );
-        let _ = writeln!(s);
-        wrap(&mut s, &line, "  ", "    ");
-    }
+    let per_byte: Vec<String> = r
+        .methods
+        .iter()
+        .map(|m| {
+            let delivered = m.delivered.max(1) as f64;
+            format!(
+                "{} {:.2}",
+                m.method.label(),
+                m.measured.bytes[ByteClass::DiskRead] as f64 / delivered
+            )
+        })
+        .collect();
+    let line = format!(
+        "disk -> page cache per byte delivered (measured: the textbook's first DMA copy; the NIC's DMA \
+         has no counterpart on loopback): {}",
+        per_byte.join(", ")
+    );
+    let _ = writeln!(s);
+    wrap(s, &line, "  ", "    ");
+}
 
+/// The methods that sent with MSG_ZEROCOPY: pinned and copied later.
+fn zerocopy_sends(s: &mut String, r: &LabResults) {
     let pinned: Vec<String> = r
         .methods
         .iter()
-        .filter(|m| m.measured.zerocopy_sent > 0)
+        .filter(|m| m.measured.bytes[ByteClass::ZerocopySent] > 0)
         .map(|m| {
             let delivered = m.delivered.max(1) as f64;
             format!(
                 "{} pinned {:.2} per byte delivered, copied later {:.2}",
                 m.method.label(),
-                m.measured.zerocopy_sent as f64 / delivered,
-                m.measured.zerocopy_copied as f64 / delivered
+                m.measured.bytes[ByteClass::ZerocopySent] as f64 / delivered,
+                m.measured.bytes[ByteClass::ZerocopyCopied] as f64 / delivered
             )
         })
         .collect();
@@ -116,9 +137,12 @@ pub fn render(r: &LabResults) -> String {
             pinned.join(", ")
         );
         let _ = writeln!(s);
-        wrap(&mut s, &line, "  ", "    ");
+        wrap(s, &line, "  ", "    ");
     }
+}
 
+/// What each method called, and the model's note on it.
+fn per_method(s: &mut String, r: &LabResults) {
     let label_indent = " ".repeat(2 + METHOD_W);
     let _ = writeln!(
         s,
@@ -126,14 +150,17 @@ pub fn render(r: &LabResults) -> String {
     );
     for m in &r.methods {
         let first = format!("  {:<METHOD_W$}", m.method.label());
-        wrap(&mut s, &calls(&m.measured), &first, &label_indent);
+        wrap(s, &calls(&m.measured), &first, &label_indent);
     }
     let _ = writeln!(s, "\n  model notes");
     for m in &r.methods {
         let first = format!("  {:<METHOD_W$}", m.method.label());
-        wrap(&mut s, m.model.note, &first, &label_indent);
+        wrap(s, m.model.note, &first, &label_indent);
     }
+}
 
+/// The notes under the table: how it was measured, and the run.
+fn legend(s: &mut String, r: &LabResults) {
     let every = r.methods.iter().all(|m| m.delivered == r.size);
     let mut legend = vec![
         "* in-kernel copies per byte are the model's (page cache -> socket buffer, or file -> file for \
@@ -179,9 +206,8 @@ pub fn render(r: &LabResults) -> String {
     );
     let _ = writeln!(s);
     for p in legend {
-        wrap(&mut s, &p, "  ", "    ");
+        wrap(s, &p, "  ", "    ");
     }
-    s
 }
 
 fn row(m: &MethodResult, size: u64) -> String {
@@ -312,8 +338,8 @@ mod tests {
     fn zerocopy_sends_get_their_line_only_when_there_are_some() {
         let mut r = results();
         assert!(!render(&r).contains("MSG_ZEROCOPY"));
-        r.methods[0].measured.zerocopy_sent = r.methods[0].delivered as i64;
-        r.methods[0].measured.zerocopy_copied = r.methods[0].delivered as i64 / 2;
+        r.methods[0].measured.bytes[ByteClass::ZerocopySent] = r.methods[0].delivered as i64;
+        r.methods[0].measured.bytes[ByteClass::ZerocopyCopied] = r.methods[0].delivered as i64 / 2;
         let out = render(&r);
         let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(

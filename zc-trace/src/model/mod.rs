@@ -5,6 +5,7 @@
 //! `ledger` turns a snapshot into the copy ledger; `report` holds the
 //! serialisable result every renderer reads.
 
+pub mod bytes;
 pub mod compare;
 pub mod interval;
 pub mod ledger;

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use derive_more::AddAssign;
 use serde::{Deserialize, Serialize};
-use zc_trace_common::{FdKind, ProcCounters, syscalls::Class};
+use zc_trace_common::syscalls::Class;
+
+pub use super::bytes::Bytes;
 
 /// Bump when a field changes meaning or goes away; adding fields is fine.
 /// 2: `copied_*` no longer hold character-device and O_DIRECT bytes, which
@@ -462,45 +464,6 @@ impl ContextSwitches {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, AddAssign)]
-pub struct Bytes {
-    /// Returned by read-family calls: copied by the CPU, kernel -> user.
-    pub copied_to_user: u64,
-    /// Accepted by write-family calls: copied by the CPU, user -> kernel.
-    pub copied_from_user: u64,
-    /// Moved by sendfile/splice/tee/vmsplice/copy_file_range.
-    pub zero_copy: u64,
-    /// Length of file-backed mmap calls.
-    pub mapped: u64,
-    /// Read or written by read/write-family calls on a character device
-    /// (/dev/null, /dev/zero, ttys ...): the driver decides, not a copy.
-    #[serde(default)]
-    pub device: u64,
-    /// Read or written by read/write-family calls on an O_DIRECT file or
-    /// block device: DMA straight to or from the user pages, no CPU copy.
-    #[serde(default)]
-    pub direct_io: u64,
-    /// Read from storage into the page cache on the process's behalf (the
-    /// DMA before any copy): pages inserted in its context outside write
-    /// calls. Not part of the bytes that crossed the user/kernel boundary.
-    #[serde(default)]
-    pub disk_read: u64,
-    /// Handed to the kernel pinned, not copied at the call: send calls
-    /// with MSG_ZEROCOPY on an SO_ZEROCOPY socket, io_uring SEND_ZC.
-    #[serde(default)]
-    pub zerocopy_sent: u64,
-    /// Of `zerocopy_sent`, what the kernel reported it copied after all
-    /// (over loopback: all of it). Only known for the completions the
-    /// program read; see the notes.
-    #[serde(default)]
-    pub zerocopy_copied: u64,
-    /// Copied by copy-on-write faults (a forked child writing its parent's
-    /// pages, writes into a MAP_PRIVATE file mapping): page size x pages
-    /// copied. Not part of the bytes that crossed the user/kernel boundary.
-    #[serde(default)]
-    pub cow_copied: u64,
-}
-
 // Class::ALL lists the classes in discriminant order with Other last (the
 // rank of a class in every table and legend): a class numbered before Other
 // but missing from ALL fails here.
@@ -512,109 +475,6 @@ const _: () = {
     }
     assert!(Class::ALL.len() == Class::Other as usize + 1);
 };
-
-impl Bytes {
-    /// The ledger rule: the column a class's bytes are filed under, `None`
-    /// for a class whose bytes the ledger does not count.
-    fn column(&mut self, class: Class) -> Option<&mut u64> {
-        match class {
-            Class::CopyToUser => Some(&mut self.copied_to_user),
-            Class::CopyFromUser => Some(&mut self.copied_from_user),
-            Class::ZeroCopy => Some(&mut self.zero_copy),
-            Class::Mapping => Some(&mut self.mapped),
-            Class::Other => None,
-        }
-    }
-
-    /// Files `bytes` of a call of class `class` on an fd of kind `kind`
-    /// under its column. A read or write on a character device or an
-    /// O_DIRECT fd is not a CPU copy: the driver, or the device's DMA, moves
-    /// the data.
-    pub fn add(&mut self, class: Class, kind: FdKind, bytes: u64) {
-        let copy = matches!(class, Class::CopyToUser | Class::CopyFromUser);
-        let column = match kind {
-            FdKind::Device if copy => Some(&mut self.device),
-            FdKind::Direct if copy => Some(&mut self.direct_io),
-            FdKind::Zerocopy if copy => Some(&mut self.zerocopy_sent),
-            _ => self.column(class),
-        };
-        if let Some(n) = column {
-            *n += bytes;
-        }
-    }
-
-    /// The bytes filed under `class` (0 for a class without a column).
-    pub fn of(&self, class: Class) -> u64 {
-        let mut copy = *self;
-        copy.column(class).map_or(0, |n| *n)
-    }
-
-    /// Every column's bytes, in ledger order.
-    pub fn total(&self) -> u64 {
-        Class::ledger().map(|(c, _)| self.of(c)).sum()
-    }
-
-    /// The bytes the calls moved across the user/kernel boundary: copied
-    /// either way, moved zero-copy, and moved without a CPU copy at the
-    /// call (devices, O_DIRECT, MSG_ZEROCOPY). Mapped bytes are a length,
-    /// not a transfer; disk reads, the kernel's deferred copies of
-    /// zero-copy sends and copy-on-write copies are not extra bytes moved.
-    pub fn moved(&self) -> u64 {
-        self.copied_to_user
-            + self.copied_from_user
-            + self.zero_copy
-            + self.device
-            + self.direct_io
-            + self.zerocopy_sent
-    }
-
-    /// The bytes the counters of events (not syscall rows) file: disk
-    /// reads, zero-copy sends outside syscalls and their notifications,
-    /// copy-on-write copies.
-    pub fn from_events(e: &ProcCounters) -> Self {
-        Bytes {
-            disk_read: e.disk_read,
-            zerocopy_sent: e.zerocopy_sent,
-            zerocopy_copied: e.zerocopy_copied,
-            cow_copied: e.cow_copied,
-            ..Default::default()
-        }
-    }
-
-    /// The bytes moved since `before`, column by column (0 for a column
-    /// that went backwards, which a cumulative count never should).
-    pub fn since(&self, before: &Bytes) -> Bytes {
-        let mut out = Bytes::default();
-        for (class, _) in Class::ledger() {
-            if let Some(n) = out.column(class) {
-                *n = self.of(class).saturating_sub(before.of(class));
-            }
-        }
-        out.device = self.device.saturating_sub(before.device);
-        out.direct_io = self.direct_io.saturating_sub(before.direct_io);
-        out.disk_read = self.disk_read.saturating_sub(before.disk_read);
-        out.zerocopy_sent = self.zerocopy_sent.saturating_sub(before.zerocopy_sent);
-        out.zerocopy_copied = self.zerocopy_copied.saturating_sub(before.zerocopy_copied);
-        out.cow_copied = self.cow_copied.saturating_sub(before.cow_copied);
-        out
-    }
-
-    /// Bytes the CPU copied across the boundary, both ways.
-    pub fn cpu_copied(&self) -> u64 {
-        self.copied_to_user + self.copied_from_user
-    }
-
-    /// The share of the bytes moved that went zero-copy rather than
-    /// copied by the CPU, 0..=1 (0 when nothing moved).
-    pub fn zero_copy_share(&self) -> f64 {
-        let moved = self.zero_copy + self.cpu_copied();
-        if moved == 0 {
-            0.0
-        } else {
-            self.zero_copy as f64 / moved as f64
-        }
-    }
-}
 
 #[cfg(test)]
 mod share_tests {
@@ -757,17 +617,6 @@ mod tests {
             0,
             "off-CPU never above wall"
         );
-    }
-
-    #[test]
-    fn bytes_are_filed_by_class() {
-        let mut b = Bytes::default();
-        for (i, class) in Class::ALL.into_iter().enumerate() {
-            b.add(class, FdKind::File, 1 << i);
-        }
-        assert_eq!(b.of(Class::Mapping), 8);
-        assert_eq!(b.of(Class::Other), 0);
-        assert_eq!(b.total(), 15);
     }
 
     /// Sampled statistics: the syscall probes' runs for the traced calls

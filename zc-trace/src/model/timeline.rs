@@ -1,13 +1,10 @@
 //! The sampled time series: cumulative counters every interval.
 
-use zc_trace_common::{
-    FdKind,
-    syscalls::{Class, class_of},
-    uring,
-};
+use zc_trace_common::{FdKind, syscalls::class_of, uring};
 
 use super::{
     Counters,
+    bytes::{ByteClass, PerClass},
     report::{Bytes, TimelineSample},
 };
 
@@ -37,19 +34,16 @@ pub struct Rate {
     pub t_start_ns: u64,
     pub t_end_ns: u64,
     pub syscalls: f64,
-    /// Bytes per second of each class, in `Class::ALL` order.
-    bytes: [f64; Class::ALL.len()],
+    /// Bytes per second of each byte class.
+    bytes: PerClass<f64>,
     pub page_faults: f64,
     pub context_switches: f64,
 }
 
 impl Rate {
     /// Bytes per second filed under `class`.
-    pub fn bytes(&self, class: Class) -> f64 {
-        Class::ALL
-            .iter()
-            .position(|c| *c == class)
-            .map_or(0.0, |i| self.bytes[i])
+    pub fn bytes(&self, class: ByteClass) -> f64 {
+        self.bytes[class]
     }
 }
 
@@ -72,7 +66,7 @@ pub fn rates(samples: &[TimelineSample]) -> Vec<Rate> {
             t_start_ns: prev.t_ns,
             t_end_ns: s.t_ns,
             syscalls: per_s(s.syscalls, prev.syscalls),
-            bytes: Class::ALL.map(|c| per_s(s.bytes.of(c), prev.bytes.of(c))),
+            bytes: PerClass::from_fn(|c| per_s(s.bytes.get(c), prev.bytes.get(c))),
             page_faults: per_s(s.page_faults, prev.page_faults),
             context_switches: per_s(s.context_switches, prev.context_switches),
         });
@@ -103,10 +97,10 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!((r[0].t_start_ns, r[0].t_end_ns), (0, 100_000_000));
         assert!((r[0].syscalls - 100.0).abs() < 1e-9);
-        assert!((r[0].bytes(Class::ZeroCopy) - 10_000.0).abs() < 1e-9);
+        assert!((r[0].bytes(ByteClass::ZeroCopy) - 10_000.0).abs() < 1e-9);
         assert_eq!((r[1].t_start_ns, r[1].t_end_ns), (100_000_000, 300_000_000));
         assert!((r[1].syscalls - 100.0).abs() < 1e-9);
-        assert_eq!(r[1].bytes(Class::ZeroCopy), 0.0);
+        assert_eq!(r[1].bytes(ByteClass::ZeroCopy), 0.0);
     }
 
     #[test]

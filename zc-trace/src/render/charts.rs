@@ -1,6 +1,6 @@
 //! Charts of a report, as PNG (bitmap backend) or SVG (svg backend).
 //!
-//! Text comes from an embedded DejaVu Sans (assets/), registered with
+//! Text comes from an embedded DejaVu Sans (zc-trace-format), registered with
 //! plotters' `ab_glyph` feature and measured and rasterised by `text`, so
 //! rendering needs no system font and no fontconfig. Each chart is one
 //! module that draws onto any plotters backend; this file picks the charts
@@ -32,7 +32,7 @@ use crate::model::report::Report;
 use text::Typeset;
 
 pub use compare::metrics;
-pub use palette::{ExtraPath, class_colour, hex};
+pub use palette::{byte_colour, class_colour, hex};
 pub use units::figure;
 
 /// Every chart is drawn at this size, in pixels (the SVG's view box too).

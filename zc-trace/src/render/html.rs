@@ -5,15 +5,16 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use super::charts::{self, ExtraPath, class_colour, hex, metrics};
+use super::charts::{self, byte_colour, class_colour, hex, metrics};
 use super::format::{
     bytes, call_time, cpu_cell, cpu_time, duration_ns, fault_split, grouped, printable,
 };
 use super::groups::{TIME_COLUMNS, cells, groups};
+use crate::model::bytes::ByteClass;
 use crate::model::compare::Basis;
 use crate::model::ledger::MODE_SWITCH_RULE;
 use crate::model::report::{Report, SyscallEntry, Timing};
-use zc_trace_common::syscalls::Class;
+use zc_trace_format::utc_ms as utc;
 
 const STYLE: &str = "\
 body{font-family:'DejaVu Sans',system-ui,sans-serif;color:#212121;margin:0 auto;max-width:1320px;padding:0 20px 40px}
@@ -171,28 +172,17 @@ fn ledger(s: &mut String, r: &Report) {
         s,
         "<h2>Copy ledger</h2><table><tr><th>path</th><th class=n>bytes</th><th class=n>exact</th><th>by</th></tr>"
     );
-    for (class, row) in Class::ledger() {
-        let n = b.of(class);
+    for class in ByteClass::shown(b) {
+        let look = class.look();
+        let n = b.get(class);
         let _ = writeln!(
             s,
             "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{} B</td><td>{}</td></tr>",
-            hex(class_colour(class)),
-            esc(row.label),
+            hex(byte_colour(class)),
+            esc(look.label),
             bytes(n),
             grouped(n),
-            row.via
-        );
-    }
-    for p in ExtraPath::shown(b) {
-        let n = p.of(b);
-        let _ = writeln!(
-            s,
-            "<tr><td><span class=swatch style=\"background:{}\"></span>{}</td><td class=n>{}</td><td class=n>{} B</td><td>{}</td></tr>",
-            hex(p.colour()),
-            esc(p.label()),
-            bytes(n),
-            grouped(n),
-            esc(p.reason())
+            esc(look.via)
         );
     }
     let _ = writeln!(s, "</table>");
@@ -363,28 +353,7 @@ fn target(r: &Report) -> String {
 }
 
 fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in printable(text).chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// "2026-11-23 12:26:36 UTC" from Unix milliseconds (humantime's RFC 3339
-/// form, made easier to read).
-fn utc(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replacen('T', " ", 1)
-        .replace('Z', " UTC")
+    zc_trace_format::xml_escape(&printable(text))
 }
 
 #[cfg(test)]

@@ -3,15 +3,13 @@
 
 use std::fmt::Write as _;
 
-use zc_trace_common::syscalls::Class;
-
 use crate::model::{
+    bytes::ByteClass,
     ledger::{MODE_SWITCH_RULE, how_measured},
     report::{Process, Report, SyscallEntry, Timing, Totals},
 };
 
 use super::{
-    charts::ExtraPath,
     format::{bytes, call_time, cpu_cell, cpu_time, duration_ns, fault_split, grouped, printable},
     groups::{TIME_COLUMNS, cells, groups},
 };
@@ -78,30 +76,20 @@ fn header(s: &mut String, r: &Report) {
     );
 }
 
-/// The copy ledger: one row per class with a ledger row.
+/// The copy ledger: one row per byte class shown.
 fn ledger(s: &mut String, r: &Report) {
     let _ = writeln!(s, "\nCopy ledger (bytes across the user/kernel boundary)");
-    for (class, row) in Class::ledger() {
-        let n = r.totals.bytes.of(class);
-        let _ = writeln!(
-            s,
-            "  {:<31} {:>11}  {:>16} B   {}",
-            row.text_label,
-            bytes(n),
-            grouped(n),
-            row.text_via
-        );
-    }
     let b = &r.totals.bytes;
-    for p in ExtraPath::shown(b) {
-        let n = p.of(b);
+    for class in ByteClass::shown(b) {
+        let look = class.look();
+        let n = b.get(class);
         let _ = writeln!(
             s,
             "  {:<31} {:>11}  {:>16} B   {}",
-            p.label(),
+            look.text_label,
             bytes(n),
             grouped(n),
-            p.reason()
+            look.text_via
         );
     }
 }

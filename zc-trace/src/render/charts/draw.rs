@@ -66,31 +66,58 @@ where
     Ok(area.split_vertically(HEADER_HEIGHT).1)
 }
 
+const LEGEND_BOX: i32 = 14;
+const LEGEND_LINE: i32 = 24;
+
+/// Where a legend `width` pixels wide puts each item: (x, y, its label as
+/// it fits), wrapping onto more lines when a row is full.
+fn legend_layout(width: u32, items: &[(String, RGBColor)]) -> Vec<(i32, i32, String)> {
+    let width = width as i32 - PAD;
+    let (mut x, mut y) = (PAD, 6);
+    let mut placed = Vec::with_capacity(items.len());
+    for (label, _) in items {
+        let label = fit(
+            label,
+            LABEL_SIZE,
+            (width - PAD - LEGEND_BOX - 6).max(0) as u32,
+        );
+        let w = LEGEND_BOX + 6 + text_width(&label, LABEL_SIZE) as i32;
+        if x > PAD && x + w > width {
+            x = PAD;
+            y += LEGEND_LINE;
+        }
+        placed.push((x, y, label));
+        x += w + 26;
+    }
+    placed
+}
+
+/// The height of a legend laid out as `placed`: down to its last row.
+fn placed_height(placed: &[(i32, i32, String)]) -> u32 {
+    (placed.last().map_or(6, |p| p.1) + LEGEND_LINE) as u32
+}
+
+/// The height a legend of `items` takes in an area `width` pixels wide.
+pub fn legend_height(width: u32, items: &[(String, RGBColor)]) -> u32 {
+    placed_height(&legend_layout(width, items))
+}
+
 /// A row of coloured squares with their labels, wrapping onto more lines if
 /// they do not fit. Returns the height used.
 pub fn legend<DB: DrawingBackend>(area: &Area<DB>, items: &[(String, RGBColor)]) -> Result<u32>
 where
     DB::ErrorType: 'static,
 {
-    const BOX: i32 = 14;
-    const LINE: i32 = 24;
-    let width = area.dim_in_pixel().0 as i32 - PAD;
-    let (mut x, mut y) = (PAD, 6);
-    for (label, colour) in items {
-        let label = fit(label, LABEL_SIZE, (width - PAD - BOX - 6).max(0) as u32);
-        let w = BOX + 6 + text_width(&label, LABEL_SIZE) as i32;
-        if x > PAD && x + w > width {
-            x = PAD;
-            y += LINE;
-        }
+    let placed = legend_layout(area.dim_in_pixel().0, items);
+    for ((x, y, label), (_, colour)) in placed.iter().zip(items) {
+        let (x, y) = (*x, *y);
         area.draw(&Rectangle::new(
-            [(x, y + 2), (x + BOX, y + 2 + BOX)],
+            [(x, y + 2), (x + LEGEND_BOX, y + 2 + LEGEND_BOX)],
             colour.filled(),
         ))?;
-        area.draw_text(&label, &font(LABEL_SIZE), (x + BOX + 6, y + 1))?;
-        x += w + 26;
+        area.draw_text(label, &font(LABEL_SIZE), (x + LEGEND_BOX + 6, y + 1))?;
     }
-    Ok((y + LINE) as u32)
+    Ok(placed_height(&placed))
 }
 
 /// A panel that has nothing to plot: its caption and a few centred lines

@@ -5,15 +5,15 @@ use plotters::prelude::*;
 
 use super::draw::{Bar, Bars, LABEL_SIZE, footer, hbars, header, legend, muted};
 use super::palette::{
-    CONTEXT_SWITCHES, ExtraPath, MODE_SWITCHES, PAGE_FAULTS, SYSCALLS, class_colour, path_legend,
+    CONTEXT_SWITCHES, MODE_SWITCHES, PAGE_FAULTS, SYSCALLS, byte_colour, path_legend,
 };
 use super::{Area, title, units};
 use crate::model::{
+    bytes::ByteClass,
     ledger::{MODE_SWITCH_RULE, how_measured},
     report::Report,
 };
 use crate::render::format::{bytes, duration_ns, grouped};
-use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Copy ledger";
 
@@ -40,25 +40,16 @@ where
     let (main, foot) = footer(&body, 64);
     let (left, right) = main.split_horizontally(740);
 
-    let paths: Vec<Bar> = Class::ledger()
-        .map(|(class, row)| {
-            let n = b.of(class);
-            let value = if n < 1024 {
+    let paths: Vec<Bar> = ByteClass::shown(b)
+        .map(|class| {
+            let n = b.get(class);
+            let value = if n < 1024 && class.always_shown() {
                 bytes(n)
             } else {
                 format!("{} ({} B)", bytes(n), grouped(n))
             };
-            Bar::single(row.label, n as f64, class_colour(class), value)
+            Bar::single(class.look().label, n as f64, byte_colour(class), value)
         })
-        .chain(ExtraPath::shown(b).into_iter().map(|p| {
-            let n = p.of(b);
-            Bar::single(
-                p.label(),
-                n as f64,
-                p.colour(),
-                format!("{} ({} B)", bytes(n), grouped(n)),
-            )
-        }))
         .collect();
     let max = paths.iter().map(|p| p.parts[0].0).fold(0.0, f64::max);
     hbars(
@@ -111,12 +102,7 @@ where
         },
     )?;
 
-    let mut items = path_legend();
-    items.extend(
-        ExtraPath::shown(b)
-            .into_iter()
-            .map(|p| (p.label().to_owned(), p.colour())),
-    );
+    let items = path_legend(ByteClass::shown(b));
     let used = legend(&foot, &items)?;
     // Two lines: one is wider than the chart.
     let lines = [

@@ -5,20 +5,28 @@ use anyhow::Result;
 use plotters::prelude::*;
 
 use super::draw::{Bar, Bars, footer, hbars, header, legend, message};
-use super::palette::{ExtraPath, SYSCALLS, class_colour, path_legend};
+use super::palette::{SYSCALLS, byte_colour, path_legend};
 use super::{Area, title, units};
-use crate::model::report::{Process, Report, Totals};
+use crate::model::{
+    bytes::ByteClass,
+    report::{Process, Report, Totals},
+};
 use crate::render::format::{bytes, grouped};
-use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Processes";
 
 /// Processes drawn before the rest are summed into one row.
 pub const TOP: usize = 15;
 
+/// Whether a process's bar has a part for `class`: the syscall classes'
+/// columns, and the bytes that crossed the boundary without a CPU copy.
+fn stacked(class: ByteClass) -> bool {
+    class.always_shown() || class.look().crosses_boundary
+}
+
 /// The length of a process's stacked bar: every path drawn in it.
 fn moved(t: &Totals) -> u64 {
-    t.bytes.total() + ExtraPath::boundary_bytes(&t.bytes)
+    t.bytes.sum(stacked)
 }
 
 pub fn draw<DB: DrawingBackend>(root: &Area<DB>, r: &Report) -> Result<()>
@@ -43,14 +51,9 @@ where
     }
 
     let row = |label: String, t: &Totals| {
-        let parts = Class::ledger()
-            .map(|(c, _)| (t.bytes.of(c) as f64, class_colour(c)))
-            .chain(
-                ExtraPath::ALL
-                    .into_iter()
-                    .filter(|p| p.crosses_boundary())
-                    .map(|p| (p.of(&t.bytes) as f64, p.colour())),
-            )
+        let parts = ByteClass::ledger_order()
+            .filter(|c| stacked(*c))
+            .map(|c| (t.bytes.get(c) as f64, byte_colour(c)))
             .collect();
         (
             Bar {
@@ -101,13 +104,7 @@ where
             label_width: 0,
         },
     )?;
-    let mut items = path_legend();
-    items.extend(
-        ExtraPath::shown(&r.totals.bytes)
-            .into_iter()
-            .filter(|p| p.crosses_boundary())
-            .map(|p| (p.label().to_owned(), p.colour())),
-    );
+    let items = path_legend(ByteClass::shown(&r.totals.bytes).filter(|c| stacked(*c)));
     legend(&foot, &items)?;
     Ok(())
 }

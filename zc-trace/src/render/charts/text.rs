@@ -10,8 +10,6 @@
 //! Sizes follow plotters' SVG convention (font-size = size / 1.24 px), so a
 //! label is the same size in the PNG and in the browser.
 
-use std::sync::OnceLock;
-
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
@@ -20,23 +18,15 @@ use plotters_backend::{
 
 use crate::render::format::printable;
 
-pub static FONT_BYTES: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
-
-fn font() -> Option<&'static FontRef<'static>> {
-    static FONT: OnceLock<Option<FontRef<'static>>> = OnceLock::new();
-    FONT.get_or_init(|| FontRef::try_from_slice(FONT_BYTES).ok())
-        .as_ref()
-}
+pub use zc_trace_format::font::{FONT_BYTES, font};
 
 /// Pixels per em for a plotters font size.
 fn em(size: f64) -> f32 {
     (size / 1.24) as f32
 }
 
-/// ab_glyph scales by the font's height (ascent - descent), not by the em.
 fn px_scale(f: &FontRef<'_>, size: f64) -> PxScale {
-    let upem = f.units_per_em().unwrap_or(2048.0);
-    PxScale::from(em(size) * f.height_unscaled() / upem)
+    zc_trace_format::font::px_scale(f, em(size))
 }
 
 /// Width and height in pixels of `text` drawn at `size`.
@@ -44,17 +34,7 @@ pub fn measure(text: &str, size: f64) -> (f64, f64) {
     let Some(f) = font() else {
         return (text.chars().count() as f64 * size * 0.5, size / 1.24);
     };
-    let s = f.as_scaled(px_scale(f, size));
-    let mut width = 0.0;
-    let mut prev = None;
-    for c in text.chars() {
-        let id = s.glyph_id(c);
-        if let Some(p) = prev {
-            width += s.kern(p, id);
-        }
-        width += s.h_advance(id);
-        prev = Some(id);
-    }
+    let width = zc_trace_format::font::width(f, text, em(size));
     (width as f64, em(size) as f64)
 }
 

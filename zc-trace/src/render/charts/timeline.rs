@@ -8,14 +8,16 @@ use anyhow::Result;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::draw::{CAPTION_SIZE, LABEL_SIZE, font, footer, header, legend, message, muted};
-use super::palette::{AXIS, CONTEXT_SWITCHES, GRID, PAGE_FAULTS, SYSCALLS, class_colour};
+use super::draw::{
+    CAPTION_SIZE, LABEL_SIZE, font, footer, header, legend, legend_height, message, muted,
+};
+use super::palette::{AXIS, CONTEXT_SWITCHES, GRID, PAGE_FAULTS, SYSCALLS, byte_colour};
 use super::units::{self, Scale, tick_in};
 use super::{Area, title};
+use crate::model::bytes::ByteClass;
 use crate::model::report::{Report, TimelineSample};
 use crate::model::timeline::{Rate, rates};
 use crate::render::format::{duration_ns, grouped};
-use zc_trace_common::syscalls::Class;
 
 pub const NAME: &str = "Timeline";
 
@@ -123,22 +125,22 @@ where
     }
 
     let b = &r.totals.bytes;
-    let path_series = |class: Class| {
-        let label = class.look().ledger.map_or("", |row| row.label);
+    let path_series = |class: ByteClass| {
+        let label = class.look().label;
         Series {
-            label: if b.of(class) == 0 {
+            label: if b.get(class) == 0 {
                 format!("{label} (none)")
             } else {
                 label.to_owned()
             },
-            colour: class_colour(class),
+            colour: byte_colour(class),
             rate: Box::new(move |r: &Rate| r.bytes(class)),
         }
     };
     let panels = [
         Panel {
             caption: "Bytes per second, by path",
-            series: Class::ledger().map(|(c, _)| path_series(c)).collect(),
+            series: ByteClass::shown(b).map(path_series).collect(),
             bytes: true,
         },
         Panel {
@@ -177,7 +179,13 @@ where
         .max(r.duration_ns)
         .max(1);
     let time = units::run_time(end_ns);
-    let (plots, foot) = footer(&body, 34);
+    let items: Vec<(String, RGBColor)> = panels
+        .iter()
+        .flat_map(|p| p.series.iter().map(|s| (s.label.clone(), s.colour)))
+        .collect();
+    // Room for the legend, however many rows the paths shown take.
+    let legend_rows = legend_height(body.dim_in_pixel().0, &items);
+    let (plots, foot) = footer(&body, legend_rows + 4);
     // The byte panel gets the most room; the last one also carries the time
     // axis labels.
     let h = plots.dim_in_pixel().1;
@@ -192,10 +200,6 @@ where
         draw_panel(area, panel, &rates, &time, end_ns, last)?;
     }
 
-    let items: Vec<(String, RGBColor)> = panels
-        .iter()
-        .flat_map(|p| p.series.iter().map(|s| (s.label.clone(), s.colour)))
-        .collect();
     legend(&foot, &items)?;
     Ok(())
 }

@@ -114,24 +114,7 @@ pub fn count_label(n: u64) -> String {
     )
 }
 
-/// A ratio or a per-MiB figure, with about three significant digits.
-pub fn figure(v: f64) -> String {
-    if !v.is_finite() {
-        return "n/a".into();
-    }
-    let a = v.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if a >= 100.0 {
-        super::super::format::grouped(v.round() as u64)
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 0.01 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.1e}")
-    }
-}
+pub use zc_trace_format::figure;
 
 #[cfg(test)]
 mod tests {
