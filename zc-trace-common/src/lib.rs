@@ -377,6 +377,17 @@ pub mod totals {
     const PAIRS: u32 = (KINDS - 1) * KINDS;
     const TWO_FD_START: u32 = ONE_FD_SLOTS + URING_SLOTS;
     pub const SLOTS: u32 = TWO_FD_START + TWO_FD_CALLS.len() as u32 * PAIRS;
+    /// Words of the bitmap of the slots a CPU has written (one bit per
+    /// slot): a run touches a few dozen of the thousands of slots, and
+    /// the collector sums only those.
+    pub const SEEN_WORDS: u32 = SLOTS.div_ceil(64);
+
+    /// Where slot `slot`'s bit is in a CPU's part of the bitmap: the
+    /// word, and the bit within it.
+    #[inline(always)]
+    pub const fn seen_bit(slot: u32) -> (u32, u64) {
+        (slot / 64, 1 << (slot % 64))
+    }
 
     /// The slot of a call; None for numbers past MAX_NR that are no
     /// io_uring opcode below MAX_OPS (their only record is their process's

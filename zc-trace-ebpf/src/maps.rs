@@ -37,6 +37,15 @@ pub static PROCS: HashMap<u32, ProcInfo> = HashMap::with_max_entries(limits::MAX
 pub static TOTALS: Array<SyscallStats> =
     Array::with_max_entries(totals::SLOTS, BPF_F_MMAPABLE as u32);
 
+/// Which slots of TOTALS each CPU has written, a bit per slot
+/// (`totals::seen_bit`), `totals::SEEN_WORDS` words per CPU: set on a
+/// slot's first call on that CPU, so the collector reads the few slots in
+/// use instead of all of them every sample. Memory-mapped like TOTALS,
+/// sized to the possible CPUs at load.
+#[map]
+pub static TOTALS_SEEN: Array<u64> =
+    Array::with_max_entries(totals::SEEN_WORDS, BPF_F_MMAPABLE as u32);
+
 /// Syscall statistics per (process, syscall, fd kinds), per CPU. Rows of
 /// exited processes are folded away by the collector (see EXITS).
 /// Allocated row by row (NO_PREALLOC): preallocating 65,536 per-CPU rows

@@ -47,6 +47,8 @@ pub struct Collector {
     targets: HashMap<MapData, u32, u32>,
     procs: HashMap<MapData, u32, ProcInfo>,
     totals: Mapped<SyscallStats>,
+    /// Which slots of `totals` each CPU has written.
+    totals_seen: Mapped<u64>,
     stats: PerCpuHashMap<MapData, SyscallKey, SyscallStats>,
     event_totals: Mapped<ProcCounters>,
     proc_events: PerCpuHashMap<MapData, u32, ProcCounters>,
@@ -150,6 +152,7 @@ impl Collector {
             targets: take(probes, "TARGETS")?,
             procs: take(probes, "PROCS")?,
             totals: map_values(probes, "TOTALS", totals::SLOTS as usize * cpus)?,
+            totals_seen: map_values(probes, "TOTALS_SEEN", totals::SEEN_WORDS as usize * cpus)?,
             stats: take(probes, "STATS")?,
             event_totals: map_values(probes, "EVENT_TOTALS", cpus)?,
             proc_events: take(probes, "PROC_EVENTS")?,
@@ -245,18 +248,12 @@ impl Collector {
 
     /// The all-process totals, summed over CPUs: what the timeline samples,
     /// every --interval. Read from memory-mapped arrays, without a syscall
-    /// (the drop counts, which need one, are read at the end).
+    /// (the drop counts, which need one, are read at the end), and only
+    /// the slots in use: summing all of them took ~0.1 ms a sample.
     pub fn totals(&self) -> Counters {
-        let slots = totals::SLOTS as usize;
-        let syscalls = (0..slots)
-            .map(|slot| {
-                let mut sum = SyscallStats::default();
-                for cpu in 0..self.cpus {
-                    sum += self.totals.get(cpu * slots + slot).unwrap_or_default();
-                }
-                sum
-            })
-            .enumerate()
+        let syscalls = self
+            .seen_slots()
+            .map(|slot| (slot, self.slot_total(slot)))
             .filter(|(_, s)| s.count > 0)
             .map(|(slot, s)| {
                 let (nr, dst_kind, src_kind) = totals::call(slot as u32);
@@ -279,6 +276,33 @@ impl Collector {
             events,
             ..Default::default()
         }
+    }
+
+    /// The slots of the totals array some CPU has written, in order. A
+    /// slot whose first call is being counted right now may be missed:
+    /// it is in the next sample, as if the call had come a moment later.
+    fn seen_slots(&self) -> impl Iterator<Item = usize> + '_ {
+        let words = totals::SEEN_WORDS as usize;
+        (0..words).flat_map(move |word| {
+            let mut bits = (0..self.cpus)
+                .map(|cpu| self.totals_seen.get(cpu * words + word).unwrap_or(0))
+                .fold(0, |all, cpu_bits| all | cpu_bits);
+            std::iter::from_fn(move || {
+                let bit = bits.trailing_zeros() as usize;
+                bits &= bits.wrapping_sub(1);
+                (bit < 64).then_some(word * 64 + bit)
+            })
+        })
+    }
+
+    /// One slot of the totals array, summed over CPUs.
+    fn slot_total(&self, slot: usize) -> SyscallStats {
+        let slots = totals::SLOTS as usize;
+        let mut sum = SyscallStats::default();
+        for cpu in 0..self.cpus {
+            sum += self.totals.get(cpu * slots + slot).unwrap_or_default();
+        }
+        sum
     }
 
     /// Folds the rows of the processes that exited out of the maps, when

@@ -138,7 +138,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     let u = o.uring.unwrap_or_default();
     let (cgroup_id, cgroup_level) = opts.cgroup.as_ref().map_or((0, 0), |c| (c.id, c.level));
     let self_tgid = std::process::id();
-    // TOTALS and EVENT_TOTALS are laid out per CPU by hand (to be mapped
+    // TOTALS, TOTALS_SEEN and EVENT_TOTALS are laid out per CPU by hand (to be mapped
     // into memory): one part per possible CPU.
     let cpus = aya::util::nr_cpus()
         .map_err(|(what, e)| failure(1, format!("cannot count the possible CPUs ({what}: {e})")))?
@@ -189,6 +189,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("OFF_NOTIF_ZC_REPORT", &u.notif_zc_report, true)
         .map_max_entries("TARGET_SLOTS", target_slots)
         .map_max_entries("TOTALS", totals::SLOTS * cpus)
+        .map_max_entries("TOTALS_SEEN", totals::SEEN_WORDS * cpus)
         .map_max_entries("EVENT_TOTALS", cpus)
         .map_max_entries("INFLIGHT", if opts.timed { inflight_slots } else { 1 })
         // Only timed calls have a bucket; per-CPU memory is slow to get.

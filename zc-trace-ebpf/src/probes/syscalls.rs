@@ -32,7 +32,8 @@ use crate::{
     config::{INFLIGHT_MASK, TIMED},
     fds::fd_kind,
     maps::{
-        DETAIL, INFLIGHT, LATENCY, STATS, TOTALS, count_drop, count_drops, row_or_insert, this_cpu,
+        DETAIL, INFLIGHT, LATENCY, STATS, TOTALS, TOTALS_SEEN, count_drop, count_drops,
+        row_or_insert, this_cpu,
     },
     target::current_target,
 };
@@ -343,12 +344,28 @@ pub(crate) fn record(key: &SyscallKey, call: SyscallStats) {
         if let Some(total) = this_cpu(&TOTALS, totals::SLOTS, slot) {
             // SAFETY: this CPU's slot, written only by this CPU with
             // preemption off.
-            unsafe { *total += call };
+            unsafe {
+                if (*total).count == 0 {
+                    mark_seen(slot);
+                }
+                *total += call
+            };
         }
     }
     match row_or_insert(&STATS, key) {
         // SAFETY: as above.
         Some(row) => unsafe { *row += call },
         None => count_drop(drop::STATS_FULL),
+    }
+}
+
+/// Sets this CPU's bit of TOTALS slot `slot` in TOTALS_SEEN: once per slot
+/// and CPU in a run, so the calls after the first pay nothing for it.
+#[inline(always)]
+fn mark_seen(slot: u32) {
+    let (word, bit) = totals::seen_bit(slot);
+    if let Some(word) = this_cpu(&TOTALS_SEEN, totals::SEEN_WORDS, word) {
+        // SAFETY: this CPU's word, as for TOTALS.
+        unsafe { *word |= bit };
     }
 }
