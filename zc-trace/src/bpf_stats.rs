@@ -115,6 +115,15 @@ impl<'p> StatsWindows<'p> {
         })
     }
 
+    /// Opens the next window now if it is due before `by` (the next
+    /// sample): the sample's wakeup opens it, a few ms early, instead of a
+    /// wakeup of its own.
+    pub fn open_if_due_by(&mut self, by: Instant, traced: u64) {
+        if self.fd.is_none() && self.next_toggle().is_some_and(|at| at <= by) {
+            self.open(traced);
+        }
+    }
+
     /// Closes the open window or opens the next, as the schedule says;
     /// `traced` is the number of calls the traced processes made so far.
     pub fn toggle(&mut self, traced: u64) {

@@ -25,11 +25,13 @@ use crate::{
 
 pub mod live;
 pub(crate) mod signals;
+mod timer;
 
 use signals::{Signals, next};
+use timer::Timer;
 
-/// A bound for the live interval timer (tokio's intervals overflow on
-/// Duration::MAX); without --every it never fires.
+/// A bound for the live interval timer (a timerfd holds at most ~292
+/// years).
 const MAX_EVERY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How long a wrapped command gets to exit after it was signalled.
@@ -551,18 +553,18 @@ async fn trace_loop(
     mut reaped: mpsc::UnboundedReceiver<Reaped>,
     mut signals: Signals,
 ) -> Result<(End, Vec<crate::model::report::TimelineSample>, Option<i32>)> {
-    let mut tick = tokio::time::interval(opts.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let every = live.as_ref().map_or(Duration::MAX, |l| l.every);
-    // The first tick is an interval away, not now.
-    let mut live_tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + every.min(MAX_EVERY),
-        every.min(MAX_EVERY),
-    );
-    live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let deadline = opts
-        .duration
-        .map(|d| tokio::time::Instant::from_std(started + d));
+    // The first sample now (t ~ 0), the first live line an interval away.
+    let mut tick = Timer::every(Duration::ZERO, opts.interval)?;
+    let mut live_tick = match &live {
+        Some(l) => {
+            let every = l.every.min(MAX_EVERY);
+            Timer::every(every, every)?
+        }
+        None => Timer::new()?,
+    };
+    let mut deadline = Timer::new()?;
+    deadline.set(opts.duration.map(|d| started + d))?;
+    let mut toggle = Timer::new()?;
     let wrap = wrapped.is_some();
     // Only attached processes end a run by exiting (a wrapped command's
     // tree is reaped; a cgroup or the machine runs until stopped).
@@ -571,15 +573,20 @@ async fn trace_loop(
     let mut exit_code = None;
 
     let end = loop {
+        toggle.set(stats.next_toggle())?;
         tokio::select! {
-            _ = tick.tick() => {
+            r = tick.fired() => {
+                r?;
                 collector.fold_exited()?;
-                samples.push(timeline::sample(&collector.totals(), started.elapsed().as_nanos() as u64));
+                let totals = collector.totals();
+                samples.push(timeline::sample(&totals, started.elapsed().as_nanos() as u64));
+                stats.open_if_due_by(Instant::now() + opts.interval, totals.calls());
                 if until_targets_exit && !collector.live_targets().into_iter().any(target::is_alive) {
                     break End::TargetsExited;
                 }
             }
-            _ = live_tick.tick(), if live.is_some() => {
+            r = live_tick.fired(), if live.is_some() => {
+                r?;
                 if let Some(live) = live.as_deref_mut() {
                     live.tick(&collector.read(), started.elapsed().as_nanos() as u64);
                 }
@@ -590,10 +597,12 @@ async fn trace_loop(
             },
             _ = next(&mut signals.int) => break End::Signal(libc::SIGINT),
             _ = next(&mut signals.term) => break End::Signal(libc::SIGTERM),
-            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+            r = deadline.fired(), if opts.duration.is_some() => {
+                r?;
                 break End::Duration;
             }
-            _ = sleep_until_toggle(stats.next_toggle()), if stats.next_toggle().is_some() => {
+            r = toggle.fired(), if stats.next_toggle().is_some() => {
+                r?;
                 stats.toggle(collector.totals().calls());
             }
         }
