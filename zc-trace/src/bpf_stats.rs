@@ -5,25 +5,35 @@
 //! twice (~40 ns on a VM with retpolines), and sys_exit runs for every
 //! syscall of every process on the machine: kept on, the statistics alone
 //! would cost the whole machine more than the probes' own filter. By
-//! default they are on in windows of WINDOW (10 ms), DUTY of the time (2%). The programs'
-//! run counts and run times are read as each window opens and closes, and
-//! what they grew by inside the windows, scaled by the time the probes
-//! were live over the time the statistics were on, estimates the whole
-//! run. (Only the windows count: another tool may turn the statistics on
-//! too, since they are global.) The syscall probes run once per call of a
-//! traced process, which zc-trace counts exactly: only their runs for
-//! other processes are scaled, and their time is their time per run in
-//! the windows times the runs so estimated. The first window opens when the probes go
-//! live: a run shorter than WINDOW is measured exactly. Each window costs
-//! the collector two readings of every program's figures.
+//! default they are on DUTY of the time (2%), in windows: the first WINDOW
+//! (50 ms) long as the probes go live (a run shorter than that is measured
+//! exactly), each next one twice as long, up to MAX_WINDOW (1 s). The
+//! programs' run counts and run times are read as each window opens and
+//! closes, and what they grew by inside the windows, scaled by the time
+//! the probes were live over the time the statistics were on, estimates
+//! the whole run. (Only the windows count: another tool may turn the
+//! statistics on too, since they are global.) The syscall probes run once
+//! per call of a traced process, which zc-trace counts exactly: only their
+//! runs for other processes are scaled, and their time is their time per
+//! run in the windows times the runs so estimated.
+//!
+//! Windows grow because each costs the same whatever its length: two
+//! readings of every program's figures, and two rewrites of the kernel's
+//! code (the statistics are a static key, patched on every CPU as they go
+//! on and off): ~0.4 ms of CPU a window on a 2-CPU VM. 10 ms windows twice
+//! a second cost the collector ~0.8 ms/s; these cost ~0.2 ms/s in the
+//! first seconds and ~0.01 ms/s after a minute. A window opens at a
+//! timeline sample's wakeup when one comes before it is due.
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::{loader::Probes, model::report::Cost};
 
-/// How long each window of statistics is meant to last.
-pub const WINDOW: Duration = Duration::from_millis(10);
+/// How long the first window of statistics is meant to last ...
+pub const WINDOW: Duration = Duration::from_millis(50);
+/// ... each next one twice as long, up to this.
+pub const MAX_WINDOW: Duration = Duration::from_secs(1);
 /// The share of the run the statistics are on. A window that closes late
 /// (a busy machine wakes the collector late) is followed by a longer gap,
 /// so the share holds.
@@ -65,6 +75,8 @@ pub struct StatsWindows<'p> {
     /// When the last window closed, and how long it had been open.
     closed: Instant,
     last_len: Duration,
+    /// How long the current or next window is meant to last.
+    window: Duration,
     /// Time the statistics were on, windows closed so far.
     on: Duration,
     /// Whether the kernel ever turned them on for us.
@@ -91,6 +103,7 @@ impl<'p> StatsWindows<'p> {
             opened: now,
             closed: now,
             last_len: Duration::ZERO,
+            window: WINDOW,
             on: Duration::ZERO,
             enabled: false,
             at_open: Cost::default(),
@@ -110,7 +123,7 @@ impl<'p> StatsWindows<'p> {
             return None;
         }
         Some(match self.fd {
-            Some(_) => self.opened + WINDOW,
+            Some(_) => self.opened + self.window,
             None => self.closed + self.last_len.max(WINDOW).mul_f64(1.0 / DUTY - 1.0),
         })
     }
@@ -153,6 +166,7 @@ impl<'p> StatsWindows<'p> {
         self.closed = Instant::now();
         self.last_len = self.closed - self.opened;
         self.on += self.last_len;
+        self.window = (self.window * 2).min(MAX_WINDOW);
     }
 
     /// Ends the schedule: the run's cost as the windows saw it, scaled
