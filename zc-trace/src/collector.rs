@@ -7,14 +7,11 @@
 //! collector's CPU does not grow with the number of processes.
 
 mod batch;
+mod fold_schedule;
 mod mapped;
 mod processes;
 
-use std::{
-    collections::BTreeMap,
-    ops::AddAssign,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, ops::AddAssign, time::Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
@@ -33,14 +30,9 @@ use crate::{
     task_accounting::{self, TaskFigures},
 };
 
+use fold_schedule::FoldSchedule;
 use mapped::Mapped;
 use processes::{Processes, add_rows};
-
-/// Exited processes wait at most this long before their rows are folded
-/// away (one scan of the per-process maps folds all that are waiting) ...
-const FOLD_EVERY: Duration = Duration::from_secs(1);
-/// ... or until this many are waiting.
-const FOLD_AT: usize = 1024;
 
 pub struct Collector {
     target_slots: Array<MapData, TargetSlot>,
@@ -59,7 +51,7 @@ pub struct Collector {
     cpus: usize,
     /// Processes that exited and whose rows are still in the maps.
     exited: BTreeMap<u32, ProcIdentity>,
-    last_fold: Instant,
+    folds: FoldSchedule,
     /// The per-process detail folded out of the maps so far.
     folded: Processes,
     /// Calls whose numbers have no slot in the totals array, summed from
@@ -79,6 +71,18 @@ pub struct Collector {
     /// as settled: the all-process totals are corrected by the difference.
     accounting_counted: TaskFigures,
     accounting_settled: TaskFigures,
+}
+
+/// What one scan of the per-process maps found.
+struct Scan {
+    /// The chosen processes' rows, summed over CPUs ...
+    found: BTreeMap<u32, ProcessCounters>,
+    /// ... and the keys they were read under.
+    stats_keys: Vec<SyscallKey>,
+    event_keys: Vec<u32>,
+    /// Rows read, chosen or not.
+    stats_rows: usize,
+    event_rows: usize,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
@@ -161,7 +165,7 @@ impl Collector {
             latency: take(probes, "LATENCY")?,
             cpus,
             exited: BTreeMap::new(),
-            last_fold: Instant::now(),
+            folds: FoldSchedule::new(Instant::now()),
             folded: Processes::default(),
             beyond_totals: Vec::new(),
             cgroup_root: None,
@@ -310,12 +314,9 @@ impl Collector {
     /// per-process maps then hold live processes only.
     pub fn fold_exited(&mut self) -> Result<()> {
         self.take_exits();
-        let due = self.exited.len() >= FOLD_AT
-            || (!self.exited.is_empty() && self.last_fold.elapsed() >= FOLD_EVERY);
-        if due {
+        if self.folds.due(self.exited.len(), Instant::now()) {
             let exited = std::mem::take(&mut self.exited);
             self.fold(|tgid| exited.contains_key(&tgid), &exited)?;
-            self.last_fold = Instant::now();
         }
         Ok(())
     }
@@ -348,9 +349,22 @@ impl Collector {
         chosen: impl Fn(u32) -> bool,
         names: &BTreeMap<u32, ProcIdentity>,
     ) -> Result<()> {
-        let (found, stats_keys, event_keys) = self.read_rows(chosen)?;
+        let Scan {
+            found,
+            stats_keys,
+            event_keys,
+            stats_rows,
+            event_rows,
+        } = self.read_rows(chosen)?;
         batch::delete(self.stats.map(), &stats_keys).context("folding exited processes")?;
         batch::delete(self.proc_events.map(), &event_keys).context("folding exited processes")?;
+        self.folds.folded(
+            Instant::now(),
+            found.len(),
+            stats_keys.len(),
+            stats_rows - stats_keys.len(),
+            event_rows - event_keys.len(),
+        );
 
         for (tgid, mut p) in found {
             p.pid = tgid;
@@ -436,7 +450,7 @@ impl Collector {
 
     /// Every process's rows in the maps now, not removed (after `keep_live`).
     pub fn read_live(&mut self) -> Result<Vec<ProcessCounters>> {
-        let (found, _, _) = self.read_rows(|_| true)?;
+        let found = self.read_rows(|_| true)?.found;
         let mut out = Vec::with_capacity(found.len());
         for (tgid, mut p) in found {
             p.pid = tgid;
@@ -458,18 +472,13 @@ impl Collector {
 
     /// The rows of the processes `chosen` picks, summed over CPUs, with
     /// the keys they were read under.
-    #[expect(
-        clippy::type_complexity,
-        reason = "three results of one scan, used once each"
-    )]
-    fn read_rows(
-        &self,
-        chosen: impl Fn(u32) -> bool,
-    ) -> Result<(BTreeMap<u32, ProcessCounters>, Vec<SyscallKey>, Vec<u32>)> {
+    fn read_rows(&self, chosen: impl Fn(u32) -> bool) -> Result<Scan> {
         let mut found: BTreeMap<u32, ProcessCounters> = BTreeMap::new();
         let cpus = self.cpus;
         let mut stats_keys = Vec::new();
+        let (mut stats_rows, mut event_rows) = (0, 0);
         batch::for_each::<SyscallKey, SyscallStats>(self.stats.map(), cpus, |keys, values| {
+            stats_rows += keys.len();
             for (key, per_cpu) in keys.iter().zip(values.chunks(cpus)) {
                 if !chosen(key.tgid) {
                     continue;
@@ -486,6 +495,7 @@ impl Collector {
         .context("reading the per-process syscall rows")?;
         let mut event_keys = Vec::new();
         batch::for_each::<u32, ProcCounters>(self.proc_events.map(), cpus, |keys, values| {
+            event_rows += keys.len();
             for (&tgid, per_cpu) in keys.iter().zip(values.chunks(cpus)) {
                 if !chosen(tgid) {
                     continue;
@@ -498,7 +508,13 @@ impl Collector {
             }
         })
         .context("reading the per-process event counters")?;
-        Ok((found, stats_keys, event_keys))
+        Ok(Scan {
+            found,
+            stats_keys,
+            event_keys,
+            stats_rows,
+            event_rows,
+        })
     }
 
     /// The name and parent of a process that has not exited.
