@@ -52,6 +52,8 @@ pub struct Collector {
     /// Processes that exited and whose rows are still in the maps.
     exited: BTreeMap<u32, ProcIdentity>,
     folds: FoldSchedule,
+    /// A traced process found alive at the last look (see `any_target_alive`).
+    alive_hint: Option<u32>,
     /// The per-process detail folded out of the maps so far.
     folded: Processes,
     /// Calls whose numbers have no slot in the totals array, summed from
@@ -166,6 +168,7 @@ impl Collector {
             cpus,
             exited: BTreeMap::new(),
             folds: FoldSchedule::new(Instant::now()),
+            alive_hint: None,
             folded: Processes::default(),
             beyond_totals: Vec::new(),
             cgroup_root: None,
@@ -214,12 +217,28 @@ impl Collector {
     /// The traced processes that have not exited (the probes remove a
     /// process when its last thread exits, so a recycled pid is never
     /// taken for one of ours).
-    pub fn live_targets(&self) -> Vec<u32> {
+    fn live_targets(&self) -> Vec<u32> {
         let mut pids = Vec::new();
         let _ = batch::for_each::<u32, u32>(self.targets.map(), 1, |keys, _| {
             pids.extend_from_slice(keys)
         });
         pids
+    }
+
+    /// Whether a traced process is still alive. The one found alive last
+    /// time is looked up first: a sample then costs one lookup, not a read
+    /// of every traced process (thousands with -f).
+    pub fn any_target_alive(&mut self) -> bool {
+        if let Some(pid) = self.alive_hint {
+            if self.targets.get(&pid, 0).is_ok() && target::is_alive(pid) {
+                return true;
+            }
+        }
+        self.alive_hint = self
+            .live_targets()
+            .into_iter()
+            .find(|&pid| target::is_alive(pid));
+        self.alive_hint.is_some()
     }
 
     /// The latency histogram of each syscall in `nrs` (summed over CPUs),

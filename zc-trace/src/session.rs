@@ -581,7 +581,7 @@ async fn trace_loop(
                 let totals = collector.totals();
                 samples.push(timeline::sample(&totals, started.elapsed().as_nanos() as u64));
                 stats.open_if_due_by(Instant::now() + opts.interval, totals.calls());
-                if until_targets_exit && !collector.live_targets().into_iter().any(target::is_alive) {
+                if until_targets_exit && !collector.any_target_alive() {
                     break End::TargetsExited;
                 }
             }
