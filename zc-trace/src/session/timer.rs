@@ -34,14 +34,24 @@ impl Timer {
     /// A timer that is not armed. Needs the tokio runtime (with its I/O
     /// driver) entered.
     pub fn new() -> io::Result<Self> {
+        let cannot = |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot create a timer (timerfd): {e}: check the open-files limit (ulimit -n)"
+                ),
+            )
+        };
         // CLOCK_MONOTONIC: Instant's clock.
         let fd = timerfd_create(
             TimerfdClockId::Monotonic,
             TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
-        )?;
+        )
+        .map_err(|e| cannot(e.into()))?;
         // SAFETY: an fd we own and move in: it stays open, the same
         // timer, until the AsyncFd is dropped.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(|e| cannot(e.into()))?;
         Ok(Self { fd, due: None })
     }
 
