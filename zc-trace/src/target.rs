@@ -65,10 +65,10 @@ fn cstring(s: &OsStr) -> Result<CString> {
 /// A process handle that cannot outlive the process: a pidfd. Signalling
 /// it after the process was reaped fails instead of reaching a stranger
 /// that reused the pid.
-struct PidFd(OwnedFd);
+pub(crate) struct PidFd(OwnedFd);
 
 impl PidFd {
-    fn open(pid: libc::pid_t) -> std::io::Result<Self> {
+    pub(crate) fn open(pid: libc::pid_t) -> std::io::Result<Self> {
         // SAFETY: pidfd_open takes a pid and flags; a non-negative result
         // is a new descriptor that we own.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -77,6 +77,18 @@ impl PidFd {
         }
         // SAFETY: as above.
         Ok(Self(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    }
+
+    /// Whether the process has exited (its pidfd is readable then): one
+    /// poll, where /proc/PID/stat takes an open, a read and a close.
+    pub(crate) fn has_exited(&self) -> bool {
+        let mut fd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        unsafe { libc::poll(&mut fd, 1, 0) != 0 }
     }
 
     /// Sends `sig`; false when the process is gone.
