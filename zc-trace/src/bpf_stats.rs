@@ -6,7 +6,7 @@
 //! syscall of every process on the machine: kept on, the statistics alone
 //! would cost the whole machine more than the probes' own filter. By
 //! default they are on DUTY of the time (2%), in windows: the first WINDOW
-//! (50 ms) long as the probes go live (a run shorter than that is measured
+//! (10 ms) long as the probes go live (a run shorter than that is measured
 //! exactly), each next one twice as long, up to MAX_WINDOW (1 s). The
 //! programs' run counts and run times are read as each window opens and
 //! closes, and what they grew by inside the windows, scaled by the time
@@ -21,8 +21,12 @@
 //! readings of every program's figures, and two rewrites of the kernel's
 //! code (the statistics are a static key, patched on every CPU as they go
 //! on and off): ~0.4 ms of CPU a window on a 2-CPU VM. 10 ms windows twice
-//! a second cost the collector ~0.8 ms/s; these cost ~0.2 ms/s in the
-//! first seconds and ~0.01 ms/s after a minute. A window opens at a
+//! a second cost the collector ~0.8 ms/s; these cost ~0.4 ms/s in the
+//! first seconds and ~0.01 ms/s after a minute. The first is short all
+//! the same: whatever runs beside zc-trace as it starts would otherwise
+//! pay the statistics' clock reads on every syscall for its length (a
+//! getppid loop started beside it took 1.49x its time alone with a 50 ms
+//! first window, against 1.16x with no statistics). A window opens at a
 //! timeline sample's wakeup when one comes before it is due.
 
 use std::os::fd::OwnedFd;
@@ -31,7 +35,7 @@ use std::time::{Duration, Instant};
 use crate::{loader::Probes, model::report::Cost};
 
 /// How long the first window of statistics is meant to last ...
-pub const WINDOW: Duration = Duration::from_millis(50);
+pub const WINDOW: Duration = Duration::from_millis(10);
 /// ... each next one twice as long, up to this.
 pub const MAX_WINDOW: Duration = Duration::from_secs(1);
 /// The share of the run the statistics are on. A window that closes late
