@@ -33,8 +33,35 @@ pub fn sub_build(manifest_dir: &Path, target_dir: &Path, bpf_target: &str, arch:
         // The outer cargo's compiler is the host toolchain's, not zc-bpf's.
         .env_remove("RUSTC")
         .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    // What cargo sets for a build script stays out of the sub-build: build
+    // scripts of its dependencies watch some of it (aya-ebpf's watch HOST),
+    // so the same command run by xtask, without them, would rebuild what
+    // build.rs built and the other way round.
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if BUILD_SCRIPT_ENV.contains(&&*name)
+            || name.starts_with("CARGO_CFG_")
+            || name.starts_with("CARGO_FEATURE_")
+        {
+            cmd.env_remove(&key);
+        }
+    }
     cmd
 }
+
+/// The variables cargo sets for a build script (besides CARGO_CFG_* and
+/// CARGO_FEATURE_*) that no user sets for a build.
+const BUILD_SCRIPT_ENV: &[&str] = &[
+    "HOST",
+    "TARGET",
+    "OPT_LEVEL",
+    "PROFILE",
+    "DEBUG",
+    "NUM_JOBS",
+    "OUT_DIR",
+    "RUSTC_LINKER",
+    "RUSTDOC",
+];
 
 /// The flags aya-build passes: the target arch for aya-ebpf's register
 /// layout, debug info and BTF for the loader.
