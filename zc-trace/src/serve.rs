@@ -302,7 +302,9 @@ impl Exporter {
     /// so it never goes down.
     fn export_own(&mut self, collector: &Collector, stats: &StatsWindows<'_>) {
         let m = &self.metrics;
-        let cost = stats.so_far(collector.totals().calls());
+        // One sum of the totals for the probe estimate and the drop counts.
+        let counters = collector.read();
+        let cost = stats.so_far(counters.calls());
         let cpu = session::own_cpu_ns();
         let (runs, probe_ns, cpu_ns) = self.cost;
         m.probe_runs.inc_by(cost.bpf_events.saturating_sub(runs));
@@ -316,7 +318,6 @@ impl Exporter {
             cpu.max(cpu_ns),
         );
         m.resident_bytes.set(resident_bytes() as i64);
-        let counters = collector.read();
         for (name, n) in zc_trace_common::drop::NAMES.iter().zip(counters.dropped) {
             let before = self.dropped.insert((*name).to_owned(), n).unwrap_or(0);
             m.dropped
