@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,6 +120,13 @@ impl Proc {
     /// sets it.
     pub fn spawn_keeping_stdout(cmd: &mut Command) -> Self {
         let what = format!("{cmd:?}");
+        // SAFETY: signal() is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                default_interrupt_signals();
+                Ok(())
+            });
+        }
         let mut child = cmd
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
@@ -224,6 +232,19 @@ impl Drop for Proc {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Gives SIGINT and SIGQUIT their default action in a child about to exec.
+/// A suite started as a background job of a non-interactive shell (nohup,
+/// `&` in a script) inherits both ignored, and zc-trace by design keeps a
+/// signal its parent ignored ignored: the tests that stop a tracer with
+/// SIGINT would then hang, depending on how the suite was started.
+fn default_interrupt_signals() {
+    // SAFETY: resetting a disposition to SIG_DFL has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGQUIT, libc::SIG_DFL);
     }
 }
 
