@@ -262,6 +262,39 @@ fn missing_optional_hook_warns_and_traces_the_rest() {
     let _ = std::fs::remove_file(json);
 }
 
+/// A kernel before 6.2 (no kfunc bpf_rdonly_cast, which the probes read fd
+/// tables through): the run says fd kinds are unknown, and every count
+/// and byte is still there. `dd` as in two_runs_at_once below.
+#[test]
+fn missing_kfunc_warns_and_counts_with_unknown_fd_kinds() {
+    if !need_root("missing_kfunc_warns_and_counts_with_unknown_fd_kinds") {
+        return;
+    }
+    let json = temp_path("missing-kfunc.json");
+    let out = Command::new(zc_trace())
+        .args(["--quiet", "--json", json.to_str().unwrap(), "--"])
+        .args(["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=1000"])
+        .env("ZC_TRACE_TEST_MISSING_HOOK", "bpf_rdonly_cast")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("kernel lacks the kfunc bpf_rdonly_cast")
+            && stderr.contains("fd kinds will show as unknown"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for call in ["read", "write"] {
+        let by_kind = &report["syscalls"][call]["by_fd_kind"];
+        assert!(
+            by_kind["unknown"]["count"].as_u64() >= Some(1000) && by_kind["device"].is_null(),
+            "{call}: {by_kind}"
+        );
+    }
+    let _ = std::fs::remove_file(json);
+}
+
 #[test]
 fn missing_required_hook_is_an_error() {
     if !need_root("missing_required_hook_is_an_error") {

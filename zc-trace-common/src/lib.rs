@@ -266,6 +266,16 @@ pub struct ZerocopySpan {
 pub const PIDS_PER_SLOT: u32 = 64;
 pub type TargetSlot = [u8; PIDS_PER_SLOT as usize];
 
+/// Kernel functions (kfuncs) the probes call. aya cannot emit a kfunc call,
+/// so a probe calls a placeholder helper number and the loader rewrites
+/// each such call into the kfunc call (the `kfunc` module of the loader).
+pub mod kfunc {
+    /// `bpf_rdonly_cast(obj, btf_id)` (Linux 6.2+): a read-only, untrusted
+    /// pointer of kernel type `btf_id`. Never a real helper number (those
+    /// end near 220).
+    pub const RDONLY_CAST: u32 = 0x7a63_0001;
+}
+
 /// Indices into the per-CPU `DROPS` array: everything the probes had to
 /// give up on is counted here and shown in the report.
 pub mod drop {

@@ -42,6 +42,9 @@ macro_rules! offsets {
 }
 
 offsets!(
+    // BTF ids of `struct file` and `struct kiocb` (see `fds::as_kernel`).
+    BTF_FILE,
+    BTF_KIOCB,
     OFF_TASK_FILES,
     OFF_TASK_TGID,
     OFF_TASK_PID,

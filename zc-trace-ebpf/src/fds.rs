@@ -6,11 +6,11 @@
 //! no bookkeeping of open/dup/close to get wrong.
 
 use aya_ebpf::helpers::{bpf_get_current_task_btf, bpf_probe_read_kernel};
-use zc_trace_common::FdKind;
+use zc_trace_common::{FdKind, kfunc};
 
 use crate::config::{
-    OFF_FDT_FD, OFF_FDT_MAX_FDS, OFF_FILE_FLAGS, OFF_FILE_INODE, OFF_FILES_FDT, OFF_INODE_MODE,
-    OFF_TASK_FILES,
+    BTF_FILE, BTF_KIOCB, OFF_FDT_FD, OFF_FDT_MAX_FDS, OFF_FILE_FLAGS, OFF_FILE_INODE,
+    OFF_FILES_FDT, OFF_INODE_MODE, OFF_TASK_FILES,
 };
 
 // include/uapi/linux/stat.h
@@ -35,56 +35,53 @@ pub fn fd_kind(fd: u64) -> FdKind {
     if OFF_FILE_INODE.load() == 0 {
         return FdKind::Unknown;
     }
-    // SAFETY: BTF-checked loads and bpf_probe_read_kernel only.
-    match unsafe { try_fd_kind(fd) } {
-        Ok(kind) => kind,
-        Err(_) => FdKind::Unknown,
-    }
+    // SAFETY: BTF-checked and fault-tolerant loads only.
+    file_kind(unsafe { fd_file(fd) })
 }
 
-// Inlined, like every function here: after a BPF-to-BPF call R1-R5 are
-// unset, and LLVM may still copy one of them where it holds a value it
-// considers undefined (an Option's payload on its None path); the verifier
-// refuses that ("R3 !read_ok").
-#[inline(always)]
-unsafe fn try_fd_kind(fd: u64) -> Result<FdKind, i64> {
-    let file = unsafe { fd_file(fd)? };
-    Ok(file_kind(file))
-}
-
-/// The kind of an open `struct file *` (Unknown for 0 or an unreadable one).
+/// The kind of an open `struct file *` (Unknown for 0).
 #[inline(always)]
 pub fn file_kind(file: u64) -> FdKind {
-    if file == 0 || OFF_FILE_INODE.load() == 0 {
+    if file == 0 || OFF_FILE_INODE.load() == 0 || BTF_FILE.load() == 0 {
         return FdKind::Unknown;
     }
-    // SAFETY: bpf_probe_read_kernel only.
-    unsafe { try_file_kind(file) }.unwrap_or(FdKind::Unknown)
+    // SAFETY: loads through a read-only untrusted pointer, which the JIT
+    // makes fault-tolerant (a bad address reads 0).
+    unsafe {
+        let file = as_kernel(file, BTF_FILE.load());
+        let inode = *(file.add(OFF_FILE_INODE.load() as usize) as *const *const u8);
+        if inode.is_null() {
+            return FdKind::Unknown;
+        }
+        let flags = *(file.add(OFF_FILE_FLAGS.load() as usize) as *const u32);
+        let mode = *(inode.add(OFF_INODE_MODE.load() as usize) as *const u16);
+        kind_of(mode, flags)
+    }
 }
 
+/// The kind of a file of mode `mode` opened with `flags`.
 #[inline(always)]
-unsafe fn try_file_kind(file: u64) -> Result<FdKind, i64> {
-    let (inode, flags) = unsafe { inode_and_flags(file)? };
-    let mode: u16 = unsafe { read_at(inode, OFF_INODE_MODE.load())? };
+fn kind_of(mode: u16, flags: u32) -> FdKind {
     // O_DIRECT means nothing on sockets, and on a pipe it asks for packet
     // mode (pipe2(2)): only files and block devices do direct I/O.
     let direct = flags & O_DIRECT != 0;
-    Ok(match mode & S_IFMT {
+    match mode & S_IFMT {
         S_IFCHR => FdKind::Device,
         S_IFREG | S_IFBLK if direct => FdKind::Direct,
         S_IFREG => FdKind::File,
         S_IFSOCK => FdKind::Socket,
         S_IFIFO => FdKind::Pipe,
         _ => FdKind::Other,
-    })
+    }
 }
 
 /// The current task's `struct file *` for `fd`, 0 if it is not open.
 #[inline(always)]
-pub unsafe fn fd_file(fd: u64) -> Result<u64, i64> {
-    // fds are ints; a negative one (e.g. mmap's -1) is not open.
-    if fd > i32::MAX as u64 {
-        return Ok(0);
+pub unsafe fn fd_file(fd: u64) -> u64 {
+    // fds are ints; a negative one (e.g. mmap's -1) is not open. Without
+    // the kfunc's ids (no offsets from BTF) no fd is read.
+    if fd > i32::MAX as u64 || BTF_KIOCB.load() == 0 {
+        return 0;
     }
     // task, files and fdtable are BTF-typed pointers: plain loads the
     // verifier checks against the kernel's BTF, far cheaper than a helper
@@ -93,33 +90,37 @@ pub unsafe fn fd_file(fd: u64) -> Result<u64, i64> {
     let task = unsafe { bpf_get_current_task_btf() } as *const u8;
     let files = unsafe { *(task.add(OFF_TASK_FILES.load() as usize) as *const *const u8) };
     if files.is_null() {
-        return Ok(0);
+        return 0;
     }
     let fdt = unsafe { *(files.add(OFF_FILES_FDT.load() as usize) as *const *const u8) };
     if fdt.is_null() {
-        return Ok(0);
+        return 0;
     }
     let max_fds = unsafe { *(fdt.add(OFF_FDT_MAX_FDS.load() as usize) as *const u32) };
     if fd >= max_fds as u64 {
-        return Ok(0);
+        return 0;
     }
-    // `struct file **`: the verifier types it as a number, so the rest of
-    // the walk goes through bpf_probe_read_kernel.
+    // `struct file **`: the verifier types it as a number. Its entry is
+    // read as the first field of a `struct kiocb` (`struct file
+    // *ki_filp`, at offset 0), which types the result as a file.
     let fd_array = unsafe { *(fdt.add(OFF_FDT_FD.load() as usize) as *const u64) };
-    unsafe { read_at(fd_array, (fd * 8) as u32) }
+    let entry = unsafe { as_kernel(fd_array + fd * 8, BTF_KIOCB.load()) };
+    unsafe { *(entry as *const u64) }
 }
 
-/// `file->f_inode` and `file->f_flags`. Where f_flags follows f_inode
-/// (x86_64 since 6.12 at least: +32 and +40), one 16-byte read gets both,
-/// so telling O_DIRECT apart costs no extra helper call per syscall.
+/// `addr` as a read-only pointer to the kernel type `btf_id`:
+/// bpf_rdonly_cast, which the verifier replaces by a plain move. Loads
+/// through it are plain loads that the JIT makes fault-tolerant, where
+/// each bpf_probe_read_kernel is a helper call (with SRSO's safe RET, a
+/// dear return).
 #[inline(always)]
-unsafe fn inode_and_flags(file: u64) -> Result<(u64, u32), i64> {
-    let inode_at = OFF_FILE_INODE.load();
-    let flags_at = OFF_FILE_FLAGS.load();
-    if flags_at == inode_at + 8 {
-        let pair: [u64; 2] = unsafe { read_at(file, inode_at)? };
-        // Little-endian: the u32 f_flags is the low half of the second word.
-        return Ok((pair[0], pair[1] as u32));
+pub unsafe fn as_kernel(addr: u64, btf_id: u32) -> *const u8 {
+    // SAFETY: the loader turns this call of a placeholder helper number
+    // into the kfunc call (a program with a placeholder left in does not
+    // load).
+    unsafe {
+        let cast: unsafe extern "C" fn(u64, u32) -> *const u8 =
+            core::mem::transmute(kfunc::RDONLY_CAST as usize);
+        cast(addr, btf_id)
     }
-    Ok(unsafe { (read_at(file, inode_at)?, read_at(file, flags_at)?) })
 }

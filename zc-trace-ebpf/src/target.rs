@@ -6,18 +6,18 @@ use aya_ebpf::helpers::{
 use zc_trace_common::{PIDS_PER_SLOT, scope};
 
 use crate::{
-    config::{CGROUP_ID, CGROUP_LEVEL, OFF_TASK_TGID, SCOPE, SELF_TGID},
+    config::{CGROUP_ID, CGROUP_LEVEL, OFF_TASK_PID, OFF_TASK_TGID, SCOPE, SELF_TGID},
     maps::TARGET_SLOTS,
 };
 
 /// The current (tgid, tid) when the current process is traced.
 #[inline(always)]
 pub fn current_target() -> Option<(u32, u32)> {
-    if !is_traced(current_tgid()) {
+    let tgid = current_tgid();
+    if !is_traced(tgid) {
         return None;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    Some(((pid_tgid >> 32) as u32, pid_tgid as u32))
+    Some((tgid, current_tid()))
 }
 
 /// Whether process `tgid` is counted, in every scope. For a cgroup the
@@ -49,6 +49,21 @@ fn current_tgid() -> u32 {
     }
     // SAFETY: a BTF-typed pointer to the current task and a field offset
     // from the kernel's BTF: the verifier checks the load.
+    unsafe {
+        let task = bpf_get_current_task_btf() as *const u8;
+        *(task.add(off as usize) as *const u32)
+    }
+}
+
+/// The current thread's id: `current->pid`, a plain load like
+/// `current_tgid`'s.
+#[inline(always)]
+fn current_tid() -> u32 {
+    let off = OFF_TASK_PID.load();
+    if off == 0 || OFF_TASK_TGID.load() == 0 {
+        return bpf_get_current_pid_tgid() as u32;
+    }
+    // SAFETY: as in current_tgid.
     unsafe {
         let task = bpf_get_current_task_btf() as *const u8;
         *(task.add(off as usize) as *const u32)

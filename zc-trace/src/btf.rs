@@ -292,6 +292,39 @@ pub struct KernelOffsets {
     /// Where io_uring requests are read; None on a kernel without io_uring
     /// in its BTF (its requests are then not counted).
     pub uring: Option<UringOffsets>,
+    /// How the probes read kernel memory without a helper call per load.
+    pub kfuncs: KfuncIds,
+}
+
+/// BTF ids for the kfunc `bpf_rdonly_cast` (Linux 6.2+) and the types the
+/// probes cast to with it (zc-trace-ebpf's `fds::as_kernel`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KfuncIds {
+    /// The kfunc bpf_rdonly_cast.
+    pub rdonly_cast: u32,
+    /// struct file
+    pub file: u32,
+    /// struct kiocb, whose first field is a `struct file *`: an fd table
+    /// entry is read as one.
+    pub kiocb: u32,
+}
+
+fn kfunc_ids(btf: &Btf) -> Result<KfuncIds> {
+    let rdonly_cast = btf
+        .find_func("bpf_rdonly_cast")
+        .ok_or_else(|| anyhow!("the kfunc bpf_rdonly_cast is not in BTF (Linux 6.2+ has it)"))?;
+    if btf.offset("kiocb", "ki_filp")? != 0 {
+        bail!("kiocb.ki_filp is not kiocb's first field");
+    }
+    Ok(KfuncIds {
+        rdonly_cast,
+        file: btf
+            .find_struct("file")
+            .ok_or_else(|| anyhow!("struct file not in BTF"))?,
+        kiocb: btf
+            .find_struct("kiocb")
+            .ok_or_else(|| anyhow!("struct kiocb not in BTF"))?,
+    })
 }
 
 /// Offsets of the io_uring structs the completion probe reads.
@@ -371,6 +404,8 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         gfp_cow,
         gfp_cow_mask,
         uring: uring_offsets(btf),
+        // Optional: without it fd kinds are unknown (the loader says so).
+        kfuncs: kfunc_ids(btf).unwrap_or_default(),
         ..zerocopy_offsets(btf).unwrap_or_default()
     })
 }

@@ -8,6 +8,8 @@ use zc_trace_common::{PIDS_PER_SLOT, latency, limits, totals};
 
 use crate::{btf::KernelOffsets, error::failure};
 
+mod kfunc;
+
 /// The object built from zc-trace-ebpf by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc-trace"));
 
@@ -143,6 +145,20 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     let cpus = aya::util::nr_cpus()
         .map_err(|(what, e)| failure(1, format!("cannot count the possible CPUs ({what}: {e})")))?
         as u32;
+    // ZC_TRACE_TEST_MISSING_HOOK=NAME makes the tests see a kernel without
+    // tracepoint (or kfunc) NAME, the one failure they cannot cause for real.
+    let pretend_missing = std::env::var("ZC_TRACE_TEST_MISSING_HOOK").unwrap_or_default();
+    let kfuncs = if pretend_missing == "bpf_rdonly_cast" {
+        Default::default()
+    } else {
+        o.kfuncs
+    };
+    let (linked, _) = kfunc::link(OBJECT, kfuncs.rdonly_cast).map_err(|e| {
+        failure(
+            1,
+            format!("zc-trace's embedded eBPF object is damaged ({e}): rebuild zc-trace"),
+        )
+    })?;
     // EbpfLoader::new() parses the kernel's BTF itself (~17 MiB in memory);
     // it is dropped with the loader, before the attach step parses its own
     // copy, so the two are never alive together (peak RSS).
@@ -154,6 +170,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("SELF_TGID", &self_tgid, true)
         .override_global("TIMED", &timed, true)
         .override_global("INFLIGHT_MASK", &inflight_mask, true)
+        .override_global("BTF_FILE", &kfuncs.file, true)
+        .override_global("BTF_KIOCB", &kfuncs.kiocb, true)
         .override_global("OFF_TASK_FILES", &o.task_files, true)
         .override_global("OFF_TASK_TGID", &o.task_tgid, true)
         .override_global("OFF_TASK_PID", &o.task_pid, true)
@@ -194,7 +212,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .map_max_entries("INFLIGHT", if opts.timed { inflight_slots } else { 1 })
         // Only timed calls have a bucket; per-CPU memory is slow to get.
         .map_max_entries("LATENCY", if opts.timed { latency::SLOTS } else { 1 })
-        .load(OBJECT)
+        .load(linked.bytes())
         .map_err(|e| {
             failure(
                 1,
@@ -216,9 +234,6 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         )
     })?;
 
-    // ZC_TRACE_TEST_MISSING_HOOK=NAME makes the tests see a kernel without
-    // tracepoint NAME, the one failure they cannot cause for real.
-    let pretend_missing = std::env::var("ZC_TRACE_TEST_MISSING_HOOK").unwrap_or_default();
     let mut missing = Vec::new();
     for hook in HOOKS {
         if hook.program == "sys_enter" && !opts.timed {
@@ -248,6 +263,11 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
                 )),
             }
         }
+    }
+    if o.file_inode != 0 && kfuncs.rdonly_cast == 0 {
+        missing.push(
+            "kernel lacks the kfunc bpf_rdonly_cast (Linux 6.2+) or struct kiocb in its BTF: fd kinds will show as unknown".to_owned(),
+        );
     }
     Ok(Probes { ebpf, missing })
 }

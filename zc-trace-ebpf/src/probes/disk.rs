@@ -88,7 +88,7 @@ fn written_by_current_call(folio: u64) -> bool {
     };
     // SAFETY: bpf_probe_read_kernel only.
     unsafe {
-        let Ok(file) = fd_file(fd) else { return false };
+        let file = fd_file(fd);
         let dst: Result<u64, i64> = read_at(file, OFF_FILE_MAPPING.load());
         let own: Result<u64, i64> = read_at(folio, OFF_FOLIO_MAPPING.load());
         matches!((dst, own), (Ok(d), Ok(o)) if d != 0 && d == o)

@@ -218,7 +218,7 @@ fn extended_err(msg: u64) -> Option<[u8; 16]> {
 /// Only called for fds the probe already saw to be sockets.
 #[inline(always)]
 unsafe fn sock_of(fd: u64) -> Result<u64, i64> {
-    let file = unsafe { fd_file(fd)? };
+    let file = unsafe { fd_file(fd) };
     if file == 0 {
         return Err(0);
     }
