@@ -477,9 +477,22 @@ pub struct Traced {
 /// Runs `zc-trace --quiet --json <dir>/<tag>.json <flags> -- <cmd>` and
 /// waits (at most a minute) for it; panics if it produced no report.
 pub fn run_traced(dir: &TempDir, tag: &str, flags: &[&str], cmd: &[String]) -> Traced {
+    run_traced_with_env(dir, tag, flags, &[], cmd)
+}
+
+/// `run_traced` with variables `env` set for the tracer (its test knobs; the
+/// command inherits them with the rest of the tracer's environment).
+pub fn run_traced_with_env(
+    dir: &TempDir,
+    tag: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+    cmd: &[String],
+) -> Traced {
     let json = dir.join(&format!("{tag}.json"));
     let mut c = Command::new(tracer_bin());
-    c.arg("--quiet")
+    c.envs(env.iter().copied())
+        .arg("--quiet")
         .arg("--json")
         .arg(&json)
         .args(flags)

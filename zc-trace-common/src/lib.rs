@@ -239,6 +239,16 @@ pub struct Inflight {
     pub off_since_ns: u64,
 }
 
+/// A thread's copy-on-write candidates (probes/cow.rs), in the slot
+/// `tid & mask` of an array: up to two pages, oldest first, 0 for none.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CowSlot {
+    pub tid: u32,
+    pub tgid: u32,
+    pub pages: [u64; 2],
+}
+
 /// One zero-copy send, keyed by its socket and the notification id the
 /// kernel gave it (`sk->sk_zckey`, one per send call).
 #[repr(C)]
@@ -314,7 +324,12 @@ pub mod drop {
     /// An io_uring CQE that found the completion ring full (it waits in
     /// the kernel's overflow list): its request is not counted.
     pub const URING_OVERFLOW: u32 = 10;
-    pub const COUNT: u32 = 11;
+    /// A thread's copy-on-write candidates were settled early, because
+    /// another thread needed their slot (tids collide in the slots only
+    /// when pid_max exceeds them): a copy still in progress on another CPU
+    /// at that moment is missed.
+    pub const COW_EVICTED: u32 = 11;
+    pub const COUNT: u32 = 12;
 
     pub const NAMES: [&str; COUNT as usize] = [
         "stats_map_full",
@@ -328,6 +343,7 @@ pub mod drop {
         "zerocopy_unmatched",
         "io_uring_cqe_without_request",
         "io_uring_cqe_overflow",
+        "cow_candidates_evicted",
     ];
 }
 
@@ -466,8 +482,10 @@ pub mod totals {
 /// Map sizes the probes are compiled with; the loader also caps the
 /// in-flight array it sizes to pid_max by `MAX_INFLIGHT`.
 pub mod limits {
-    /// Threads with copy-on-write candidates at once (LRU).
-    pub const MAX_COW_THREADS: u32 = 1 << 16;
+    /// Copy-on-write candidate slots at most (a power of two; fewer when
+    /// pid_max is lower). Tids share a slot only above it, and a slot
+    /// holds candidates only until its thread's next fault.
+    pub const MAX_COW_SLOTS: u32 = 1 << 16;
     /// Zero-copy sends remembered until their notification is read (LRU).
     pub const MAX_ZEROCOPY_SENDS: u32 = 1 << 16;
     /// Sockets with a running total of zero-copy bytes (LRU).
@@ -496,6 +514,7 @@ const _: () = assert!(core::mem::size_of::<SyscallStats>() == 40);
 const _: () = assert!(core::mem::size_of::<ProcCounters>() == 112);
 const _: () = assert!(core::mem::size_of::<ProcInfo>() == 24);
 const _: () = assert!(core::mem::size_of::<Inflight>() == 32);
+const _: () = assert!(core::mem::size_of::<CowSlot>() == 24);
 const _: () = assert!(core::mem::size_of::<Exited>() == 40);
 const _: () = assert!(core::mem::size_of::<ZerocopyId>() == 16);
 const _: () = assert!(core::mem::size_of::<ZerocopySpan>() == 16);

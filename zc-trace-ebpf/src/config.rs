@@ -10,6 +10,10 @@ pub static TIMED: Global<u32> = Global::new(1);
 #[unsafe(no_mangle)]
 pub static INFLIGHT_MASK: Global<u32> = Global::new(0);
 
+/// Slots in COW_CANDIDATES minus one (a power of two minus one).
+#[unsafe(no_mangle)]
+pub static COW_MASK: Global<u32> = Global::new(0);
+
 /// 1: children of traced processes are traced too.
 #[unsafe(no_mangle)]
 pub static FOLLOW_FORKS: Global<u32> = Global::new(0);

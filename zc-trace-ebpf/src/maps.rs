@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
 };
 use zc_trace_common::{
-    Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, ZerocopyId,
+    CowSlot, Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, ZerocopyId,
     ZerocopySpan, drop, latency, limits, totals,
 };
 
@@ -101,12 +101,12 @@ pub static ZC_SENDS: LruHashMap<ZerocopyId, ZerocopySpan> =
 pub static ZC_SOCKETS: LruHashMap<u64, u64> =
     LruHashMap::with_max_entries(limits::MAX_ZEROCOPY_SOCKETS, 0);
 
-/// Per thread (tid): up to two pages that may be copy-on-write copies,
-/// oldest first, until their faults are over (see probes/cow.rs). LRU so a
-/// thread that exits unseen cannot fill it.
+/// Per thread, in slot `tid & COW_MASK`: up to two pages that may be
+/// copy-on-write copies, until their faults are over (see probes/cow.rs).
+/// An array rather than a hash: every page fault of a traced thread looks
+/// here, and an array lookup is a few instructions, a hash lookup a call.
 #[map]
-pub static COW_CANDIDATES: LruHashMap<u32, [u64; 2]> =
-    LruHashMap::with_max_entries(limits::MAX_COW_THREADS, 0);
+pub static COW_CANDIDATES: Array<CowSlot> = Array::with_max_entries(limits::MAX_COW_SLOTS, 0);
 
 /// What the probes could not record (indices in `zc_trace_common::drop`).
 #[map]

@@ -136,6 +136,15 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     let target_slots = pid_max.div_ceil(PIDS_PER_SLOT);
     let inflight_slots = pid_max.next_power_of_two().min(limits::MAX_INFLIGHT);
     let inflight_mask = inflight_slots - 1;
+    // ZC_TRACE_TEST_COW_SLOTS=N lets the tests make threads share slots,
+    // which on this machine's pid_max they never do.
+    let cow_slots = std::env::var("ZC_TRACE_TEST_COW_SLOTS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(pid_max)
+        .next_power_of_two()
+        .min(limits::MAX_COW_SLOTS);
+    let cow_mask = cow_slots - 1;
     let o = &opts.offsets;
     let u = o.uring.unwrap_or_default();
     let (cgroup_id, cgroup_level) = opts.cgroup.as_ref().map_or((0, 0), |c| (c.id, c.level));
@@ -170,6 +179,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("SELF_TGID", &self_tgid, true)
         .override_global("TIMED", &timed, true)
         .override_global("INFLIGHT_MASK", &inflight_mask, true)
+        .override_global("COW_MASK", &cow_mask, true)
         .override_global("BTF_FILE", &kfuncs.file, true)
         .override_global("BTF_KIOCB", &kfuncs.kiocb, true)
         .override_global("OFF_TASK_FILES", &o.task_files, true)
@@ -210,6 +220,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .map_max_entries("TOTALS_SEEN", totals::SEEN_WORDS * cpus)
         .map_max_entries("EVENT_TOTALS", cpus)
         .map_max_entries("INFLIGHT", if opts.timed { inflight_slots } else { 1 })
+        .map_max_entries("COW_CANDIDATES", cow_slots)
         // Only timed calls have a bucket; per-CPU memory is slow to get.
         .map_max_entries("LATENCY", if opts.timed { latency::SLOTS } else { 1 })
         .load(linked.bytes())

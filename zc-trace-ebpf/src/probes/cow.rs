@@ -26,14 +26,14 @@
 //!    exception), or when it exits.
 
 use aya_ebpf::{
-    bindings::BPF_ANY, helpers::bpf_probe_read_kernel, macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    helpers::bpf_probe_read_kernel, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
+use zc_trace_common::{CowSlot, drop};
 
 use super::add;
 use crate::{
-    config::{GFP_COW, GFP_COW_MASK, OFF_FOLIO_MAPPING},
-    maps::COW_CANDIDATES,
+    config::{COW_MASK, GFP_COW, GFP_COW_MASK, OFF_FOLIO_MAPPING},
+    maps::{COW_CANDIDATES, count_drop},
     target::current_target,
 };
 
@@ -53,14 +53,25 @@ pub fn mm_page_alloc(ctx: BtfTracePointContext) -> i32 {
     let Some((tgid, tid)) = current_target() else {
         return 0;
     };
-    let page: u64 = ctx.arg(0);
-    let Some(pending) = COW_CANDIDATES.get_ptr_mut(&tid) else {
-        let _ = COW_CANDIDATES.insert(&tid, &[page, 0], BPF_ANY as u64);
+    let Some(slot) = slot_of(tid) else {
         return 0;
     };
-    // SAFETY: this thread's entry: only this thread writes it, and it runs
-    // one program at a time.
-    let pending = unsafe { &mut *pending };
+    let page: u64 = ctx.arg(0);
+    if slot.tid != tid {
+        // Another thread's slot: its candidates are settled now, which is
+        // early only if that thread is in a fault at this very moment.
+        if slot.pages != [0, 0] {
+            settle_slot(slot);
+            count_drop(drop::COW_EVICTED);
+        }
+        *slot = CowSlot {
+            tid,
+            tgid,
+            pages: [page, 0],
+        };
+        return 0;
+    }
+    let pending = &mut slot.pages;
     // A page freed and handed out again (a retried fault) is one candidate.
     if pending[0] == page || pending[1] == page {
         return 0;
@@ -76,25 +87,43 @@ pub fn mm_page_alloc(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// The current thread's slot (which may hold another thread's candidates).
+#[inline(always)]
+fn slot_of(tid: u32) -> Option<&'static mut CowSlot> {
+    let slot = COW_CANDIDATES.get_ptr_mut(tid & COW_MASK.load())?;
+    // SAFETY: a thread writes its slot only from its own context, one
+    // program at a time; a thread sharing the slot takes it over whole.
+    Some(unsafe { &mut *slot })
+}
+
 /// Settles the current thread's candidates: their faults are over (a new
 /// one begins, or the thread exits).
 #[inline(always)]
-pub fn settle_candidates(tgid: u32, tid: u32) {
-    let Some(pending) = COW_CANDIDATES.get_ptr_mut(&tid) else {
-        return;
-    };
-    // SAFETY: see mm_page_alloc.
-    let pending = unsafe { &mut *pending };
-    settle(tgid, pending[0]);
-    settle(tgid, pending[1]);
-    *pending = [0, 0];
+pub fn settle_candidates(tid: u32) {
+    if let Some(slot) = slot_of(tid) {
+        if slot.tid == tid {
+            settle_slot(slot);
+        }
+    }
 }
 
-/// Settles an exiting thread's candidates and forgets it.
+/// Settles an exiting thread's candidates and frees its slot.
 #[inline(always)]
-pub fn settle_exiting(tgid: u32, tid: u32) {
-    settle_candidates(tgid, tid);
-    let _ = COW_CANDIDATES.remove(&tid);
+pub fn settle_exiting(tid: u32) {
+    if let Some(slot) = slot_of(tid) {
+        if slot.tid == tid {
+            settle_slot(slot);
+            slot.tid = 0;
+        }
+    }
+}
+
+/// Settles a slot's candidates, for the process that allocated them.
+#[inline(always)]
+fn settle_slot(slot: &mut CowSlot) {
+    settle(slot.tgid, slot.pages[0]);
+    settle(slot.tgid, slot.pages[1]);
+    slot.pages = [0, 0];
 }
 
 /// Books one copied page if `page` ended up as anonymous memory.

@@ -17,7 +17,7 @@ use crate::target::current_target;
 pub fn page_fault_user(_ctx: BtfTracePointContext) -> i32 {
     if let Some((tgid, tid)) = current_target() {
         bump(tgid, |c| &mut c.faults_user);
-        settle_candidates(tgid, tid);
+        settle_candidates(tid);
     }
     0
 }
@@ -26,7 +26,7 @@ pub fn page_fault_user(_ctx: BtfTracePointContext) -> i32 {
 pub fn page_fault_kernel(_ctx: BtfTracePointContext) -> i32 {
     if let Some((tgid, tid)) = current_target() {
         bump(tgid, |c| &mut c.faults_kernel);
-        settle_candidates(tgid, tid);
+        settle_candidates(tid);
     }
     0
 }

@@ -186,7 +186,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
         }
     }
     add(tgid, |c| &mut c.faults_task, task_faults());
-    settle_exiting(tgid, tid);
+    settle_exiting(tid);
     add_task_cpu(tgid);
     if group_dead {
         set_target(tgid, false);
