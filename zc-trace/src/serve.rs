@@ -1,7 +1,7 @@
 //! `zc-trace serve`: an OpenMetrics exporter. The probes count a cgroup,
 //! the machine or some processes until stopped; every `--update` the
-//! counters are folded into Prometheus counters (prometheus-client), and
-//! /metrics serves them.
+//! counters are folded into Prometheus counters (prometheus-client) and
+//! rendered, and /metrics serves the last rendering (see `http`).
 //!
 //! Cardinality is bounded: a process gets its own (cgroup, process) label
 //! pair only among the first `--top` pairs admitted, busiest (by
@@ -9,13 +9,17 @@
 //! pair keeps its labels for the life of the exporter and each process is
 //! labelled as first seen, so every counter only grows.
 
+mod http;
+
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
     sync::{Arc, atomic::AtomicU64},
+    time::{Duration, Instant},
 };
 
 use anyhow::Result;
+use arc_swap::ArcSwap;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -30,7 +34,7 @@ use crate::{
     error::failure,
     model::{ProcessCounters, bytes::ByteClass, ledger::totals_of_rows, report::Totals},
     render::format::printable,
-    session::{self, signals},
+    session::{self, signals, timer::Timer},
 };
 
 /// The label pair of a series: a cgroup and a process name.
@@ -192,8 +196,8 @@ impl Exporter {
     }
 
     /// Folds the exits, reads the live processes and brings every counter
-    /// up to date.
-    fn update(&mut self, collector: &mut Collector, stats: &StatsWindows<'_>) -> Result<()> {
+    /// up to date; returns the calls counted so far.
+    fn update(&mut self, collector: &mut Collector, stats: &StatsWindows<'_>) -> Result<u64> {
         collector.fold_exited()?;
         self.names.forget_misses();
         let folded: Vec<(Who, Totals)> = collector
@@ -220,8 +224,7 @@ impl Exporter {
         }
         self.exported = now;
         self.metrics.processes.set(live_rows.len() as i64);
-        self.export_own(collector, stats);
-        Ok(())
+        Ok(self.export_own(collector, stats))
     }
 
     /// Gives new pairs their own labels, busiest first, while there is room.
@@ -299,8 +302,8 @@ impl Exporter {
 
     /// zc-trace's own cost and losses. The probe figures are estimates
     /// when sampled: each counter follows the estimate's running maximum,
-    /// so it never goes down.
-    fn export_own(&mut self, collector: &Collector, stats: &StatsWindows<'_>) {
+    /// so it never goes down. Returns the calls counted so far.
+    fn export_own(&mut self, collector: &Collector, stats: &StatsWindows<'_>) -> u64 {
         let m = &self.metrics;
         // One sum of the totals for the probe estimate and the drop counts.
         let counters = collector.read();
@@ -326,6 +329,7 @@ impl Exporter {
                 })
                 .inc_by(n.saturating_sub(before));
         }
+        counters.calls()
     }
 }
 
@@ -339,39 +343,13 @@ fn resident_bytes() -> u64 {
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64
 }
 
-/// The OpenMetrics text of the registry.
-fn render(registry: &Registry) -> String {
+/// The answer to /metrics: the registry's OpenMetrics text.
+fn render(registry: &Registry) -> http::Page {
     let mut text = String::new();
     if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
         text.clear();
     }
-    text
-}
-
-/// Serves /metrics from its own thread until `server.unblock()`.
-fn spawn_http(
-    server: Arc<tiny_http::Server>,
-    registry: Arc<Registry>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        for request in server.incoming_requests() {
-            let response = if request.url() == "/metrics" {
-                let header = tiny_http::Header::from_bytes(
-                    &b"Content-Type"[..],
-                    &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
-                )
-                .ok();
-                let mut r = tiny_http::Response::from_string(render(&registry));
-                if let Some(h) = header {
-                    r.add_header(h);
-                }
-                r
-            } else {
-                tiny_http::Response::from_string("zc-trace serves /metrics\n").with_status_code(404)
-            };
-            let _ = request.respond(response);
-        }
-    })
+    http::Page::metrics(&text)
 }
 
 pub fn run(args: &ServeArgs) -> Result<u8> {
@@ -385,14 +363,14 @@ pub fn run(args: &ServeArgs) -> Result<u8> {
             ),
         )
     })?;
-    let mut server = None;
+    let mut listener = None;
     let session::Loaded {
         probes,
         mut collector,
         ..
     } = session::load(&spec, args.follow_forks, false, || {
         // Listen before loading: a busy port fails now.
-        server = Some(tiny_http::Server::http(addr).map_err(|e| {
+        listener = Some(http::listen(addr).map_err(|e| {
             failure(
                 1,
                 format!("cannot listen on {addr}: {e}: choose another --listen address or port"),
@@ -400,7 +378,7 @@ pub fn run(args: &ServeArgs) -> Result<u8> {
         })?);
         Ok(())
     })?;
-    let Some(server) = server.map(Arc::new) else {
+    let Some(listener) = listener else {
         return Err(failure(1, "the HTTP server did not start"));
     };
     // The probe-run metrics come from the kernel's BPF statistics, sampled
@@ -427,39 +405,59 @@ pub fn run(args: &ServeArgs) -> Result<u8> {
         cost: (0, 0, 0),
         names: Names::default(),
     };
-    let registry = Arc::new(exporter.metrics.registry());
-    let http = spawn_http(Arc::clone(&server), registry);
+    let registry = exporter.metrics.registry();
+    let pages = Arc::new(ArcSwap::from_pointee(render(&registry)));
+    let endpoint = http::Endpoint::start(listener, Arc::clone(&pages))?;
     eprintln!(
         "zc-trace: serving OpenMetrics at http://{addr}/metrics for {} until stopped",
         printable(&spec_text(&spec))
     );
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let mut signals = {
-        let _ctx = runtime.enter();
-        signals::Signals::new()?
-    };
-    let result = runtime.block_on(async {
-        let mut tick = tokio::time::interval(args.update);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => exporter.update(&mut collector, &stats)?,
-                _ = session::sleep_until_toggle(stats.next_toggle()), if stats.next_toggle().is_some() => {
-                    stats.toggle(collector.totals().calls());
-                }
-                _ = signals::next(&mut signals.int) => break,
-                _ = signals::next(&mut signals.term) => break,
-            }
-        }
-        anyhow::Ok(())
-    });
-    server.unblock();
-    let _ = http.join();
+    let (runtime, signals) = session::runtime_with_signals()?;
+    let result = runtime.block_on(update_until_stopped(
+        &mut exporter,
+        &mut collector,
+        &mut stats,
+        args.update,
+        || pages.store(Arc::new(render(&registry))),
+        signals,
+    ));
+    endpoint.stop();
     result?;
     Ok(0)
+}
+
+/// Updates the counters every `update` and publishes them, until SIGINT
+/// or SIGTERM. One timerfd wakeup per update: the statistics' windows
+/// open at an update's wakeup when one comes before they are due, and
+/// only the closing of a window has a wakeup of its own.
+async fn update_until_stopped(
+    exporter: &mut Exporter,
+    collector: &mut Collector,
+    stats: &mut StatsWindows<'_>,
+    update: Duration,
+    publish: impl Fn(),
+    mut signals: signals::Signals,
+) -> Result<()> {
+    let mut tick = Timer::every(Duration::ZERO, update)?;
+    let mut toggle = Timer::new()?;
+    loop {
+        toggle.set(stats.next_toggle())?;
+        tokio::select! {
+            r = tick.fired() => {
+                r?;
+                let calls = exporter.update(collector, stats)?;
+                publish();
+                stats.open_if_due_by(Instant::now() + update, calls);
+            }
+            r = toggle.fired(), if stats.next_toggle().is_some() => {
+                r?;
+                stats.toggle(collector.totals().calls());
+            }
+            _ = signals::next(&mut signals.int) => return Ok(()),
+            _ = signals::next(&mut signals.term) => return Ok(()),
+        }
+    }
 }
 
 fn spec_text(spec: &TargetSpec) -> String {

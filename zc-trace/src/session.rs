@@ -25,7 +25,7 @@ use crate::{
 
 pub mod live;
 pub(crate) mod signals;
-mod timer;
+pub(crate) mod timer;
 
 use signals::{Signals, next};
 use timer::Timer;
@@ -163,7 +163,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
 }
 
 /// The runtime the trace loop runs on, with Ctrl-C and SIGTERM caught.
-fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals)> {
+pub(crate) fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -447,13 +447,6 @@ fn children_note(pid: u32, children: &[u32]) -> Option<String> {
         children.len(),
         list.join(", ")
     ))
-}
-
-/// Sleeps until the statistics' next window opens or closes.
-pub(crate) async fn sleep_until_toggle(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-    }
 }
 
 /// Registers each process of `-p` (a thread id names its process) and
