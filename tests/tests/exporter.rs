@@ -314,3 +314,126 @@ fn issue11_serve_samples_the_bpf_statistics_and_still_exports_every_run() {
         serve.child.kill().ok();
     }
 }
+
+/// Each thread of `pid`, by thread id: its name and how many times it
+/// went to sleep and was woken (voluntary context switches: counted, not
+/// timed, so a busy machine does not change them).
+fn wakeups(pid: u32) -> std::collections::BTreeMap<u32, (String, u64)> {
+    let mut threads = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("read the tasks") {
+        let task = task.expect("a task");
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let tid = task.file_name().to_string_lossy().parse().expect("a tid");
+        let woken = field("voluntary_ctxt_switches:").parse().expect("a count");
+        threads.insert(tid, (field("Name:"), woken));
+    }
+    threads
+}
+
+/// The wakeups of each thread between two readings, by thread name.
+fn woken_between(
+    before: &std::collections::BTreeMap<u32, (String, u64)>,
+    after: &std::collections::BTreeMap<u32, (String, u64)>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    for (tid, (name, n)) in after {
+        let was = before.get(tid).map_or(0, |(_, n)| *n);
+        *by_name.entry(name.clone()).or_default() += n - was;
+    }
+    by_name
+}
+
+/// `zc-trace serve` on an empty cgroup (nothing to count, little to read).
+fn serve_quietly(cg: &Cgroup, port: u16, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(tracer_bin());
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--cgroup", &cg.path.to_string_lossy()])
+        .args(extra);
+    let mut serve = Proc::spawn(&mut cmd);
+    serve.wait_for_line("zc-trace: serving", Duration::from_secs(30));
+    serve
+}
+
+/// On a busy machine every thread a request wakes waits for a CPU: a
+/// scrape wakes one thread of the exporter, once or twice (accept, then
+/// the request if it was not there yet), which finds the answer rendered;
+/// the update loop sleeps through it. tiny_http woke three threads per
+/// scrape and rendered in the handler.
+#[test]
+fn issue11_a_scrape_wakes_one_thread_of_the_exporter() {
+    if !require_root("issue11_a_scrape_wakes_one_thread_of_the_exporter") {
+        return;
+    }
+    let cg = Cgroup::new("exporter-wakeups");
+    let port = free_port();
+    // No update and no statistics window (--exact-cost) during the scrapes.
+    let serve = serve_quietly(&cg, port, &["--update", "1h", "--exact-cost"]);
+    let pid = serve.child.id();
+    let first = scrape(port);
+    assert!(
+        first.contains("# EOF"),
+        "a whole OpenMetrics answer: {first}"
+    );
+    let scrapes = 40;
+    let before = wakeups(pid);
+    for _ in 0..scrapes {
+        assert_eq!(scrape(port), first, "no update: the same answer");
+    }
+    let woken = woken_between(&before, &wakeups(pid));
+    let http = woken.get("zc-trace-http").copied().unwrap_or(0);
+    let others: u64 = woken
+        .iter()
+        .filter(|(name, _)| *name != "zc-trace-http")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        (scrapes..=2 * scrapes).contains(&http),
+        "the HTTP thread woke {http} times for {scrapes} scrapes: {woken:?}"
+    );
+    assert!(
+        others < scrapes / 4,
+        "other threads woke {others} times for {scrapes} scrapes: {woken:?}"
+    );
+}
+
+/// The update loop wakes once per update (a timerfd), and the BPF
+/// statistics' windows open at an update's wakeup: tokio's timers woke it
+/// twice per update (an interval 64 ms or more away is moved down tokio's
+/// timing wheel first), and the windows on wakeups of their own.
+#[test]
+fn issue11_serve_wakes_once_per_update() {
+    if !require_root("issue11_serve_wakes_once_per_update") {
+        return;
+    }
+    let cg = Cgroup::new("exporter-updates");
+    let port = free_port();
+    let update = Duration::from_millis(250);
+    // Sampled statistics (the default): windows open and close meanwhile.
+    let serve = serve_quietly(&cg, port, &["--update", "250ms"]);
+    let pid = serve.child.id();
+    let before = wakeups(pid);
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let woken = woken_between(&before, &wakeups(pid));
+    let updates = (t0.elapsed().as_secs_f64() / update.as_secs_f64()).ceil() as u64;
+    let main = woken.get("zc-trace").copied().unwrap_or(0);
+    // Each update, plus the closing of each statistics window (at most
+    // one per update: a window lasts at most 1 s, a gap 49 times that).
+    assert!(
+        main <= updates + updates / 2,
+        "the update loop woke {main} times for {updates} updates: {woken:?}"
+    );
+    assert!(
+        main >= updates / 2,
+        "the update loop woke {main} times for {updates} updates (does it update?): {woken:?}"
+    );
+}
