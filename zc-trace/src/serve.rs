@@ -407,7 +407,14 @@ pub fn run(args: &ServeArgs) -> Result<u8> {
     };
     let registry = exporter.metrics.registry();
     let pages = Arc::new(ArcSwap::from_pointee(render(&registry)));
-    let endpoint = http::Endpoint::start(listener, Arc::clone(&pages))?;
+    let endpoint = http::Endpoint::start(listener, Arc::clone(&pages)).map_err(|e| {
+        failure(
+            1,
+            format!(
+                "cannot start the HTTP thread: {e}: check the process and thread limits (ulimit -u)"
+            ),
+        )
+    })?;
     eprintln!(
         "zc-trace: serving OpenMetrics at http://{addr}/metrics for {} until stopped",
         printable(&spec_text(&spec))

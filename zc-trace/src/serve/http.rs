@@ -174,7 +174,8 @@ fn serve(listener: &TcpListener, pages: &ArcSwap<Page>, stopping: &AtomicBool) {
     let refusals = Refusals::new();
     while !stopping.load(Ordering::Relaxed) {
         match listener.accept() {
-            // A client that fails or stalls loses its own answer only.
+            // A client that fails loses its own answer; one that stalls
+            // holds the next back CLIENT_TIMEOUT at most.
             Ok((stream, _)) => drop(answer(stream, pages, &refusals)),
             Err(_) if stopping.load(Ordering::Relaxed) => break,
             // The client gave up before it was accepted.
