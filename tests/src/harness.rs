@@ -352,6 +352,29 @@ impl Report {
             .unwrap_or(&[])
     }
 
+    /// Checks that the per-process rows' calls add up to the totals'.
+    pub fn assert_rows_add_up(&self) {
+        let in_rows: u64 = self
+            .processes()
+            .iter()
+            .map(|p| u64_field(p, "/totals/syscalls"))
+            .sum();
+        assert_eq!(
+            in_rows,
+            self.u64_at("/totals/syscalls"),
+            "calls in the per-process rows"
+        );
+    }
+
+    /// The processes the per-process rows stand for (a row summed by name
+    /// or cgroup stands for `summed` of them).
+    pub fn processes_in_rows(&self) -> u64 {
+        self.processes()
+            .iter()
+            .map(|p| p["summed"].as_u64().unwrap_or(1).max(1))
+            .sum()
+    }
+
     /// A number at `pointer` (JSON pointer, e.g. "/totals/syscalls");
     /// panics if it is missing or not an unsigned integer.
     pub fn u64_at(&self, pointer: &str) -> u64 {

@@ -495,10 +495,14 @@ pub mod limits {
     /// Per-process syscall rows of live processes (and of exited ones the
     /// collector has not folded away yet).
     pub const MAX_STATS: u32 = 65536;
+    /// Kernel memory each preallocated per-CPU map (the per-process rows)
+    /// may take: machines with many CPUs get fewer rows than the maximum.
+    pub const PER_CPU_MAP_BYTES: u64 = 16 << 20;
     /// Bytes of the ring buffer that announces exited processes: room for
-    /// 5,000 exits (48 bytes each with the ring's header) between two
-    /// reads of the collector.
-    pub const EXITS_BYTES: u32 = 256 * 1024;
+    /// 21,845 exits (48 bytes each with the ring's header) between two
+    /// reads of the collector, more than MAX_TARGETS: every process a run
+    /// follows can end at once (256 KiB held 5,000).
+    pub const EXITS_BYTES: u32 = 1 << 20;
     /// In-flight slots at most (a power of two; fewer when pid_max is lower).
     pub const MAX_INFLIGHT: u32 = 1 << 20;
     /// Target filter slots compiled in (4M pids); sized to pid_max at load.

@@ -1,7 +1,7 @@
 //! Every map the probes use, in one place.
 
 use aya_ebpf::{
-    bindings::{BPF_ANY, BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
+    bindings::{BPF_ANY, BPF_F_MMAPABLE},
     helpers::bpf_get_smp_processor_id,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
@@ -48,12 +48,14 @@ pub static TOTALS_SEEN: Array<u64> =
 
 /// Syscall statistics per (process, syscall, fd kinds), per CPU. Rows of
 /// exited processes are folded away by the collector (see EXITS).
-/// Allocated row by row (NO_PREALLOC): preallocating 65,536 per-CPU rows
-/// took ~0.1 s of every start; a row is created once per process, call
-/// and fd kind, and a failed allocation costs per-process detail only.
+/// Preallocated (sized to the CPUs at load): allocated row by row
+/// (NO_PREALLOC), each per-CPU row took a trip through the kernel's
+/// per-CPU allocator, whose cache holds 1-3 rows, refilled and drained by
+/// irq_work: a fork burst found it empty (rows lost), and the frees made
+/// most of the collector's CPU when processes came and went.
 #[map]
 pub static STATS: PerCpuHashMap<SyscallKey, SyscallStats> =
-    PerCpuHashMap::with_max_entries(limits::MAX_STATS, BPF_F_NO_PREALLOC);
+    PerCpuHashMap::with_max_entries(limits::MAX_STATS, 0);
 
 /// Fault and scheduler counters of all traced processes together, one
 /// slot per CPU, memory-mapped like TOTALS: exact, and all the timeline
@@ -61,11 +63,11 @@ pub static STATS: PerCpuHashMap<SyscallKey, SyscallStats> =
 #[map]
 pub static EVENT_TOTALS: Array<ProcCounters> = Array::with_max_entries(1, BPF_F_MMAPABLE as u32);
 
-/// Fault and scheduler counters per process, per CPU.
+/// Fault and scheduler counters per process, per CPU. Preallocated, as
+/// STATS.
 #[map]
-/// Allocated row by row, as STATS.
 pub static PROC_EVENTS: PerCpuHashMap<u32, ProcCounters> =
-    PerCpuHashMap::with_max_entries(limits::MAX_TARGETS, BPF_F_NO_PREALLOC);
+    PerCpuHashMap::with_max_entries(limits::MAX_TARGETS, 0);
 
 /// Traced processes whose last thread exited (`Exited` records): the
 /// collector folds their rows out of STATS and PROC_EVENTS, which then

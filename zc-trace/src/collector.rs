@@ -167,7 +167,7 @@ impl Collector {
             latency: take(probes, "LATENCY")?,
             cpus,
             exited: BTreeMap::new(),
-            folds: FoldSchedule::new(Instant::now()),
+            folds: FoldSchedule::new(Instant::now(), probes.rows),
             alive_hint: None,
             folded: Processes::default(),
             beyond_totals: Vec::new(),

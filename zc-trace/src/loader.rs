@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use aya::{Btf, Ebpf, EbpfLoader, maps::ProgramArray, programs::BtfTracePoint};
-use zc_trace_common::{PIDS_PER_SLOT, latency, limits, totals};
+use zc_trace_common::{PIDS_PER_SLOT, ProcCounters, SyscallStats, latency, limits, totals};
 
 use crate::{btf::KernelOffsets, error::failure};
 
@@ -84,6 +84,37 @@ pub struct Probes {
     pub ebpf: Ebpf,
     /// What this run lacks, one line per missing optional hook.
     pub missing: Vec<String>,
+    pub rows: Rows,
+}
+
+/// Rows the per-process maps were given (`per_cpu_rows`).
+#[derive(Clone, Copy, Debug)]
+pub struct Rows {
+    /// STATS: syscall rows.
+    pub stats: u32,
+    /// PROC_EVENTS: one row per process.
+    pub processes: u32,
+}
+
+impl Rows {
+    fn on(cpus: u32) -> Self {
+        Self {
+            stats: per_cpu_rows::<SyscallStats>(limits::MAX_STATS, cpus),
+            processes: per_cpu_rows::<ProcCounters>(limits::MAX_TARGETS, cpus),
+        }
+    }
+}
+
+/// The rows a preallocated per-CPU map of at most `max` rows of `V` gets
+/// on `cpus` CPUs: as many as fit in PER_CPU_MAP_BYTES (the kernel
+/// allocates every row on every CPU when the map is created), at least
+/// 1,024.
+fn per_cpu_rows<V>(max: u32, cpus: u32) -> u32 {
+    // The kernel rounds each CPU's value up to 8 bytes.
+    let row = size_of::<V>().next_multiple_of(8) as u64 * u64::from(cpus.max(1));
+    (limits::PER_CPU_MAP_BYTES / row)
+        .min(u64::from(max))
+        .max(1024.min(u64::from(max))) as u32
 }
 
 impl Probes {
@@ -168,6 +199,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
             format!("zc-trace's embedded eBPF object is damaged ({e}): rebuild zc-trace"),
         )
     })?;
+    let rows = Rows::on(cpus);
     // EbpfLoader::new() parses the kernel's BTF itself (~17 MiB in memory);
     // it is dropped with the loader, before the attach step parses its own
     // copy, so the two are never alive together (peak RSS).
@@ -219,6 +251,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .map_max_entries("TOTALS", totals::SLOTS * cpus)
         .map_max_entries("TOTALS_SEEN", totals::SEEN_WORDS * cpus)
         .map_max_entries("EVENT_TOTALS", cpus)
+        .map_max_entries("STATS", rows.stats)
+        .map_max_entries("PROC_EVENTS", rows.processes)
         .map_max_entries("INFLIGHT", if opts.timed { inflight_slots } else { 1 })
         .map_max_entries("COW_CANDIDATES", cow_slots)
         // Only timed calls have a bucket; per-CPU memory is slow to get.
@@ -280,7 +314,11 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
             "kernel lacks the kfunc bpf_rdonly_cast (Linux 6.2+) or struct kiocb in its BTF: fd kinds will show as unknown".to_owned(),
         );
     }
-    Ok(Probes { ebpf, missing })
+    Ok(Probes {
+        ebpf,
+        missing,
+        rows,
+    })
 }
 
 /// Loads sys_exit_detail (the sys_exit of the calls with a detail to

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use zc_trace_common::limits;
+use crate::loader::Rows;
 
 /// Folds are at least this far apart ...
 const FOLD_EVERY: Duration = Duration::from_secs(1);
@@ -25,6 +25,8 @@ const FIRST_GUESS_ROWS: f64 = 16.0;
 
 #[derive(Debug)]
 pub struct FoldSchedule {
+    /// What the per-process maps hold.
+    capacity: Rows,
     last: Instant,
     /// Rows the last fold left in the maps (the live processes'): syscall
     /// rows, and event rows (one per process).
@@ -37,8 +39,9 @@ pub struct FoldSchedule {
 }
 
 impl FoldSchedule {
-    pub fn new(now: Instant) -> Self {
+    pub fn new(now: Instant, capacity: Rows) -> Self {
         Self {
+            capacity,
             last: now,
             stats_left: 0,
             events_left: 0,
@@ -62,8 +65,8 @@ impl FoldSchedule {
         }
         let rows = (waiting as f64 * self.rows_per_process) as usize;
         let worth_the_scan = (rows + waiting) * SCAN_SHARE >= self.stats_left + self.events_left;
-        let crowding = rows >= room(limits::MAX_STATS, self.stats_left) / 2
-            || waiting >= room(limits::MAX_TARGETS, self.events_left) / 2;
+        let crowding = rows >= room(self.capacity.stats, self.stats_left) / 2
+            || waiting >= room(self.capacity.processes, self.events_left) / 2;
         worth_the_scan || crowding || waited >= MAX_WAIT
     }
 
@@ -96,6 +99,12 @@ fn room(capacity: u32, used: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zc_trace_common::limits;
+
+    const FULL: Rows = Rows {
+        stats: limits::MAX_STATS,
+        processes: limits::MAX_TARGETS,
+    };
 
     fn after(s: &FoldSchedule, d: Duration) -> Instant {
         s.last + d
@@ -104,7 +113,7 @@ mod tests {
     #[test]
     fn churn_folds_once_a_second() {
         // A shell starting short-lived processes: few live rows.
-        let mut s = FoldSchedule::new(Instant::now());
+        let mut s = FoldSchedule::new(Instant::now(), FULL);
         s.folded(s.last, 800, 800 * 19, 40, 2);
         assert!(!s.due(0, after(&s, Duration::from_secs(5))));
         assert!(!s.due(80, after(&s, Duration::from_millis(500))));
@@ -116,7 +125,7 @@ mod tests {
     #[test]
     fn many_live_processes_wait_for_enough_exits() {
         // 10,000 live processes with 3 rows each, 10 exits a second.
-        let mut s = FoldSchedule::new(Instant::now());
+        let mut s = FoldSchedule::new(Instant::now(), FULL);
         s.folded(s.last, 10, 30, 30_000, 10_000);
         assert!(!s.due(10, after(&s, FOLD_EVERY)));
         assert!(!s.due(290, after(&s, Duration::from_secs(29))));
@@ -126,7 +135,7 @@ mod tests {
     #[test]
     fn enough_exits_are_worth_reading_the_live_rows() {
         // 1,000 live processes with 3 rows each.
-        let mut s = FoldSchedule::new(Instant::now());
+        let mut s = FoldSchedule::new(Instant::now(), FULL);
         s.folded(s.last, 10, 30, 3_000, 1_000);
         assert!(!s.due(200, after(&s, FOLD_EVERY)));
         assert!(s.due(250, after(&s, FOLD_EVERY)));
@@ -134,7 +143,7 @@ mod tests {
 
     #[test]
     fn maps_near_full_fold_sooner() {
-        let mut s = FoldSchedule::new(Instant::now());
+        let mut s = FoldSchedule::new(Instant::now(), FULL);
         s.folded(s.last, 10, 100, 60_000, 1_000);
         // 5,536 rows free: 300 processes of 10 rows take more than half.
         assert!(s.due(300, after(&s, FOLD_EVERY)));
