@@ -11,7 +11,11 @@ mod fold_schedule;
 mod mapped;
 mod processes;
 
-use std::{collections::BTreeMap, ops::AddAssign, time::Instant};
+use std::{
+    collections::{BTreeMap, HashMap as Table},
+    ops::AddAssign,
+    time::Instant,
+};
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
@@ -50,7 +54,7 @@ pub struct Collector {
     /// Values per key of a per-CPU map: the possible CPUs.
     cpus: usize,
     /// Processes that exited and whose rows are still in the maps.
-    exited: BTreeMap<u32, ProcIdentity>,
+    exited: Names,
     folds: FoldSchedule,
     /// A traced process found alive at the last look (see `any_target_alive`).
     alive_hint: Option<target::PidFd>,
@@ -75,10 +79,15 @@ pub struct Collector {
     accounting_settled: TaskFigures,
 }
 
+/// Processes by pid, with their names: a hash table, looked up once per
+/// row a fold reads (a B-tree's search was most of the collector's own
+/// time with short-lived processes).
+type Names = Table<u32, ProcIdentity>;
+
 /// What one scan of the per-process maps found.
 struct Scan {
-    /// The chosen processes' rows, summed over CPUs ...
-    found: BTreeMap<u32, ProcessCounters>,
+    /// The chosen processes' rows, summed over CPUs, by pid ...
+    found: Vec<(u32, ProcessCounters)>,
     /// ... and the keys they were read under.
     stats_keys: Vec<SyscallKey>,
     event_keys: Vec<u32>,
@@ -166,7 +175,7 @@ impl Collector {
             drops: take(probes, "DROPS")?,
             latency: take(probes, "LATENCY")?,
             cpus,
-            exited: BTreeMap::new(),
+            exited: Names::new(),
             folds: FoldSchedule::new(Instant::now(), probes.rows),
             alive_hint: None,
             folded: Processes::default(),
@@ -335,7 +344,7 @@ impl Collector {
         self.take_exits();
         if self.folds.due(self.exited.len(), Instant::now()) {
             let exited = std::mem::take(&mut self.exited);
-            self.fold(|tgid| exited.contains_key(&tgid), &exited)?;
+            self.fold(false, exited)?;
         }
         Ok(())
     }
@@ -360,21 +369,17 @@ impl Collector {
         }
     }
 
-    /// Moves the rows of the processes `chosen` picks out of the maps into
-    /// the folded detail, named from `names` (or from PROCS, or /proc, for
-    /// processes still alive).
-    fn fold(
-        &mut self,
-        chosen: impl Fn(u32) -> bool,
-        names: &BTreeMap<u32, ProcIdentity>,
-    ) -> Result<()> {
+    /// Moves the rows of the processes in `names` (of every process with
+    /// `all`) out of the maps into the folded detail, named from `names`
+    /// (or from PROCS, or /proc, for processes still alive).
+    fn fold(&mut self, all: bool, mut names: Names) -> Result<()> {
         let Scan {
             found,
             stats_keys,
             event_keys,
             stats_rows,
             event_rows,
-        } = self.read_rows(chosen)?;
+        } = self.read_rows(|tgid| all || names.contains_key(&tgid))?;
         batch::delete(self.stats.map(), &stats_keys).context("folding exited processes")?;
         batch::delete(self.proc_events.map(), &event_keys).context("folding exited processes")?;
         self.folds.folded(
@@ -387,10 +392,11 @@ impl Collector {
 
         for (tgid, mut p) in found {
             p.pid = tgid;
-            self.settle_accounting(&mut p, !names.contains_key(&tgid));
+            let name = names.remove(&tgid);
+            self.settle_accounting(&mut p, name.is_none());
             p.identity = match self.first_seen.as_mut().and_then(|seen| seen.remove(&tgid)) {
                 Some(id) => id,
-                None => self.identity_of(tgid, names),
+                None => self.identity_of(tgid, name),
             };
             let beyond: Vec<_> = p
                 .syscalls
@@ -433,12 +439,9 @@ impl Collector {
     }
 
     /// Name, parent and (when reported) cgroup of `tgid`: from its exit
-    /// record in `names`, else from PROCS or /proc.
-    fn identity_of(&self, tgid: u32, names: &BTreeMap<u32, ProcIdentity>) -> ProcIdentity {
-        let mut id = match names.get(&tgid) {
-            Some(id) => id.clone(),
-            None => self.live_identity(tgid),
-        };
+    /// record, else from PROCS or /proc.
+    fn identity_of(&self, tgid: u32, exit_record: Option<ProcIdentity>) -> ProcIdentity {
+        let mut id = exit_record.unwrap_or_else(|| self.live_identity(tgid));
         if let Some(root) = &self.cgroup_root {
             if id.cgroup == 0 {
                 id.cgroup = crate::cgroup::of_process(tgid, root);
@@ -477,7 +480,7 @@ impl Collector {
             p.identity = match known {
                 Some(id) => id,
                 None => {
-                    let id = self.identity_of(tgid, &self.exited);
+                    let id = self.identity_of(tgid, self.exited.get(&tgid).cloned());
                     if let Some(seen) = &mut self.first_seen {
                         seen.insert(tgid, id.clone());
                     }
@@ -492,7 +495,7 @@ impl Collector {
     /// The rows of the processes `chosen` picks, summed over CPUs, with
     /// the keys they were read under.
     fn read_rows(&self, chosen: impl Fn(u32) -> bool) -> Result<Scan> {
-        let mut found: BTreeMap<u32, ProcessCounters> = BTreeMap::new();
+        let mut found: Table<u32, ProcessCounters> = Table::new();
         let cpus = self.cpus;
         let mut stats_keys = Vec::new();
         let (mut stats_rows, mut event_rows) = (0, 0);
@@ -527,6 +530,8 @@ impl Collector {
             }
         })
         .context("reading the per-process event counters")?;
+        let mut found: Vec<_> = found.into_iter().collect();
+        found.sort_unstable_by_key(|(tgid, _)| *tgid);
         Ok(Scan {
             found,
             stats_keys,
@@ -550,7 +555,7 @@ impl Collector {
     pub fn finish(&mut self) -> Result<Counters> {
         self.take_exits();
         let exited = std::mem::take(&mut self.exited);
-        self.fold(|_| true, &exited)?;
+        self.fold(true, exited)?;
         let mut counters = self.read();
         // The totals as the folded processes' settled figures add up.
         let mut total = TaskFigures::of(&counters.events);
