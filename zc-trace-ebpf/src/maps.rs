@@ -48,11 +48,12 @@ pub static TOTALS_SEEN: Array<u64> =
 
 /// Syscall statistics per (process, syscall, fd kinds), per CPU. Rows of
 /// exited processes are folded away by the collector (see EXITS).
-/// Preallocated (sized to the CPUs at load): allocated row by row
-/// (NO_PREALLOC), each per-CPU row took a trip through the kernel's
-/// per-CPU allocator, whose cache holds 1-3 rows, refilled and drained by
-/// irq_work: a fork burst found it empty (rows lost), and the frees made
-/// most of the collector's CPU when processes came and went.
+/// Preallocated (sized to the CPUs at load; see MAX_STATS for the start-up
+/// cost): allocated row by row (NO_PREALLOC), each per-CPU row took a trip
+/// through the kernel's per-CPU allocator, whose cache holds 1-3 rows,
+/// refilled and drained by irq_work: a fork burst found it empty (rows
+/// lost), and the frees made most of the collector's CPU when processes
+/// came and went.
 #[map]
 pub static STATS: PerCpuHashMap<SyscallKey, SyscallStats> =
     PerCpuHashMap::with_max_entries(limits::MAX_STATS, 0);

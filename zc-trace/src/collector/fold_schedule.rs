@@ -99,11 +99,10 @@ fn room(capacity: u32, used: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zc_trace_common::limits;
 
     const FULL: Rows = Rows {
-        stats: limits::MAX_STATS,
-        processes: limits::MAX_TARGETS,
+        stats: 65_536,
+        processes: 16_384,
     };
 
     fn after(s: &FoldSchedule, d: Duration) -> Instant {
