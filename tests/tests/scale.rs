@@ -189,21 +189,23 @@ fn counts_dropped(report: &Report) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Six shells starting 300 `true` each at once, three times over, found
-/// the per-process maps' allocator empty (rows allocated one by one, from
-/// a per-CPU cache of 1-3 refilled by irq_work): 4,000-19,000 events and
-/// rows a run were counted as `proc_map_full` / `stats_map_full` with the
-/// maps far from full (1,800 processes of ~20 rows at a time). The rows
-/// are preallocated now: none is lost and the rows add up to the totals.
+/// Six shells starting `true` at once found the per-process maps'
+/// allocator empty (rows allocated one by one, from a per-CPU cache of 1-3
+/// refilled by irq_work): thousands of events and rows a run were counted
+/// as `proc_map_full` / `stats_map_full` with the maps far from full (not
+/// every run: the deterministic check is the next test). The rows are
+/// preallocated now: none is lost and the rows add up to the totals. The
+/// ~20 rows of each of the 2,400 processes fit the maps even if the
+/// collector, starved on a loaded machine, folds nothing until the end.
 #[test]
 fn a_fork_burst_loses_no_per_process_row() {
     let test = "a_fork_burst_loses_no_per_process_row";
     if !require_root(test) {
         return;
     }
-    const ROUNDS: u64 = 3;
+    const ROUNDS: u64 = 2;
     const SHELLS: u64 = 6;
-    const EACH: u64 = 300;
+    const EACH: u64 = 200;
     let dir = TempDir::new("scale-burst");
     let script = format!(
         "f() {{ for i in $(seq {EACH}); do /bin/true & done; wait; }}; \
