@@ -10,9 +10,6 @@ use crate::{btf::KernelOffsets, error::failure};
 
 mod kfunc;
 
-/// The object built from zc-trace-ebpf by build.rs.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zc-trace"));
-
 struct Hook {
     /// The BTF tracepoint, and the program attached to it: every probe is
     /// named after its tracepoint.
@@ -193,7 +190,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     } else {
         o.kfuncs
     };
-    let (linked, _) = kfunc::link(OBJECT, kfuncs.rdonly_cast).map_err(|e| {
+    let object = kfunc::linked(kfuncs.rdonly_cast).map_err(|e| {
         failure(
             1,
             format!("zc-trace's embedded eBPF object is damaged ({e}): rebuild zc-trace"),
@@ -257,13 +254,15 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .map_max_entries("COW_CANDIDATES", cow_slots)
         // Only timed calls have a bucket; per-CPU memory is slow to get.
         .map_max_entries("LATENCY", if opts.timed { latency::SLOTS } else { 1 })
-        .load(linked.bytes())
+        .load(object.bytes())
         .map_err(|e| {
             failure(
                 1,
                 format!("the kernel refused zc-trace's eBPF maps: {e}: check `ulimit -l` and that BPF is enabled (CONFIG_BPF_SYSCALL)"),
             )
         })?;
+    // aya keeps copies of what it needs: another load may link it now.
+    drop(object);
 
     let btf = Btf::from_sys_fs().map_err(|e| {
         failure(

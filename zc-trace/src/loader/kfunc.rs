@@ -4,7 +4,9 @@
 //! the kfunc call the kernel knows, by its BTF id, before aya parses the
 //! object. An instruction keeps its size, so no offset or line table moves.
 
-use object::{Object, ObjectSection, SectionFlags, elf::SHF_EXECINSTR};
+use std::sync::{Mutex, MutexGuard};
+
+use object::{Object as _, ObjectSection, SectionFlags, elf::SHF_EXECINSTR};
 use zc_trace_common::kfunc;
 
 /// `BPF_JMP | BPF_CALL`, the opcode of a call instruction.
@@ -12,19 +14,42 @@ const CALL: u8 = 0x85;
 /// A call's `src_reg` for a kfunc (include/uapi/linux/bpf.h).
 const PSEUDO_KFUNC_CALL: u8 = 2;
 
-/// `object` with every placeholder call of `bpf_rdonly_cast` turned into
-/// the call of kfunc `rdonly_cast_id`; how many were rewritten. With id 0
+/// The object built from zc-trace-ebpf by build.rs, in writable memory so
+/// that its calls are linked in place: a copy would add its size (1 MiB,
+/// most of it debug info) to the peak RSS, beside aya's parse of it.
+static OBJECT: Mutex<Object> = Mutex::new(Object(*include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/zc-trace"
+))));
+
+/// Aligned as the ELF parser needs.
+#[repr(C, align(32))]
+pub struct Object([u8; include_bytes!(concat!(env!("OUT_DIR"), "/zc-trace")).len()]);
+
+impl Object {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The object with its placeholder calls of `bpf_rdonly_cast` linked to
+/// kfunc `rdonly_cast_id`, held until the probes are loaded. With id 0
 /// (not in the kernel's BTF) the calls stay: the probes then never reach
 /// them (their BTF ids are 0 too), and the verifier skips dead code.
-pub fn link(object: &[u8], rdonly_cast_id: u32) -> Result<(Linked, usize), String> {
-    let code = code_ranges(object)?;
-    let mut out = Linked::copy_of(object);
-    let mut rewritten = 0;
-    if rdonly_cast_id == 0 {
-        return Ok((out, 0));
+pub fn linked(rdonly_cast_id: u32) -> Result<MutexGuard<'static, Object>, String> {
+    let mut object = OBJECT.lock().unwrap_or_else(|e| e.into_inner());
+    if rdonly_cast_id != 0 {
+        link(&mut object.0, rdonly_cast_id)?;
     }
-    for range in code {
-        for insn in out.bytes_mut()[range].chunks_exact_mut(8) {
+    Ok(object)
+}
+
+/// Rewrites every placeholder call in `object` into the call of kfunc
+/// `rdonly_cast_id`; how many it rewrote.
+fn link(object: &mut [u8], rdonly_cast_id: u32) -> Result<usize, String> {
+    let mut rewritten = 0;
+    for range in code_ranges(object)? {
+        for insn in object[range].chunks_exact_mut(8) {
             if is_placeholder_call(insn, kfunc::RDONLY_CAST) {
                 insn[1] = PSEUDO_KFUNC_CALL << 4;
                 insn[4..8].copy_from_slice(&rdonly_cast_id.to_le_bytes());
@@ -32,34 +57,7 @@ pub fn link(object: &[u8], rdonly_cast_id: u32) -> Result<(Linked, usize), Strin
             }
         }
     }
-    Ok((out, rewritten))
-}
-
-/// A copy of the object, 8-byte aligned as the ELF parser needs.
-pub struct Linked {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl Linked {
-    fn copy_of(object: &[u8]) -> Self {
-        let mut linked = Self {
-            words: vec![0; object.len().div_ceil(8)],
-            len: object.len(),
-        };
-        linked.bytes_mut().copy_from_slice(object);
-        linked
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `words` holds at least `len` initialised bytes.
-        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast(), self.len) }
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `bytes`, borrowed mutably once.
-        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast(), self.len) }
-    }
+    Ok(rewritten)
 }
 
 /// Whether `insn` is `call placeholder` (src_reg 0: a helper call).
@@ -103,9 +101,20 @@ mod tests {
 
     #[test]
     fn the_embedded_object_calls_rdonly_cast() {
-        let (linked, n) = link(super::super::OBJECT, 4242).expect("the object parses");
-        assert!(n > 0, "no placeholder call in the probes");
-        let (_, left) = link(linked.bytes(), 4242).expect("still parses");
-        assert_eq!(left, 0, "a placeholder call survived");
+        let object = linked(0).expect("the object parses");
+        // A copy: another test's load may have linked the original.
+        let mut copy = object.bytes().to_vec();
+        drop(object);
+        let before = link(&mut copy, 4242).expect("the object parses");
+        let after = link(&mut copy, 4242).expect("still parses");
+        assert_eq!(after, 0, "a placeholder call survived");
+        let kfunc_calls = copy
+            .chunks_exact(8)
+            .filter(|i| i[0] == CALL && i[1] == PSEUDO_KFUNC_CALL << 4)
+            .count();
+        assert!(
+            before > 0 || kfunc_calls > 0,
+            "no placeholder call in the probes"
+        );
     }
 }
