@@ -42,16 +42,11 @@ pub fn is_traced(tgid: u32) -> bool {
 /// retpolines and SRSO's safe RET.
 #[inline(always)]
 fn current_tgid() -> u32 {
-    let off = OFF_TASK_TGID.load();
-    if off == 0 {
+    match OFF_TASK_TGID.load() {
         // No offsets from BTF: the helper still works.
-        return (bpf_get_current_pid_tgid() >> 32) as u32;
-    }
-    // SAFETY: a BTF-typed pointer to the current task and a field offset
-    // from the kernel's BTF: the verifier checks the load.
-    unsafe {
-        let task = bpf_get_current_task_btf() as *const u8;
-        *(task.add(off as usize) as *const u32)
+        0 => (bpf_get_current_pid_tgid() >> 32) as u32,
+        // SAFETY: task_struct.tgid's offset.
+        off => unsafe { current_task_field(off) },
     }
 }
 
@@ -59,14 +54,24 @@ fn current_tgid() -> u32 {
 /// `current_tgid`'s.
 #[inline(always)]
 fn current_tid() -> u32 {
-    let off = OFF_TASK_PID.load();
-    if off == 0 || OFF_TASK_TGID.load() == 0 {
-        return bpf_get_current_pid_tgid() as u32;
+    match OFF_TASK_PID.load() {
+        0 => bpf_get_current_pid_tgid() as u32,
+        // SAFETY: task_struct.pid's offset.
+        off => unsafe { current_task_field(off) },
     }
-    // SAFETY: as in current_tgid.
+}
+
+/// The field at byte `off` of the current task_struct: a plain load from
+/// the BTF-typed task, which the verifier checks against the kernel's BTF
+/// (`off` must come from a read-only global, a constant to it).
+///
+/// # Safety
+/// `off` is the offset of a field of type `T` (from the kernel's BTF).
+#[inline(always)]
+pub(crate) unsafe fn current_task_field<T: Copy>(off: u32) -> T {
     unsafe {
         let task = bpf_get_current_task_btf() as *const u8;
-        *(task.add(off as usize) as *const u32)
+        *(task.add(off as usize) as *const T)
     }
 }
 

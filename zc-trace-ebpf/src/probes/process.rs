@@ -33,7 +33,7 @@ use crate::{
         cow::settle_exiting,
         syscalls::{call_nr, record},
     },
-    target::{current_target, set_target},
+    target::{current_target, current_task_field, set_target},
 };
 
 #[btf_tracepoint(function = "sched_process_fork")]
@@ -128,13 +128,10 @@ fn task_faults() -> u64 {
     if OFF_TASK_MIN_FLT.load() == 0 {
         return 0;
     }
-    // SAFETY: a BTF pointer to the current task; the offsets come from
-    // read-only globals (constants to the verifier), checked against BTF.
+    // SAFETY: task_struct.min_flt and .maj_flt, unsigned longs.
     unsafe {
-        let task = bpf_get_current_task_btf() as *const u8;
-        let min = *(task.add(OFF_TASK_MIN_FLT.load() as usize) as *const u64);
-        let maj = *(task.add(OFF_TASK_MAJ_FLT.load() as usize) as *const u64);
-        min + maj
+        current_task_field::<u64>(OFF_TASK_MIN_FLT.load())
+            + current_task_field::<u64>(OFF_TASK_MAJ_FLT.load())
     }
 }
 
@@ -147,14 +144,12 @@ fn add_task_cpu(tgid: u32) {
     if OFF_TASK_RUNTIME.load() == 0 {
         return;
     }
-    // SAFETY: as in task_faults.
+    // SAFETY: task_struct.utime, .stime and .se.sum_exec_runtime, u64s.
     let (user, system, runtime) = unsafe {
-        let task = bpf_get_current_task_btf() as *const u8;
-        let at = |off: u32| *(task.add(off as usize) as *const u64);
         (
-            at(OFF_TASK_UTIME.load()),
-            at(OFF_TASK_STIME.load()),
-            at(OFF_TASK_RUNTIME.load()),
+            current_task_field::<u64>(OFF_TASK_UTIME.load()),
+            current_task_field::<u64>(OFF_TASK_STIME.load()),
+            current_task_field::<u64>(OFF_TASK_RUNTIME.load()),
         )
     };
     add(tgid, |c| &mut c.cpu_user_ns, user);
