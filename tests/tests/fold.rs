@@ -61,3 +61,88 @@ fn exits_folded_late_beside_many_live_processes_are_counted_exactly() {
         "processes in the rows"
     );
 }
+
+/// `folds` of the report's cost: how exited processes left the maps.
+fn folds(report: &Report) -> (u64, u64, u64) {
+    (
+        report.u64_at("/cost/folds/by_probe"),
+        report.u64_at("/cost/folds/by_scan"),
+        report.u64_at("/cost/folds/scans"),
+    )
+}
+
+/// Traces `script` under bash and returns its report.
+fn trace_script(name: &str, script: &str) -> Report {
+    let dir = TempDir::new(name);
+    let json = dir.join("report.json");
+    let mut p = Proc::spawn(
+        Command::new(tracer_bin())
+            .args(["--quiet", "--json"])
+            .arg(&json)
+            .args(["--", "bash", "-c", script]),
+    );
+    let status = p.wait_or_kill(Duration::from_secs(300));
+    assert!(status.success(), "{status}\n{}", p.stderr());
+    Report::load(&json)
+}
+
+#[test]
+fn short_lived_processes_are_folded_by_their_exit_probe_exactly() {
+    if !require_root("short_lived_processes_are_folded_by_their_exit_probe_exactly") {
+        return;
+    }
+    const N: u64 = 500;
+    let report = trace_script(
+        "fold-probe",
+        &format!("for i in $(seq {N}); do /bin/true; done; sleep 1.5"),
+    );
+    let (by_probe, by_scan, scans) = folds(&report);
+    // Each `true` sends its rows with its exit (~1 KiB): only a collector
+    // starved long enough to let the exit ring half fill would leave some
+    // to a scan.
+    assert!(
+        by_probe >= N * 9 / 10,
+        "{by_probe} of {N} folded by the probe ({by_scan} by {scans} scans)"
+    );
+    assert_eq!(
+        syscall_stats(report.syscalls(), "execve").count,
+        1 + 1 + N + 1,
+        "execve: bash, seq, the trues, sleep"
+    );
+    report.assert_rows_add_up();
+    for reason in ["exits_unfolded", "stats_map_full", "proc_map_full"] {
+        assert_eq!(report.u64_at(&format!("/dropped/{reason}")), 0, "{reason}");
+    }
+}
+
+#[test]
+fn a_process_with_more_rows_than_its_exit_sends_is_folded_by_a_scan() {
+    if !require_root("a_process_with_more_rows_than_its_exit_sends_is_folded_by_a_scan") {
+        return;
+    }
+    // 80 distinct syscall numbers no kernel has (ENOSYS): 80 rows beyond
+    // the 64 an exit record holds, and beyond the totals array too, so
+    // the per-process rows are their only record.
+    const FIRST: u64 = 2000;
+    const ROWS: u64 = 80;
+    let report = trace_script(
+        "fold-scan",
+        &format!(
+            "python3 -c 'import ctypes; l = ctypes.CDLL(None); \
+             [l.syscall({FIRST} + i) for i in range({ROWS})]'; sleep 1.5"
+        ),
+    );
+    let (by_probe, by_scan, scans) = folds(&report);
+    assert!(
+        by_scan >= 1 && scans >= 1,
+        "by_scan {by_scan}, scans {scans}"
+    );
+    assert!(by_probe >= 1, "by_probe {by_probe}");
+    for nr in FIRST..FIRST + ROWS {
+        let name = format!("syscall_{nr}");
+        let s = syscall_stats(report.syscalls(), &name);
+        assert_eq!((s.count, s.errors), (1, 1), "{name}");
+    }
+    report.assert_rows_add_up();
+    assert_eq!(report.u64_at("/dropped/stats_map_full"), 0);
+}

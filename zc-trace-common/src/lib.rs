@@ -213,6 +213,83 @@ pub struct Exited {
     pub cgroup: u64,
 }
 
+/// One row of an `ExitRecord`: a `SyscallKey` without its pid (the
+/// record's) and the row's figures summed over CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FoldedRow {
+    pub nr: u32,
+    pub dst_kind: u8,
+    pub src_kind: u8,
+    pub _pad: [u8; 2],
+    pub stats: SyscallStats,
+}
+
+/// What the probes send when a traced process's last thread exits (ring
+/// buffer EXITS). When the probe could fold the process (`folded` = 1) the
+/// record carries its `rows` syscall rows and its event counters, summed
+/// over CPUs and already removed from the maps, so the collector reads them
+/// here with no bpf() call; only the used rows are sent. Otherwise (more
+/// than `fold::MAX_ROWS` rows, or their list was lost) it is the header
+/// alone and the collector folds the rows from the maps.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExitRecord {
+    pub exited: Exited,
+    pub folded: u32,
+    pub rows: u32,
+    pub events: ProcCounters,
+    pub row: [FoldedRow; fold::MAX_ROWS as usize],
+}
+
+/// Folding an exited process in the probes (see `ExitRecord`).
+pub mod fold {
+    /// Syscall rows (distinct syscall and fd kinds) a process may have for
+    /// its exit to fold them: `true` has ~20, a busy server ~50.
+    pub const MAX_ROWS: u32 = 64;
+    /// Bytes of an `ExitRecord` before its rows.
+    pub const HEADER_BYTES: u32 = core::mem::offset_of!(super::ExitRecord, row) as u32;
+    pub const ROW_BYTES: u32 = core::mem::size_of::<super::FoldedRow>() as u32;
+
+    /// A row's (syscall, dst kind, src kind) in one word, for `RowKeys`;
+    /// never 0 (LISTED is set), so an index no one wrote shows.
+    #[inline(always)]
+    pub const fn pack(nr: u32, dst_kind: u8, src_kind: u8) -> u64 {
+        LISTED | nr as u64 | (dst_kind as u64) << 32 | (src_kind as u64) << 40
+    }
+
+    const LISTED: u64 = 1 << 63;
+
+    #[inline(always)]
+    pub const fn unpack(packed: u64) -> (u32, u8, u8) {
+        (packed as u32, (packed >> 32) as u8, (packed >> 40) as u8)
+    }
+
+    /// Process `tgid`'s STATS key of a `pack`ed row, built as two words:
+    /// field by field, the 6-byte padding made the BPF backend call memset.
+    #[inline(always)]
+    pub const fn key(tgid: u32, packed: u64) -> super::SyscallKey {
+        const _: () = assert!(cfg!(target_endian = "little"));
+        let words = [
+            tgid as u64 | (packed as u32 as u64) << 32,
+            (packed >> 32) & 0xffff,
+        ];
+        // SAFETY: SyscallKey is 16 bytes of plain integers (asserted
+        // below): tgid, nr, dst_kind, src_kind, then zeroed padding.
+        unsafe { core::mem::transmute::<[u64; 2], super::SyscallKey>(words) }
+    }
+}
+
+/// The syscall rows a process has in STATS (`fold::pack`ed), in the order
+/// they were created: its exit folds them by key, without a scan of the
+/// map. `count` past `fold::MAX_ROWS` means the list overflowed.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RowKeys {
+    pub count: u64,
+    pub keys: [u64; fold::MAX_ROWS as usize],
+}
+
 /// Who the probes count (the `SCOPE` setting).
 pub mod scope {
     /// The processes in the target array (wrap, -p).
@@ -501,11 +578,15 @@ pub mod limits {
     /// Kernel memory each preallocated per-CPU map (the per-process rows)
     /// may take: machines with many CPUs get fewer rows than the maximum.
     pub const PER_CPU_MAP_BYTES: u64 = 16 << 20;
-    /// Bytes of the ring buffer that announces exited processes: room for
-    /// 21,845 exits (48 bytes each with the ring's header) between two
-    /// reads of the collector, more than MAX_TARGETS: every process a run
-    /// follows can end at once (256 KiB held 5,000).
-    pub const EXITS_BYTES: u32 = 1 << 20;
+    /// Bytes of the ring buffer that announces exited processes. It keeps
+    /// room for MAX_TARGETS records without rows (56 bytes each with the
+    /// ring's header; their processes are folded from the maps by the
+    /// collector), so every process a run follows can end at once; the
+    /// rest, 1.1 MiB, takes records with rows (~1.1 KiB for `true`'s 20):
+    /// ~1,000 between two reads of the collector (every 100 ms by default).
+    pub const EXITS_BYTES: u32 = 2 << 20;
+    /// What EXITS keeps for records without rows.
+    pub const EXITS_HEADERS_ROOM: u32 = MAX_TARGETS * 56;
     /// In-flight slots at most (a power of two; fewer when pid_max is lower).
     pub const MAX_INFLIGHT: u32 = 1 << 20;
     /// Target filter slots compiled in (4M pids); sized to pid_max at load.
@@ -523,6 +604,10 @@ const _: () = assert!(core::mem::size_of::<ProcInfo>() == 24);
 const _: () = assert!(core::mem::size_of::<Inflight>() == 32);
 const _: () = assert!(core::mem::size_of::<CowSlot>() == 24);
 const _: () = assert!(core::mem::size_of::<Exited>() == 40);
+const _: () = assert!(core::mem::size_of::<FoldedRow>() == 48);
+// A record without rows, with the ring's 8-byte header, in EXITS_HEADERS_ROOM.
+const _: () = assert!(core::mem::offset_of!(ExitRecord, events) + 8 <= 56);
+const _: () = assert!(fold::HEADER_BYTES == 160);
 const _: () = assert!(core::mem::size_of::<ZerocopyId>() == 16);
 const _: () = assert!(core::mem::size_of::<ZerocopySpan>() == 16);
 
@@ -536,4 +621,5 @@ mod pod {
     unsafe impl aya::Pod for super::ProcInfo {}
     unsafe impl aya::Pod for super::Inflight {}
     unsafe impl aya::Pod for super::Exited {}
+    unsafe impl aya::Pod for super::FoldedRow {}
 }

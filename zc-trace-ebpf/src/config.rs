@@ -29,6 +29,10 @@ pub static CGROUP_ID: Global<u64> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static CGROUP_LEVEL: Global<u32> = Global::new(0);
 
+/// The possible CPUs: how many values a per-CPU map row has.
+#[unsafe(no_mangle)]
+pub static NR_CPUS: Global<u32> = Global::new(1);
+
 /// zc-trace's own process, never counted with scopes CGROUP and ALL.
 #[unsafe(no_mangle)]
 pub static SELF_TGID: Global<u32> = Global::new(0);

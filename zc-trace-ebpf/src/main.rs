@@ -4,6 +4,10 @@
 //! Data flows one way: probes -> maps (maps.rs) -> the userspace collector.
 #![no_std]
 #![no_main]
+// atomic_xadd: the BPF target declares no atomic read-modify-write, but
+// every kernel has an atomic add (BPF_XADD, its result unused).
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod config;
 mod fds;

@@ -1,14 +1,16 @@
 //! Every map the probes use, in one place.
 
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
 use aya_ebpf::{
-    bindings::{BPF_ANY, BPF_F_MMAPABLE},
+    bindings::{BPF_ANY, BPF_F_MMAPABLE, BPF_NOEXIST},
     helpers::bpf_get_smp_processor_id,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
 };
 use zc_trace_common::{
-    CowSlot, Inflight, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, ZerocopyId,
-    ZerocopySpan, drop, latency, limits, totals,
+    CowSlot, ExitRecord, Inflight, ProcCounters, ProcInfo, RowKeys, SyscallKey, SyscallStats,
+    TargetSlot, ZerocopyId, ZerocopySpan, drop, fold, latency, limits, totals,
 };
 
 /// The hot-path filter: byte `tgid % 64` of slot `tgid / 64` is 1 while
@@ -58,6 +60,21 @@ pub static TOTALS_SEEN: Array<u64> =
 pub static STATS: PerCpuHashMap<SyscallKey, SyscallStats> =
     PerCpuHashMap::with_max_entries(limits::MAX_STATS, 0);
 
+/// The keys of each process's STATS rows, listed as they are created, so
+/// that its exit can fold them by key (see probes/process.rs): a scan of
+/// STATS from user space cost ~1 us a row. Sized like PROC_EVENTS.
+#[map]
+pub static ROW_KEYS: HashMap<u32, RowKeys> = HashMap::with_max_entries(limits::MAX_TARGETS, 0);
+
+/// One empty `RowKeys`, never written: what a new ROW_KEYS entry starts
+/// as (too large for the stack).
+#[map]
+pub static NO_ROWS: Array<RowKeys> = Array::with_max_entries(1, 0);
+
+/// Where an exit builds its `ExitRecord` (too large for the stack).
+#[map]
+pub static EXIT_SCRATCH: PerCpuArray<ExitRecord> = PerCpuArray::with_max_entries(1, 0);
+
 /// Fault and scheduler counters of all traced processes together, one
 /// slot per CPU, memory-mapped like TOTALS: exact, and all the timeline
 /// needs. Sized to the possible CPUs at load.
@@ -70,9 +87,9 @@ pub static EVENT_TOTALS: Array<ProcCounters> = Array::with_max_entries(1, BPF_F_
 pub static PROC_EVENTS: PerCpuHashMap<u32, ProcCounters> =
     PerCpuHashMap::with_max_entries(limits::MAX_TARGETS, 0);
 
-/// Traced processes whose last thread exited (`Exited` records): the
-/// collector folds their rows out of STATS and PROC_EVENTS, which then
-/// hold only live processes however many come and go.
+/// Traced processes whose last thread exited (`ExitRecord`s, with their
+/// rows when the exit could fold them): STATS and PROC_EVENTS then hold
+/// only live processes however many come and go.
 #[map]
 pub static EXITS: RingBuf = RingBuf::with_byte_size(limits::EXITS_BYTES, 0);
 
@@ -135,6 +152,55 @@ pub fn row_or_insert<K, V: Default>(map: &PerCpuHashMap<K, V>, key: &K) -> Optio
     }
     map.insert(key, &V::default(), BPF_ANY as u64).ok()?;
     map.get_ptr_mut(key)
+}
+
+/// This CPU's slot of the STATS row `key`, created zeroed on first use and
+/// then listed in ROW_KEYS; None when STATS is full. NOEXIST: of two CPUs
+/// creating one row at once, one lists it and the other finds it.
+#[inline(always)]
+pub fn stats_row(key: &SyscallKey) -> Option<*mut SyscallStats> {
+    if let Some(row) = STATS.get_ptr_mut(key) {
+        return Some(row);
+    }
+    let created = STATS
+        .insert(key, &SyscallStats::default(), BPF_NOEXIST as u64)
+        .is_ok();
+    let row = STATS.get_ptr_mut(key)?;
+    if created {
+        list_row(key);
+    }
+    Some(row)
+}
+
+/// Adds a new STATS row's key to its process's ROW_KEYS list. A list that
+/// is full or cannot be made only counts past MAX_ROWS (or is missing):
+/// that process's exit then leaves its rows to the collector's scan.
+#[inline(always)]
+fn list_row(key: &SyscallKey) {
+    let list = match ROW_KEYS.get_ptr_mut(&key.tgid) {
+        Some(list) => list,
+        None => {
+            let Some(empty) = NO_ROWS.get(0) else { return };
+            // EEXIST: another thread of the process made it first.
+            let _ = ROW_KEYS.insert(&key.tgid, empty, BPF_NOEXIST as u64);
+            let Some(list) = ROW_KEYS.get_ptr_mut(&key.tgid) else {
+                return;
+            };
+            list
+        }
+    };
+    // SAFETY: a ROW_KEYS value. Two threads of the process listing rows at
+    // once on two CPUs may read the same `count` and write the same index;
+    // the count still grows by two (an atomic add: the BPF target has no
+    // fetch-and-add), so the list has a hole, which the exit sees (a
+    // listed key is never 0) and leaves that process to the collector.
+    unsafe {
+        let at = (*list).count;
+        if at < u64::from(fold::MAX_ROWS) {
+            (*list).keys[at as usize] = fold::pack(key.nr, key.dst_kind, key.src_kind);
+        }
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*list).count, 1);
+    }
 }
 
 /// Slot `slot` of this CPU's part of an array laid out per CPU by hand

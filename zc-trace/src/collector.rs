@@ -1,10 +1,11 @@
 //! The only code that touches the maps: registers targets, reads the exact
-//! all-process totals for the timeline, folds the rows of exited processes
-//! out of the per-process maps (so those hold live processes only, however
-//! many come and go), and at the end reads everything into `Counters`.
+//! all-process totals for the timeline, files the processes that exited
+//! (their exit probe sends their rows, folded out of the per-process maps,
+//! in its exit record; a process it could not fold is folded here with a
+//! scan of the maps), and at the end reads everything into `Counters`.
 //!
-//! Every read is a batch (one bpf() call per few thousand rows), so the
-//! collector's CPU does not grow with the number of processes.
+//! Every map read is a batch (one bpf() call per few thousand rows), so
+//! the collector's CPU does not grow with the number of processes.
 
 mod batch;
 mod fold_schedule;
@@ -23,8 +24,8 @@ use aya::{
     maps::{Array, HashMap, IterableMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use zc_trace_common::{
-    Exited, PIDS_PER_SLOT, ProcCounters, ProcInfo, SyscallKey, SyscallStats, TargetSlot, latency,
-    totals,
+    ExitRecord, Exited, FoldedRow, PIDS_PER_SLOT, ProcCounters, ProcInfo, SyscallKey, SyscallStats,
+    TargetSlot, fold, latency, totals,
 };
 
 use crate::{
@@ -55,7 +56,7 @@ pub struct Collector {
     cpus: usize,
     /// Processes that exited and whose rows are still in the maps.
     exited: Names,
-    folds: FoldSchedule,
+    fold_schedule: FoldSchedule,
     /// A traced process found alive at the last look (see `any_target_alive`).
     alive_hint: Option<target::PidFd>,
     /// The per-process detail folded out of the maps so far.
@@ -77,6 +78,8 @@ pub struct Collector {
     /// as settled: the all-process totals are corrected by the difference.
     accounting_counted: TaskFigures,
     accounting_settled: TaskFigures,
+    /// How exited processes were folded so far.
+    folds: crate::model::report::Folds,
 }
 
 /// Processes by pid, with their names: a hash table, looked up once per
@@ -135,6 +138,65 @@ fn sum_per_cpu<V: Pod + Default + AddAssign>(map: &MapData, cpus: usize) -> Vec<
     out
 }
 
+/// An exit record as the probe sent it (see `ExitRecord`).
+struct ExitAnnounced {
+    exited: Exited,
+    /// The process's rows and counters, when the probe folded it.
+    process: Option<ProcessCounters>,
+}
+
+/// Reads one record of the EXITS ring; None if it is too short to be one.
+fn exit_record(bytes: &[u8]) -> Option<ExitAnnounced> {
+    let header = std::mem::offset_of!(ExitRecord, events);
+    let (exited, folded, rows): (Exited, u32, u32) = (
+        read_at(bytes, 0)?,
+        read_at(bytes, std::mem::offset_of!(ExitRecord, folded))?,
+        read_at(bytes, std::mem::offset_of!(ExitRecord, rows))?,
+    );
+    if bytes.len() < header {
+        return None;
+    }
+    if folded == 0 {
+        return Some(ExitAnnounced {
+            exited,
+            process: None,
+        });
+    }
+    let events = read_at(bytes, header)?;
+    let first = fold::HEADER_BYTES as usize;
+    let syscalls = (0..rows as usize)
+        .map(|i| {
+            let row: FoldedRow = read_at(bytes, first + i * fold::ROW_BYTES as usize)?;
+            let key = SyscallKey {
+                tgid: exited.tgid,
+                nr: row.nr,
+                dst_kind: row.dst_kind,
+                src_kind: row.src_kind,
+                _pad: [0; 6],
+            };
+            Some((key, row.stats))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(ExitAnnounced {
+        exited,
+        process: Some(ProcessCounters {
+            pid: exited.tgid,
+            syscalls,
+            events,
+            ..Default::default()
+        }),
+    })
+}
+
+/// The `T` at byte `at` of a ring record, if the record holds it.
+fn read_at<T: Pod>(bytes: &[u8], at: usize) -> Option<T> {
+    let field = bytes.get(at..at.checked_add(std::mem::size_of::<T>())?)?;
+    // SAFETY: `field` holds size_of::<T>() bytes and T is Pod (valid for
+    // any bytes); read_unaligned because the ring aligns records to 8
+    // bytes only by convention.
+    Some(unsafe { std::ptr::read_unaligned(field.as_ptr().cast()) })
+}
+
 /// The name and parent the probes recorded.
 fn identity(info: &ProcInfo) -> ProcIdentity {
     let end = info
@@ -176,7 +238,7 @@ impl Collector {
             latency: take(probes, "LATENCY")?,
             cpus,
             exited: Names::new(),
-            folds: FoldSchedule::new(Instant::now(), probes.rows),
+            fold_schedule: FoldSchedule::new(Instant::now(), probes.rows),
             alive_hint: None,
             folded: Processes::default(),
             beyond_totals: Vec::new(),
@@ -186,6 +248,7 @@ impl Collector {
             accounting_at_start: BTreeMap::new(),
             accounting_counted: TaskFigures::default(),
             accounting_settled: TaskFigures::default(),
+            folds: Default::default(),
         })
     }
 
@@ -342,30 +405,39 @@ impl Collector {
     /// per-process maps then hold live processes only.
     pub fn fold_exited(&mut self) -> Result<()> {
         self.take_exits();
-        if self.folds.due(self.exited.len(), Instant::now()) {
+        if self.fold_schedule.due(self.exited.len(), Instant::now()) {
             let exited = std::mem::take(&mut self.exited);
+            self.folds.scans += 1;
+            self.folds.by_scan += exited.len() as u64;
             self.fold(false, exited)?;
         }
         Ok(())
     }
 
-    /// The exits the probes announced since the last call.
+    /// The exits the probes announced since the last call: a process the
+    /// probe folded is filed from its record; the others wait for a fold.
     fn take_exits(&mut self) {
+        let mut folded = Vec::new();
         while let Some(item) = self.exits.next() {
-            if item.len() < std::mem::size_of::<Exited>() {
+            let Some(record) = exit_record(&item) else {
                 continue;
-            }
-            // SAFETY: the probe wrote an `Exited` (Pod) at the start of the
-            // record; read_unaligned because the ring gives 8-byte alignment
-            // only by convention.
-            let exited: Exited = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            let mut id = if exited.named != 0 {
-                identity(&exited.info)
+            };
+            let mut id = if record.exited.named != 0 {
+                identity(&record.exited.info)
             } else {
                 ProcIdentity::default()
             };
-            id.cgroup = exited.cgroup;
-            self.exited.insert(exited.tgid, id);
+            id.cgroup = record.exited.cgroup;
+            match record.process {
+                Some(p) => folded.push((p, id)),
+                None => {
+                    self.exited.insert(record.exited.tgid, id);
+                }
+            }
+        }
+        self.folds.by_probe += folded.len() as u64;
+        for (p, id) in folded {
+            self.file(p, Some(id));
         }
     }
 
@@ -382,36 +454,43 @@ impl Collector {
         } = self.read_rows(|tgid| all || names.contains_key(&tgid))?;
         batch::delete(self.stats.map(), &stats_keys).context("folding exited processes")?;
         batch::delete(self.proc_events.map(), &event_keys).context("folding exited processes")?;
-        self.folds.folded(
+        self.fold_schedule.folded(
             Instant::now(),
             found.len(),
             stats_keys.len(),
             stats_rows - stats_keys.len(),
             event_rows - event_keys.len(),
         );
-
         for (tgid, mut p) in found {
             p.pid = tgid;
             let name = names.remove(&tgid);
-            self.settle_accounting(&mut p, name.is_none());
-            p.identity = match self.first_seen.as_mut().and_then(|seen| seen.remove(&tgid)) {
-                Some(id) => id,
-                None => self.identity_of(tgid, name),
-            };
-            let beyond: Vec<_> = p
-                .syscalls
-                .iter()
-                .filter(|(k, _)| totals::slot(k.nr, k.dst_kind, k.src_kind).is_none())
-                .copied()
-                .collect();
-            add_rows(&mut self.beyond_totals, &beyond);
-            p.syscalls.sort_by_key(|(k, _)| *k);
-            match &mut self.just_folded {
-                Some(out) => out.push(p),
-                None => self.folded.add(p),
-            }
+            self.file(p, name);
         }
         Ok(())
+    }
+
+    /// Files one process's counters, folded out of the maps, in the
+    /// report's detail (or for `drain_folded`). `exit_record`: its name as
+    /// its exit announced it; None for a process still alive.
+    fn file(&mut self, mut p: ProcessCounters, exit_record: Option<ProcIdentity>) {
+        let tgid = p.pid;
+        self.settle_accounting(&mut p, exit_record.is_none());
+        p.identity = match self.first_seen.as_mut().and_then(|seen| seen.remove(&tgid)) {
+            Some(id) => id,
+            None => self.identity_of(tgid, exit_record),
+        };
+        let beyond: Vec<_> = p
+            .syscalls
+            .iter()
+            .filter(|(k, _)| totals::slot(k.nr, k.dst_kind, k.src_kind).is_none())
+            .copied()
+            .collect();
+        add_rows(&mut self.beyond_totals, &beyond);
+        p.syscalls.sort_by_key(|(k, _)| *k);
+        match &mut self.just_folded {
+            Some(out) => out.push(p),
+            None => self.folded.add(p),
+        }
     }
 
     /// What each process's threads had in the kernel's task accounting
@@ -548,6 +627,11 @@ impl Collector {
             // PROCS was full: /proc still knows a live process.
             Err(_) => target::identity(tgid).unwrap_or_default(),
         }
+    }
+
+    /// How exited processes were folded so far (for the report's cost).
+    pub fn folds(&self) -> crate::model::report::Folds {
+        self.folds.clone()
     }
 
     /// Everything, per process too: folds every row left in the maps (the

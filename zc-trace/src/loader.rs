@@ -206,6 +206,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("CGROUP_ID", &cgroup_id, true)
         .override_global("CGROUP_LEVEL", &cgroup_level, true)
         .override_global("SELF_TGID", &self_tgid, true)
+        .override_global("NR_CPUS", &cpus, true)
         .override_global("TIMED", &timed, true)
         .override_global("INFLIGHT_MASK", &inflight_mask, true)
         .override_global("COW_MASK", &cow_mask, true)
@@ -250,6 +251,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .map_max_entries("EVENT_TOTALS", cpus)
         .map_max_entries("STATS", rows.stats)
         .map_max_entries("PROC_EVENTS", rows.processes)
+        .map_max_entries("ROW_KEYS", rows.processes)
         .map_max_entries("INFLIGHT", if opts.timed { inflight_slots } else { 1 })
         .map_max_entries("COW_CANDIDATES", cow_slots)
         // Only timed calls have a bucket; per-CPU memory is slow to get.

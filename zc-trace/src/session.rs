@@ -154,6 +154,7 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
     report.latency = latency(&collector, &counters);
     report.cost = stats.finish(counters.calls());
     report.cost.collector_cpu_ns = own_cpu_ns().saturating_sub(cpu_at_start);
+    report.cost.folds = collector.folds();
     drop(probes);
     Ok(Traced {
         report,

@@ -4,6 +4,7 @@
 mod cow;
 mod disk;
 mod faults;
+mod fold;
 mod offcpu;
 mod process;
 mod sched;

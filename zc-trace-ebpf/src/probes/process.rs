@@ -27,10 +27,11 @@ use crate::{
         FOLLOW_FORKS, OFF_TASK_MAJ_FLT, OFF_TASK_MIN_FLT, OFF_TASK_RUNTIME, OFF_TASK_STIME,
         OFF_TASK_TGID, OFF_TASK_UTIME, SCOPE,
     },
-    maps::{EXITS, PROC_EVENTS, PROCS, TARGETS, count_drop},
+    maps::{PROC_EVENTS, PROCS, TARGETS, count_drop},
     probes::{
         add,
         cow::settle_exiting,
+        fold::send_exit,
         syscalls::{call_nr, record},
     },
     target::{current_target, current_task_field, set_target},
@@ -205,9 +206,10 @@ fn left_cgroup_exit(group_dead: bool) {
     }
 }
 
-/// Sends the exited process's pid, name and parent to the collector and
-/// drops its PROCS entry; when the ring buffer is full the entry stays (the
-/// collector reads it at the end) and the loss is counted.
+/// Sends the exited process's pid, name and parent (and, when they fit,
+/// its rows: see fold.rs) to the collector; when the ring buffer is full
+/// its PROCS entry and rows stay (the collector reads them at the end) and
+/// the loss is counted.
 #[inline(always)]
 fn announce_exit(tgid: u32) {
     let info = PROCS.get_ptr(&tgid);
@@ -227,9 +229,7 @@ fn announce_exit(tgid: u32) {
         // SAFETY: a plain helper call on the current task.
         cgroup: unsafe { bpf_get_current_cgroup_id() },
     };
-    if EXITS.output::<Exited>(&exited, 0).is_ok() {
-        let _ = PROCS.remove(&tgid);
-    } else {
+    if !send_exit(exited) {
         count_drop(drop::EXITS_UNFOLDED);
     }
 }

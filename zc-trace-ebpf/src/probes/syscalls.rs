@@ -32,8 +32,8 @@ use crate::{
     config::{INFLIGHT_MASK, TIMED},
     fds::fd_kind,
     maps::{
-        DETAIL, INFLIGHT, LATENCY, STATS, TOTALS, TOTALS_SEEN, count_drop, count_drops,
-        row_or_insert, this_cpu,
+        DETAIL, INFLIGHT, LATENCY, TOTALS, TOTALS_SEEN, count_drop, count_drops, stats_row,
+        this_cpu,
     },
     target::current_target,
 };
@@ -340,7 +340,7 @@ pub(crate) fn mmsg_len(vec: u64, i: u64) -> Result<u64, i64> {
 /// to the exact totals (which never are).
 #[inline(always)]
 pub(crate) fn record(key: &SyscallKey, call: SyscallStats) {
-    match row_or_insert(&STATS, key) {
+    match stats_row(key) {
         // SAFETY: this CPU's slot, written only by this CPU with
         // preemption off.
         Some(row) => unsafe { *row += call },

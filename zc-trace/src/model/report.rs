@@ -147,6 +147,27 @@ pub struct Cost {
     pub programs: Vec<ProgramCost>,
     /// User + system CPU of zc-trace itself while tracing.
     pub collector_cpu_ns: u64,
+    /// How exited processes left the per-process maps.
+    #[serde(default, skip_serializing_if = "Folds::is_empty")]
+    pub folds: Folds,
+}
+
+/// How the rows of exited processes left the per-process maps during the
+/// run: folded by the exit probe into the process's exit record (no bpf()
+/// call), or, as a fallback (more than 64 syscall rows, a full exit ring),
+/// found by a scan of the maps. The last read, at the end, is not counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Folds {
+    pub by_probe: u64,
+    pub by_scan: u64,
+    /// Scans of the per-process maps while tracing.
+    pub scans: u64,
+}
+
+impl Folds {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
