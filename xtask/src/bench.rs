@@ -29,7 +29,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use serde_json::Value;
 
 use crate::setup;
@@ -54,7 +54,7 @@ pub struct Args {
     /// A fast end-to-end check: workloads at 1/4 size, 2 rounds.
     #[arg(long)]
     quick: bool,
-    /// Only these workloads: dd, pingpong, bulk, sendfile, threads.
+    /// Only these workloads: dd, pingpong, bulk, sendfile, threads, nginx.
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
     /// Only these tracers: zc-trace, zc-trace-latency, zc-trace-minimal, perf-stat, bpftrace,
@@ -154,14 +154,16 @@ pub enum Workload {
     Bulk,
     Sendfile,
     Threads,
+    Nginx,
 }
 
-pub const WORKLOADS: [Workload; 5] = [
+pub const WORKLOADS: [Workload; 6] = [
     Workload::Dd,
     Workload::PingPong,
     Workload::Bulk,
     Workload::Sendfile,
     Workload::Threads,
+    Workload::Nginx,
 ];
 
 impl Workload {
@@ -172,6 +174,7 @@ impl Workload {
             Workload::Bulk => "bulk",
             Workload::Sendfile => "sendfile",
             Workload::Threads => "threads",
+            Workload::Nginx => "nginx",
         }
     }
 
@@ -199,6 +202,8 @@ pub struct Sizes {
     pub file_chunks: u64,
     /// getppid calls of the non-I/O neighbour.
     pub getppid: u64,
+    /// Fetches of the 64 MiB file from nginx.
+    pub nginx: u64,
 }
 
 impl Sizes {
@@ -211,6 +216,7 @@ impl Sizes {
             sendfile: 8192,
             file_chunks: 4096,
             getppid: 1_000_000,
+            nginx: 4,
         };
         if !quick {
             return s;
@@ -223,6 +229,7 @@ impl Sizes {
             sendfile: s.sendfile / 4,
             file_chunks: s.file_chunks / 4,
             getppid: s.getppid / 4,
+            nginx: s.nginx,
         }
     }
 
@@ -233,6 +240,7 @@ impl Sizes {
             Workload::Bulk => self.bulk,
             Workload::Sendfile => self.sendfile,
             Workload::Threads => self.threads,
+            Workload::Nginx => self.nginx,
         }
     }
 
@@ -528,6 +536,11 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
     let mut ctx = Ctx::new(sizes)?;
+    // Without nginx its row says "not measured" (Ctx::new said why).
+    let workloads: Vec<Workload> = workloads
+        .into_iter()
+        .filter(|&w| w != Workload::Nginx || ctx.nginx.is_some())
+        .collect();
     let load_start = loadavg();
     let measuring = Instant::now();
     eprintln!(
@@ -739,12 +752,12 @@ fn write_outputs(results: &Results, out_dir: &Path) -> Result<String> {
     Ok(md)
 }
 
-/// strace, perf and bpftrace, through setup's idempotent apt; each must
+/// strace, perf, bpftrace (the peers) and nginx, curl (a workload), through setup's idempotent apt; each must
 /// then answer its version query.
 fn install_peers() -> Result<()> {
-    setup::apt(&["strace", "linux-perf", "bpftrace"]).context(
-        "installing the benchmark's peers (strace, linux-perf, bpftrace) failed: \
-         install them by hand (apt-get install strace linux-perf bpftrace) and rerun",
+    setup::apt(&["strace", "linux-perf", "bpftrace", "nginx", "curl"]).context(
+        "installing the benchmark's peers and its server (strace, linux-perf, bpftrace, nginx, curl) failed: \
+         install them by hand (apt-get install strace linux-perf bpftrace nginx curl) and rerun",
     )?;
     for argv in [
         &["strace", "-V"][..],
@@ -797,6 +810,8 @@ struct Ctx {
     _dirs: Vec<tempfile::TempDir>,
     input: PathBuf,
     bulk_out: PathBuf,
+    /// The nginx workload's files, when nginx is installed.
+    nginx: Option<Nginx>,
     threads: usize,
     bpftrace_script: String,
     sizes: Sizes,
@@ -827,6 +842,9 @@ impl Ctx {
         zc_trace_tests::write_input_file(&input, sizes.file_chunks * CHUNK)
             .with_context(|| format!("writing {}", input.display()))?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let nginx = Nginx::prepare(&scratch, &input)
+            .map_err(|e| eprintln!("xtask: bench: the nginx workload will not run: {e:#}"))
+            .ok();
         Ok(Ctx {
             zc: crate::release_bin("zc-trace")?,
             workload: crate::release_bin("zc-workload")?,
@@ -838,6 +856,7 @@ impl Ctx {
             _dirs: dirs,
             input,
             bulk_out,
+            nginx,
             threads,
             bpftrace_script: String::new(),
             sizes,
@@ -872,11 +891,18 @@ impl Ctx {
         ]
     }
 
-    fn workload_argv(&self, w: Workload, count: u64, report: &Path) -> Vec<OsString> {
+    fn workload_argv(&self, w: Workload, count: u64, report: &Path) -> Result<Vec<OsString>> {
         let mut v: Vec<OsString> = vec![self.workload.clone().into()];
         let s = |x: &str| OsString::from(x);
         match w {
-            Workload::Dd => return self.dd_argv(count),
+            Workload::Dd => return Ok(self.dd_argv(count)),
+            Workload::Nginx => {
+                let nginx = self
+                    .nginx
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("nginx is not installed"))?;
+                return Ok(nginx.argv(count, report));
+            }
             // Both processes on one CPU: across CPUs each round trip waits
             // for an idle vCPU to wake (tens of µs in a VM, twice as long
             // in one run as in the next), which would drown what a tracer adds.
@@ -918,7 +944,7 @@ impl Ctx {
             ]),
         }
         v.extend([s("--report-time"), report.into()]);
-        v
+        Ok(v)
     }
 
     /// `cmd` under tracer `t`; the path of zc-trace's JSON report if any.
@@ -1013,7 +1039,7 @@ impl Ctx {
     fn run_once(&self, w: Workload, t: Option<Tracer>, count: u64) -> Result<Run> {
         let tag = self.tag();
         let report = self.scratch.join(format!("{tag}.ns"));
-        let cmd = self.workload_argv(w, count, &report);
+        let cmd = self.workload_argv(w, count, &report)?;
         let (argv, json) = self.wrap(t, cmd, &tag)?;
         let fin = proc::run(&argv, RUN_TIMEOUT)?;
         fin.check()?;
@@ -1299,6 +1325,91 @@ pub fn min_syscalls(w: Workload, count: u64, threads: usize) -> u64 {
         Workload::Dd | Workload::Bulk | Workload::Sendfile => 2 * count,
         Workload::PingPong => 4 * count,
         Workload::Threads => 2 * count * threads as u64,
+        // At least a sendfile and a recv per fetch.
+        Workload::Nginx => 2 * count,
+    }
+}
+
+/// The nginx workload: nginx (master and one worker, sendfile on, as a
+/// distribution configures it) serves a 64 MiB file on a free loopback
+/// port; curl fetches it `count` times. The whole tree is traced (server
+/// and client); the time is the fetches', from the script, so nginx's
+/// start and stop are not in it.
+struct Nginx {
+    script: PathBuf,
+    conf: PathBuf,
+    url: String,
+}
+
+/// Bytes of the file nginx serves.
+const NGINX_FILE: u64 = 64 << 20;
+
+impl Nginx {
+    /// Writes the file, the configuration and the script into `scratch`
+    /// (mode 0700: nginx runs as root to read them).
+    fn prepare(scratch: &Path, input: &Path) -> Result<Self> {
+        let nginx = which("nginx").context("nginx not found: apt-get install nginx")?;
+        which("curl").context("curl not found: apt-get install curl")?;
+        let dir = scratch.join("nginx");
+        let www = dir.join("www");
+        std::fs::create_dir_all(www.join("tmp"))?;
+        let mut from = std::fs::File::open(input)?;
+        let mut to = std::fs::File::create_new(www.join("64m.bin"))?;
+        let copied = std::io::copy(&mut std::io::Read::take(&mut from, NGINX_FILE), &mut to)?;
+        ensure!(
+            copied == NGINX_FILE,
+            "the input file holds only {copied} bytes"
+        );
+        // A free port now; nobody else binds loopback ports here meanwhile.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let d = dir.display();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off; master_process on; worker_processes 1; user root;\n\
+                 pid {d}/nginx.pid; error_log {d}/error.log;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{ access_log off; sendfile on; tcp_nopush on;\n\
+                 client_body_temp_path {d}/www/tmp; proxy_temp_path {d}/www/tmp;\n\
+                 fastcgi_temp_path {d}/www/tmp; uwsgi_temp_path {d}/www/tmp; scgi_temp_path {d}/www/tmp;\n\
+                 server {{ listen 127.0.0.1:{port}; root {d}/www; }} }}\n"
+            ),
+        )?;
+        let script = dir.join("fetch.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "# fetch.sh CONF REPORT COUNT URL: start nginx, time COUNT fetches, stop it\n\
+                 {nginx} -c \"$1\" -e {d}/error.log &\n\
+                 server=$!\n\
+                 for i in $(seq 500); do curl -sf -o /dev/null -r 0-0 \"$4\" && break; sleep 0.01; done\n\
+                 start=$(date +%s%N)\n\
+                 for i in $(seq \"$3\"); do curl -sf -o /dev/null \"$4\" || {{ kill $server; exit 1; }}; done\n\
+                 end=$(date +%s%N)\n\
+                 kill -QUIT $server; wait $server\n\
+                 echo $((end - start)) > \"$2\"\n",
+                nginx = nginx.display()
+            ),
+        )?;
+        Ok(Nginx {
+            script,
+            conf,
+            url: format!("http://127.0.0.1:{port}/64m.bin"),
+        })
+    }
+
+    fn argv(&self, count: u64, report: &Path) -> Vec<OsString> {
+        vec![
+            "bash".into(),
+            self.script.clone().into(),
+            self.conf.clone().into(),
+            report.into(),
+            count.to_string().into(),
+            self.url.clone().into(),
+        ]
     }
 }
 
