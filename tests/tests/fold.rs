@@ -6,7 +6,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use zc_trace_tests::harness::{Proc, Report, TempDir, require_root, syscall_stats, tracer_bin};
+use zc_trace_tests::fleet::{Cgroup, run_born_in};
+use zc_trace_tests::harness::{
+    Proc, Report, TempDir, require_root, signal, syscall_stats, tracer_bin,
+};
 
 /// Sleepers alive while the short-lived processes come and go.
 const ALIVE: u64 = 600;
@@ -145,4 +148,104 @@ fn a_process_with_more_rows_than_its_exit_sends_is_folded_by_a_scan() {
     }
     report.assert_rows_add_up();
     assert_eq!(report.u64_at("/dropped/stats_map_full"), 0);
+}
+
+const TRACING_LINE: &str = "zc-trace: tracing";
+
+#[test]
+fn a_cgroup_of_short_lived_processes_leaves_no_rows_behind() {
+    if !require_root("a_cgroup_of_short_lived_processes_leaves_no_rows_behind") {
+        return;
+    }
+    // More exits than the per-process maps hold processes (16,384 here):
+    // a row made for a process after its exit folded it (its threads' last
+    // switches) would stay to the end, and fill them.
+    const N: u64 = 17_000;
+    let cgroup = Cgroup::new("fold");
+    let dir = TempDir::new("fold-cgroup");
+    let json = dir.join("report.json");
+    let mut tracer = Proc::spawn(
+        Command::new(tracer_bin())
+            .arg("--cgroup")
+            .arg(&cgroup.path)
+            .arg("--json")
+            .arg(&json),
+    );
+    tracer.wait_for_line(TRACING_LINE, Duration::from_secs(30));
+    let script = format!("for i in $(seq {N}); do /bin/true; done");
+    let status = run_born_in(
+        &cgroup.path,
+        &["/bin/bash", "-c", &script],
+        &["PATH=/usr/bin:/bin"],
+    );
+    assert_eq!(status, 0, "the loop's wait status");
+    signal(tracer.pid(), libc::SIGINT);
+    let status = tracer.wait_or_kill(Duration::from_secs(120));
+    assert!(
+        status.success() || status.code() == Some(130),
+        "{status}\n{}",
+        tracer.stderr()
+    );
+    let report = Report::load(&json);
+    for reason in ["proc_map_full", "stats_map_full", "exits_unfolded"] {
+        assert_eq!(report.u64_at(&format!("/dropped/{reason}")), 0, "{reason}");
+    }
+    assert_eq!(
+        syscall_stats(report.syscalls(), "execve").count,
+        1 + 1 + N,
+        "execve: bash, seq, the trues"
+    );
+    report.assert_rows_add_up();
+    // Every process has its name: none is a row left behind after its exit.
+    let nameless: Vec<_> = report
+        .processes()
+        .iter()
+        .filter(|p| p["comm"] == "")
+        .collect();
+    assert!(nameless.is_empty(), "nameless rows: {nameless:?}");
+    // Context switches: the rows add up to the totals.
+    for kind in ["voluntary", "involuntary"] {
+        let in_rows: u64 = report
+            .processes()
+            .iter()
+            .map(|p| p["totals"]["context_switches"][kind].as_u64().unwrap_or(0))
+            .sum();
+        assert_eq!(
+            in_rows,
+            report.u64_at(&format!("/totals/context_switches/{kind}")),
+            "{kind} switches"
+        );
+    }
+}
+
+#[test]
+fn a_machine_wide_run_ending_while_processes_exit_writes_its_report() {
+    if !require_root("a_machine_wide_run_ending_while_processes_exit_writes_its_report") {
+        return;
+    }
+    // Exits racing the last read of the maps: its rows were deleted under
+    // it (an error, no report, in 5 of 6 runs before the probes were told
+    // the run ends).
+    let mut churn = Proc::spawn(
+        Command::new("bash").args(["-c", "for i in $(seq 100000); do /bin/true; done"]),
+    );
+    for run in 0..3 {
+        let dir = TempDir::new("fold-all");
+        let json = dir.join("report.json");
+        let mut tracer = Proc::spawn(
+            Command::new(tracer_bin())
+                .args(["-a", "--duration", "1s", "--quiet", "--json"])
+                .arg(&json),
+        );
+        let status = tracer.wait_or_kill(Duration::from_secs(60));
+        assert!(status.success(), "run {run}: {status}\n{}", tracer.stderr());
+        let report = Report::load(&json);
+        assert!(
+            report.u64_at("/cost/folds/by_probe") > 0,
+            "run {run}: no exit folded by its probe"
+        );
+        assert_eq!(report.u64_at("/dropped/exits_unfolded"), 0, "run {run}");
+    }
+    signal(churn.pid(), libc::SIGKILL);
+    let _ = churn.wait_or_kill(Duration::from_secs(10));
 }

@@ -66,6 +66,12 @@ pub static STATS: PerCpuHashMap<SyscallKey, SyscallStats> =
 #[map]
 pub static ROW_KEYS: HashMap<u32, RowKeys> = HashMap::with_max_entries(limits::MAX_TARGETS, 0);
 
+/// Slot 0: 1 once the collector reads the maps for the last time: exits
+/// then leave their rows (and PROCS entry) in the maps for that read
+/// instead of sending them in a record it would never see.
+#[map]
+pub static FINISHING: Array<u32> = Array::with_max_entries(1, 0);
+
 /// One empty `RowKeys`, never written: what a new ROW_KEYS entry starts
 /// as (too large for the stack).
 #[map]

@@ -262,6 +262,8 @@ pub struct KernelOffsets {
     pub task_min_flt: u32,
     /// task_struct.maj_flt
     pub task_maj_flt: u32,
+    /// task_struct.flags (PF_EXITING)
+    pub task_flags: u32,
     /// folio.flags
     pub folio_flags: u32,
     /// folio._nr_pages; 0 = unknown: disk reads are then not measured.
@@ -390,6 +392,7 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         file_flags: btf.offset("file", "f_flags")?,
         task_min_flt: btf.offset("task_struct", "min_flt")?,
         task_maj_flt: btf.offset("task_struct", "maj_flt")?,
+        task_flags: btf.offset("task_struct", "flags")?,
         folio_flags: btf.offset("folio", "flags")?,
         // Optional: without it disk_read is not measured (the probe stays
         // out), not the whole run refused. Older kernels call it

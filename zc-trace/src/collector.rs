@@ -49,6 +49,10 @@ pub struct Collector {
     stats: PerCpuHashMap<MapData, SyscallKey, SyscallStats>,
     event_totals: Mapped<ProcCounters>,
     proc_events: PerCpuHashMap<MapData, u32, ProcCounters>,
+    /// The probes' lists of each process's rows (values not read here).
+    row_keys: MapData,
+    /// Slot 0 set before the last read (see `finish`).
+    finishing: Array<MapData, u32>,
     exits: RingBuf<MapData>,
     drops: PerCpuArray<MapData, u64>,
     latency: PerCpuArray<MapData, u64>,
@@ -138,6 +142,26 @@ fn sum_per_cpu<V: Pod + Default + AddAssign>(map: &MapData, cpus: usize) -> Vec<
     out
 }
 
+/// Waits until every BPF program run that started before now is over:
+/// MEMBARRIER_CMD_GLOBAL waits for an RCU grace period (synchronize_rcu).
+fn wait_for_probe_runs() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes no pointers. If it fails (no CONFIG_MEMBARRIER)
+    // the short sleep covers a probe run, which lasts microseconds.
+    let r = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    if r != 0 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The map data of an untyped map.
+fn map_data(map: aya::maps::Map) -> Result<MapData> {
+    match map {
+        aya::maps::Map::HashMap(data) => Ok(data),
+        _ => Err(anyhow!("map ROW_KEYS is not a hash map")),
+    }
+}
+
 /// An exit record as the probe sent it (see `ExitRecord`).
 struct ExitAnnounced {
     exited: Exited,
@@ -153,14 +177,14 @@ fn exit_record(bytes: &[u8]) -> Option<ExitAnnounced> {
         read_at(bytes, std::mem::offset_of!(ExitRecord, folded))?,
         read_at(bytes, std::mem::offset_of!(ExitRecord, rows))?,
     );
-    if bytes.len() < header {
-        return None;
-    }
     if folded == 0 {
         return Some(ExitAnnounced {
             exited,
             process: None,
         });
+    }
+    if rows > fold::MAX_ROWS {
+        return None;
     }
     let events = read_at(bytes, header)?;
     let first = fold::HEADER_BYTES as usize;
@@ -233,6 +257,12 @@ impl Collector {
             stats: take(probes, "STATS")?,
             event_totals: map_values(probes, "EVENT_TOTALS", cpus)?,
             proc_events: take(probes, "PROC_EVENTS")?,
+            row_keys: probes
+                .ebpf
+                .take_map("ROW_KEYS")
+                .ok_or_else(|| anyhow!("map ROW_KEYS missing from the eBPF object"))
+                .and_then(map_data)?,
+            finishing: take(probes, "FINISHING")?,
             exits: take(probes, "EXITS")?,
             drops: take(probes, "DROPS")?,
             latency: take(probes, "LATENCY")?,
@@ -452,8 +482,17 @@ impl Collector {
             stats_rows,
             event_rows,
         } = self.read_rows(|tgid| all || names.contains_key(&tgid))?;
+        if all {
+            // Processes that ended while the rows were read: named by the
+            // records their exits sent (see `finish`: without rows).
+            self.take_exits();
+            names.extend(std::mem::take(&mut self.exited));
+        }
         batch::delete(self.stats.map(), &stats_keys).context("folding exited processes")?;
         batch::delete(self.proc_events.map(), &event_keys).context("folding exited processes")?;
+        // The rows are gone: so is their list (a recycled pid starts anew).
+        let pids: Vec<u32> = found.iter().map(|(tgid, _)| *tgid).collect();
+        batch::delete(&self.row_keys, &pids).context("folding exited processes")?;
         self.fold_schedule.folded(
             Instant::now(),
             found.len(),
@@ -637,6 +676,14 @@ impl Collector {
     /// Everything, per process too: folds every row left in the maps (the
     /// live processes' and those of exits not yet folded).
     pub fn finish(&mut self) -> Result<Counters> {
+        // From here on exits leave their rows in the maps for the read
+        // below; once every probe run that may not have seen the flag is
+        // over (an RCU grace period: BPF programs run inside RCU read-side
+        // sections), the ring holds every row the maps no longer do.
+        self.finishing
+            .set(0, 1, 0)
+            .context("telling the probes the run ends")?;
+        wait_for_probe_runs();
         self.take_exits();
         let exited = std::mem::take(&mut self.exited);
         self.fold(true, exited)?;

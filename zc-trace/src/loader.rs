@@ -226,6 +226,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         .override_global("OFF_FILE_FLAGS", &o.file_flags, true)
         .override_global("OFF_TASK_MIN_FLT", &o.task_min_flt, true)
         .override_global("OFF_TASK_MAJ_FLT", &o.task_maj_flt, true)
+        .override_global("OFF_TASK_FLAGS", &o.task_flags, true)
         .override_global("OFF_FOLIO_FLAGS", &o.folio_flags, true)
         .override_global("OFF_FOLIO_NR_PAGES", &o.folio_nr_pages, true)
         .override_global("PG_HEAD", &o.pg_head, true)
@@ -276,7 +277,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     install_detail(&mut ebpf, &btf).map_err(|e| {
         failure(
             1,
-            format!("the kernel refused zc-trace's sys_exit_detail probe ({e}): a kernel with BTF tracepoints, tail calls and bpf_loop (5.17+) is required"),
+            format!("the kernel refused zc-trace's sys_exit_detail probe ({e}): a kernel with BTF tracepoints, tail calls, bpf_loop and bpf_map_lookup_percpu_elem (5.19+) is required"),
         )
     })?;
 

@@ -20,7 +20,7 @@ use zc_trace_common::{ExitRecord, Exited, ProcCounters, RowKeys, SyscallStats, f
 
 use crate::{
     config::NR_CPUS,
-    maps::{EXIT_SCRATCH, EXITS, PROC_EVENTS, PROCS, ROW_KEYS, STATS},
+    maps::{EXIT_SCRATCH, EXITS, FINISHING, PROC_EVENTS, PROCS, ROW_KEYS, STATS},
 };
 
 /// Sends `exited` to the collector, with the process's rows when they are
@@ -48,7 +48,8 @@ pub fn send_exit(exited: Exited) -> bool {
         record,
     };
     let mut len = HEADER_ONLY;
-    if rows <= u64::from(fold::MAX_ROWS) && room_for(rows) {
+    let finishing = FINISHING.get(0).is_some_and(|&f| f != 0);
+    if !finishing && worth_folding(rows) && room_for(rows) {
         let rows = rows as u32;
         walk.record.events = events_of(tgid);
         // SAFETY: the callback only touches `walk`, which outlives the call.
@@ -77,6 +78,10 @@ pub fn send_exit(exited: Exited) -> bool {
     {
         return false;
     }
+    if finishing {
+        // The collector's last read names the process from PROCS.
+        return true;
+    }
     let _ = PROCS.remove(&tgid);
     if folded {
         // SAFETY: as above.
@@ -90,6 +95,17 @@ pub fn send_exit(exited: Exited) -> bool {
 
 /// Bytes of a record sent without rows: up to `rows`.
 const HEADER_ONLY: u32 = core::mem::offset_of!(ExitRecord, events) as u32;
+
+/// Row lookups (rows x CPUs) an exit may make with preemption off: ~20
+/// rows on 2 CPUs take ~4 us here; a machine with hundreds of CPUs leaves
+/// its larger processes to the collector's scan.
+const FOLD_BUDGET: u64 = 4096;
+
+/// Whether a process with `rows` listed rows is folded here.
+#[inline(always)]
+fn worth_folding(rows: u64) -> bool {
+    rows <= u64::from(fold::MAX_ROWS) && rows * u64::from(NR_CPUS.load()) <= FOLD_BUDGET
+}
 
 /// Whether the exit ring has room for a record with `rows` rows and still
 /// for a record without rows from every process a run may follow.

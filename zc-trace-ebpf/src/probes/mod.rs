@@ -21,6 +21,22 @@ pub(crate) fn bump(tgid: u32, field: impl Fn(&mut ProcCounters) -> &mut u64) {
     add(tgid, field, 1)
 }
 
+/// Adds one to an event counter of a process that may be gone: only if
+/// its row is still there (see sched.rs), to the row and the totals, so
+/// that the totals stay the sum of the rows.
+#[inline(always)]
+pub(crate) fn bump_if_row(tgid: u32, field: impl Fn(&mut ProcCounters) -> &mut u64) {
+    let Some(row) = PROC_EVENTS.get_ptr_mut(&tgid) else {
+        return;
+    };
+    // SAFETY (both): per-CPU slots, written only by this CPU with
+    // preemption off.
+    unsafe { *field(&mut *row) += 1 };
+    if let Some(total) = this_cpu(&EVENT_TOTALS, 1, 0) {
+        unsafe { *field(&mut *total) += 1 };
+    }
+}
+
 /// Adds `n` to an event counter: to the exact totals, then to the
 /// process's row (which may be full: the totals never are).
 #[inline(always)]

@@ -27,7 +27,7 @@ use crate::{
         FOLLOW_FORKS, OFF_TASK_MAJ_FLT, OFF_TASK_MIN_FLT, OFF_TASK_RUNTIME, OFF_TASK_STIME,
         OFF_TASK_TGID, OFF_TASK_UTIME, SCOPE,
     },
-    maps::{PROC_EVENTS, PROCS, TARGETS, count_drop},
+    maps::{PROC_EVENTS, PROCS, ROW_KEYS, TARGETS, count_drop},
     probes::{
         add,
         cow::settle_exiting,
@@ -201,7 +201,10 @@ fn left_cgroup_exit(group_dead: bool) {
         return;
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if PROC_EVENTS.get_ptr(&tgid).is_some() || PROCS.get_ptr(&tgid).is_some() {
+    if PROC_EVENTS.get_ptr(&tgid).is_some()
+        || PROCS.get_ptr(&tgid).is_some()
+        || ROW_KEYS.get_ptr(&tgid).is_some()
+    {
         announce_exit(tgid);
     }
 }

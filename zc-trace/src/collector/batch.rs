@@ -100,16 +100,26 @@ pub fn for_each<K: Pod, V: Pod>(
     }
 }
 
-/// Deletes `keys` (all present) from `map`.
+/// Deletes `keys` from `map`; a key already gone (the probes may delete a
+/// row too: an exit folding its process) is skipped.
 pub fn delete<K: Pod>(map: &MapData, keys: &[K]) -> io::Result<()> {
-    for chunk in keys.chunks(CHUNK) {
+    let mut rest = keys;
+    while !rest.is_empty() {
+        let chunk = &rest[..rest.len().min(CHUNK)];
         let mut attr = BatchAttr {
             keys: chunk.as_ptr() as u64,
             count: chunk.len() as u32,
             map_fd: map.fd().as_fd().as_raw_fd() as u32,
             ..Default::default()
         };
-        bpf(BPF_MAP_DELETE_BATCH, &mut attr)?;
+        // The kernel stops at the first key it cannot delete and says how
+        // many it deleted before it.
+        let deleted = match bpf(BPF_MAP_DELETE_BATCH, &mut attr) {
+            Ok(()) => chunk.len(),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => attr.count as usize + 1,
+            Err(e) => return Err(e),
+        };
+        rest = &rest[deleted.min(rest.len())..];
     }
     Ok(())
 }
