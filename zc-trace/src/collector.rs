@@ -581,15 +581,31 @@ impl Collector {
 
     /// The processes folded out of the maps since the last call (after
     /// `keep_live`).
-    pub fn drain_folded(&mut self) -> Vec<ProcessCounters> {
+    fn drain_folded(&mut self) -> Vec<ProcessCounters> {
         self.just_folded
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
     }
 
+    /// For an exporter or a live view (after `keep_live`): the processes
+    /// folded since the last call and those alive now, each once. A
+    /// process that exits while the live rows are read sends its rows with
+    /// its exit: it is among the folded, not the live.
+    pub fn snapshot(&mut self) -> Result<(Vec<ProcessCounters>, Vec<ProcessCounters>)> {
+        self.fold_exited()?;
+        let mut folded = self.drain_folded();
+        let mut live = self.read_live()?;
+        self.fold_exited()?;
+        let late = self.drain_folded();
+        let late_pids: std::collections::HashSet<u32> = late.iter().map(|p| p.pid).collect();
+        live.retain(|p| !late_pids.contains(&p.pid));
+        folded.extend(late);
+        Ok((folded, live))
+    }
+
     /// Every process's rows in the maps now, not removed (after `keep_live`).
-    pub fn read_live(&mut self) -> Result<Vec<ProcessCounters>> {
+    fn read_live(&mut self) -> Result<Vec<ProcessCounters>> {
         let found = self.read_rows(|_| true)?.found;
         let mut out = Vec::with_capacity(found.len());
         for (tgid, mut p) in found {

@@ -198,14 +198,12 @@ impl Exporter {
     /// Folds the exits, reads the live processes and brings every counter
     /// up to date; returns the calls counted so far.
     fn update(&mut self, collector: &mut Collector, stats: &StatsWindows<'_>) -> Result<u64> {
-        collector.fold_exited()?;
+        let (folded_rows, live_rows) = collector.snapshot()?;
         self.names.forget_misses();
-        let folded: Vec<(Who, Totals)> = collector
-            .drain_folded()
+        let folded: Vec<(Who, Totals)> = folded_rows
             .iter()
             .map(|p| (self.who(p), process_totals(p)))
             .collect();
-        let live_rows = collector.read_live()?;
         let live: Vec<(Who, Totals)> = live_rows
             .iter()
             .map(|p| (self.who(p), process_totals(p)))

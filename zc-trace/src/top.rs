@@ -66,10 +66,10 @@ impl Snapshots {
     }
 
     fn take(&mut self, collector: &mut Collector) -> Result<BTreeMap<Key, Totals>> {
-        collector.fold_exited()?;
+        let (folded, live) = collector.snapshot()?;
         self.names.forget_misses();
         let mut out = BTreeMap::new();
-        for p in collector.drain_folded() {
+        for p in folded {
             let t = totals_of_rows(&p.syscalls, &p.events);
             let path = self.cgroup_path(p.identity.cgroup);
             *self.folded_by_cgroup.entry(path).or_default() += t;
@@ -79,7 +79,7 @@ impl Snapshots {
         for (path, t) in &self.folded_by_cgroup {
             out.insert(Key::Cgroup(path.clone()), *t);
         }
-        for p in collector.read_live()? {
+        for p in live {
             let t = totals_of_rows(&p.syscalls, &p.events);
             let path = self.cgroup_path(p.identity.cgroup);
             *out.entry(Key::Cgroup(path)).or_default() += t;
