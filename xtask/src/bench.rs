@@ -509,6 +509,9 @@ pub struct Results {
     pub neighbour: Neighbour,
     pub load_start: String,
     pub load_end: String,
+    /// The share of CPU time the hypervisor gave other guests while
+    /// measuring (steal), when the kernel reports it.
+    pub steal: Option<f64>,
     pub activity: Activity,
     pub measure_s: f64,
     pub total_s: f64,
@@ -542,6 +545,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         .filter(|&w| w != Workload::Nginx || ctx.nginx.is_some())
         .collect();
     let load_start = loadavg();
+    let cpu_start = CpuTimes::now();
     let measuring = Instant::now();
     eprintln!(
         "xtask: bench: {} workloads x {} tracers, {rounds} interleaved rounds{}",
@@ -554,6 +558,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
     let cells = measure_rounds(&ctx, &workloads, &live_tracers, rounds, measuring)?;
     let side = side_figures(&ctx, rounds, args.quick);
     let load_end = loadavg();
+    let steal = cpu_start.and_then(|s| Some(CpuTimes::now()?.steal_share_since(&s)));
     let measure_s = measuring.elapsed().as_secs_f64();
 
     let results = Results {
@@ -577,6 +582,7 @@ pub fn run(root: &Path, args: Args) -> Result<()> {
         neighbour: side.neighbour,
         load_start,
         load_end,
+        steal,
         activity: ctx.activity.borrow().clone(),
         measure_s,
         total_s: began.elapsed().as_secs_f64(),
@@ -1455,6 +1461,36 @@ fn which(name: &str) -> Result<PathBuf> {
         .find(|p| p.is_file())
         .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
         .ok_or_else(|| anyhow!("`{name}` is not on PATH"))
+}
+
+/// The machine's CPU time so far (/proc/stat's first line), in ticks.
+struct CpuTimes {
+    total: u64,
+    steal: u64,
+}
+
+impl CpuTimes {
+    fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal
+        Some(Self {
+            total: ticks.iter().sum(),
+            steal: *ticks.get(7)?,
+        })
+    }
+
+    fn steal_share_since(&self, start: &Self) -> f64 {
+        let total = self.total.saturating_sub(start.total).max(1);
+        self.steal.saturating_sub(start.steal) as f64 / total as f64
+    }
 }
 
 fn loadavg() -> String {

@@ -389,7 +389,7 @@ fn header(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
         "Machine: {}, {} CPUs, {}, Linux {}, {} (virtualization: {}). Load average {} at the start, \
-         {} at the end. Started {}; the whole `cargo xtask bench{}` took {:.0} s ({:.0} s measuring).\n",
+         {} at the end{}. Started {}; the whole `cargo xtask bench{}` took {:.0} s ({:.0} s measuring).\n",
         mc("cpu"),
         mc("nproc"),
         mc("memory"),
@@ -398,6 +398,11 @@ fn header(m: &mut String, r: &Results) {
         mc("virtualization"),
         r.load_start,
         r.load_end,
+        r.steal.map_or_else(String::new, |s| format!(
+            "; the hypervisor gave {:.0}% of the CPU time to other guests while measuring (steal: every \
+             figure is slower and noisier then)",
+            s * 100.0
+        )),
         r.started_utc,
         if r.quick { " --quick" } else { "" },
         r.total_s,
@@ -1009,6 +1014,7 @@ pub fn json(r: &Results) -> Value {
         "machine": kv(&r.machine),
         "tools": kv(&r.tools),
         "load_average": {"start": r.load_start, "end": r.load_end},
+        "steal_share": r.steal,
         "other_activity": {
             "checks": r.activity.checks, "tracing": r.activity.tracing,
             "building": r.activity.building, "seen": r.activity.seen,
