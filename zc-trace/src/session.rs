@@ -127,8 +127,10 @@ pub fn trace(opts: &TraceOptions) -> Result<Traced> {
         targets.wrapped.as_ref(),
         live.as_mut(),
         started,
-        reaped_rx,
-        signals,
+        Stops {
+            reaped: reaped_rx,
+            signals,
+        },
     ))?;
 
     let counters = final_counters(&mut collector, live, started)?;
@@ -537,6 +539,13 @@ fn spawn_reaper(exits: target::Exits, tx: mpsc::UnboundedSender<Reaped>) {
     });
 }
 
+/// What ends a run besides its timers: the wrapped tree's exit (from the
+/// reaper thread), Ctrl-C, SIGTERM.
+struct Stops {
+    reaped: mpsc::UnboundedReceiver<Reaped>,
+    signals: Signals,
+}
+
 async fn trace_loop(
     collector: &mut Collector,
     stats: &mut StatsWindows<'_>,
@@ -544,9 +553,12 @@ async fn trace_loop(
     wrapped: Option<&target::Wrapped>,
     mut live: Option<&mut live::Live>,
     started: Instant,
-    mut reaped: mpsc::UnboundedReceiver<Reaped>,
-    mut signals: Signals,
+    stops: Stops,
 ) -> Result<(End, Vec<crate::model::report::TimelineSample>, Option<i32>)> {
+    let Stops {
+        mut reaped,
+        mut signals,
+    } = stops;
     // The first sample now (t ~ 0), the first live line an interval away.
     let mut tick = Timer::every(Duration::ZERO, opts.interval)?;
     let mut live_tick = match &live {
