@@ -4,11 +4,12 @@
 //! same fold took a scan of STATS and ~1 us a row (a read and a delete
 //! through bpf()); here it is a lookup per row and CPU and a delete.
 //!
-//! A thread of the process that is still on its way out on another CPU
-//! (after its own sched_process_exit) may bump the process's counters
-//! while this runs: such a late count is lost, or makes a new row that the
-//! collector's final scan folds. Nothing else counts for a process after
-//! its last thread's exit.
+//! After this, nothing may make a row for the process that nobody would
+//! fold: a thread still on its way out on another CPU is only switched out
+//! (sched.rs counts such a switch into an existing row, and a dying
+//! thread's last switch not at all). A switch that lands between the sum
+//! and the delete here is lost. Once the collector starts its last read of
+//! the maps it sets FINISHING: exits then leave their rows to that read.
 
 use core::ffi::c_void;
 
