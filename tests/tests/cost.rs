@@ -127,14 +127,25 @@ const RUSAGE_PROGRAM: &str = r#"
 #include <sys/resource.h>
 #include <unistd.h>
 
+static long usec(struct timeval t) { return t.tv_sec * 1000000L + t.tv_usec; }
+
+/* Burns until the kernel has accounted 400 ms of user and 100 ms of
+   system time, however fast the machine is at the moment: a fixed loop
+   burnt under the test's 200 ms on a quiet host. */
 int main(int argc, char **argv) {
     volatile unsigned long x = 0;
-    for (unsigned long i = 0; i < 300000000UL; i++) x += i;
+    struct rusage ru;
+    do {
+        for (unsigned long i = 0; i < 20000000UL; i++) x += i;
+        getrusage(RUSAGE_SELF, &ru);
+    } while (usec(ru.ru_utime) < 400000);
     static char buf[1 << 20];
     int z = open("/dev/zero", O_RDONLY);
-    for (int i = 0; i < 3000; i++)
-        if (read(z, buf, sizeof buf) != sizeof buf) return 3;
-    struct rusage ru;
+    do {
+        for (int i = 0; i < 200; i++)
+            if (read(z, buf, sizeof buf) != sizeof buf) return 3;
+        getrusage(RUSAGE_SELF, &ru);
+    } while (usec(ru.ru_stime) < 100000);
     getrusage(RUSAGE_SELF, &ru);
     FILE *f = fopen(argv[1], "w");
     if (!f) return 2;
