@@ -181,7 +181,7 @@ pub fn stats_row(key: &SyscallKey) -> Option<*mut SyscallStats> {
 /// Adds a new STATS row's key to its process's ROW_KEYS list. A list that
 /// is full or cannot be made only counts past MAX_ROWS (or is missing):
 /// that process's exit then leaves its rows to the collector's scan.
-#[inline(always)]
+#[inline(never)]
 fn list_row(key: &SyscallKey) {
     let list = match ROW_KEYS.get_ptr_mut(&key.tgid) {
         Some(list) => list,
