@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use zc_trace_tests::fleet::{Cgroup, run_born_in};
 use zc_trace_tests::harness::{
-    Proc, Report, TempDir, require_root, signal, syscall_stats, tracer_bin,
+    Proc, Report, TempDir, require_root, run_traced, signal, syscall_stats, tracer_bin,
 };
 
 /// Sleepers alive while the short-lived processes come and go.
@@ -77,16 +77,10 @@ fn folds(report: &Report) -> (u64, u64, u64) {
 /// Traces `script` under bash and returns its report.
 fn trace_script(name: &str, script: &str) -> Report {
     let dir = TempDir::new(name);
-    let json = dir.join("report.json");
-    let mut p = Proc::spawn(
-        Command::new(tracer_bin())
-            .args(["--quiet", "--json"])
-            .arg(&json)
-            .args(["--", "bash", "-c", script]),
-    );
-    let status = p.wait_or_kill(Duration::from_secs(300));
-    assert!(status.success(), "{status}\n{}", p.stderr());
-    Report::load(&json)
+    let cmd = ["bash".to_owned(), "-c".to_owned(), script.to_owned()];
+    let t = run_traced(&dir, name, &[], &cmd);
+    assert!(t.status.success(), "{}\n{}", t.status, t.stderr);
+    t.report
 }
 
 #[test]

@@ -622,4 +622,5 @@ mod pod {
     unsafe impl aya::Pod for super::Inflight {}
     unsafe impl aya::Pod for super::Exited {}
     unsafe impl aya::Pod for super::FoldedRow {}
+    unsafe impl aya::Pod for super::RowKeys {}
 }

@@ -3,7 +3,7 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    bindings::{BPF_ANY, BPF_F_MMAPABLE, BPF_NOEXIST},
+    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
     helpers::bpf_get_smp_processor_id,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
@@ -146,36 +146,31 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 
 pub static ZC_PENDING: LruHashMap<[u64; 2], u64> =
     LruHashMap::with_max_entries(limits::MAX_ZC_PENDING, 0);
 
-/// This CPU's slot of `map[key]`, created zeroed on first use; None when
-/// the map is full. No NOEXIST retry is needed: an update of a per-CPU hash
-/// from a probe writes only this CPU's slot (a new row starts at zero on
-/// the other CPUs), so an insert racing another CPU's first insert of the
-/// same key updates that row in place and neither count is lost.
+/// This CPU's slot of `map[key]`, created zeroed on first use, after which
+/// `created` runs; None when the map is full. NOEXIST: of two CPUs creating
+/// one row at once, one creates it and the other finds it (a new per-CPU
+/// row starts at zero on every CPU, so neither count is lost).
 #[inline(always)]
-pub fn row_or_insert<K, V: Default>(map: &PerCpuHashMap<K, V>, key: &K) -> Option<*mut V> {
+pub fn row_or_insert<K, V: Default>(
+    map: &PerCpuHashMap<K, V>,
+    key: &K,
+    created: impl FnOnce(),
+) -> Option<*mut V> {
     if let Some(row) = map.get_ptr_mut(key) {
         return Some(row);
     }
-    map.insert(key, &V::default(), BPF_ANY as u64).ok()?;
-    map.get_ptr_mut(key)
-}
-
-/// This CPU's slot of the STATS row `key`, created zeroed on first use and
-/// then listed in ROW_KEYS; None when STATS is full. NOEXIST: of two CPUs
-/// creating one row at once, one lists it and the other finds it.
-#[inline(always)]
-pub fn stats_row(key: &SyscallKey) -> Option<*mut SyscallStats> {
-    if let Some(row) = STATS.get_ptr_mut(key) {
-        return Some(row);
-    }
-    let created = STATS
-        .insert(key, &SyscallStats::default(), BPF_NOEXIST as u64)
-        .is_ok();
-    let row = STATS.get_ptr_mut(key)?;
-    if created {
-        list_row(key);
+    let made = map.insert(key, &V::default(), BPF_NOEXIST as u64).is_ok();
+    let row = map.get_ptr_mut(key)?;
+    if made {
+        created();
     }
     Some(row)
+}
+
+/// This CPU's slot of the STATS row `key`, listed in ROW_KEYS when created.
+#[inline(always)]
+pub fn stats_row(key: &SyscallKey) -> Option<*mut SyscallStats> {
+    row_or_insert(&STATS, key, || list_row(key))
 }
 
 /// Adds a new STATS row's key to its process's ROW_KEYS list. A list that

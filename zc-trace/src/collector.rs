@@ -24,8 +24,8 @@ use aya::{
     maps::{Array, HashMap, IterableMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use zc_trace_common::{
-    ExitRecord, Exited, FoldedRow, PIDS_PER_SLOT, ProcCounters, ProcInfo, SyscallKey, SyscallStats,
-    TargetSlot, fold, latency, totals,
+    ExitRecord, Exited, FoldedRow, PIDS_PER_SLOT, ProcCounters, ProcInfo, RowKeys, SyscallKey,
+    SyscallStats, TargetSlot, fold, latency, totals,
 };
 
 use crate::{
@@ -49,8 +49,8 @@ pub struct Collector {
     stats: PerCpuHashMap<MapData, SyscallKey, SyscallStats>,
     event_totals: Mapped<ProcCounters>,
     proc_events: PerCpuHashMap<MapData, u32, ProcCounters>,
-    /// The probes' lists of each process's rows (values not read here).
-    row_keys: MapData,
+    /// The probes' lists of each process's rows (only deleted here).
+    row_keys: HashMap<MapData, u32, RowKeys>,
     /// Slot 0 set before the last read (see `finish`).
     finishing: Array<MapData, u32>,
     exits: RingBuf<MapData>,
@@ -154,14 +154,6 @@ fn wait_for_probe_runs() {
     }
 }
 
-/// The map data of an untyped map.
-fn map_data(map: aya::maps::Map) -> Result<MapData> {
-    match map {
-        aya::maps::Map::HashMap(data) => Ok(data),
-        _ => Err(anyhow!("map ROW_KEYS is not a hash map")),
-    }
-}
-
 /// An exit record as the probe sent it (see `ExitRecord`).
 struct ExitAnnounced {
     exited: Exited,
@@ -257,11 +249,7 @@ impl Collector {
             stats: take(probes, "STATS")?,
             event_totals: map_values(probes, "EVENT_TOTALS", cpus)?,
             proc_events: take(probes, "PROC_EVENTS")?,
-            row_keys: probes
-                .ebpf
-                .take_map("ROW_KEYS")
-                .ok_or_else(|| anyhow!("map ROW_KEYS missing from the eBPF object"))
-                .and_then(map_data)?,
+            row_keys: take(probes, "ROW_KEYS")?,
             finishing: take(probes, "FINISHING")?,
             exits: take(probes, "EXITS")?,
             drops: take(probes, "DROPS")?,
@@ -492,7 +480,7 @@ impl Collector {
         batch::delete(self.proc_events.map(), &event_keys).context("folding exited processes")?;
         // The rows are gone: so is their list (a recycled pid starts anew).
         let pids: Vec<u32> = found.iter().map(|(tgid, _)| *tgid).collect();
-        batch::delete(&self.row_keys, &pids).context("folding exited processes")?;
+        batch::delete(self.row_keys.map(), &pids).context("folding exited processes")?;
         self.fold_schedule.folded(
             Instant::now(),
             found.len(),

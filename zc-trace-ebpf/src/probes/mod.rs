@@ -46,7 +46,7 @@ pub(crate) fn add(tgid: u32, field: impl Fn(&mut ProcCounters) -> &mut u64, n: u
     if let Some(total) = this_cpu(&EVENT_TOTALS, 1, 0) {
         unsafe { *field(&mut *total) += n };
     }
-    match row_or_insert(&PROC_EVENTS, &tgid) {
+    match row_or_insert(&PROC_EVENTS, &tgid, || {}) {
         Some(row) => unsafe { *field(&mut *row) += n },
         None => count_drop(drop::PROC_FULL),
     }
