@@ -162,3 +162,73 @@ fn calls_first_made_mid_run_are_in_the_timeline_from_then_on() {
         );
     }
 }
+
+/// Calls dd makes in the active phase (a read and a write per byte).
+const ACTIVE_BYTES: u64 = 200_000;
+
+/// Issue 12 (collector CPU): while the counters stand still the timeline is
+/// sampled less and less often (the wait doubles up to 1 s), and the first
+/// count after that wakes the collector at once, so the timeline still
+/// shows when activity resumed: the first sample after the quiet stretch
+/// holds the first few calls, not dd's 400,000 (a tick up to 1 s late would
+/// land in them at random).
+#[test]
+fn a_quiet_stretch_is_sampled_less_often_and_its_end_at_once() {
+    if !require_root("a_quiet_stretch_is_sampled_less_often_and_its_end_at_once") {
+        return;
+    }
+    let dir = TempDir::new("timeline-quiet");
+    let script =
+        format!("sleep 3; exec dd if=/dev/zero of=/dev/null bs=1 count={ACTIVE_BYTES} status=none");
+    let t = zc_trace_tests::harness::run_traced(
+        &dir,
+        "quiet",
+        &["--interval", "100ms"],
+        &["bash".into(), "-c".into(), script],
+    );
+    assert!(t.status.success(), "{}\n{}", t.status, t.stderr);
+    let samples: Vec<(u64, u64)> = t.report.0["timeline"]["samples"]
+        .as_array()
+        .expect("timeline samples")
+        .iter()
+        .map(|s| (u64_field(s, "/t_ns"), u64_field(s, "/syscalls")))
+        .collect();
+    // The quiet stretch: the longest run of samples with the same count.
+    let quiet = samples
+        .chunk_by(|a, b| a.1 == b.1)
+        .max_by_key(|run| run[run.len() - 1].0 - run[0].0)
+        .expect("samples");
+    let quiet_level = quiet[0].1;
+    let (first_quiet, last_quiet) = (quiet[0].0, quiet[quiet.len() - 1].0);
+    assert!(
+        last_quiet - first_quiet >= 2_000_000_000,
+        "the sleep is a quiet stretch of 2 s or more: {samples:?}"
+    );
+    // 100 ms apart all along would be 20 or more samples.
+    assert!(
+        quiet.len() <= 8,
+        "{} samples in a quiet stretch of {} ms: {samples:?}",
+        quiet.len(),
+        (last_quiet - first_quiet) / 1_000_000
+    );
+    let woken = samples
+        .iter()
+        .position(|(t, n)| *t > last_quiet && *n > quiet_level)
+        .expect("a sample after the quiet stretch");
+    let first_calls = samples[woken].1 - quiet_level;
+    assert!(
+        first_calls < 5_000,
+        "the first sample after the quiet stretch holds the first calls \
+         only, not {first_calls} of dd's {}: {samples:?}",
+        2 * ACTIVE_BYTES
+    );
+    // And sampling is back to --interval while dd runs.
+    if let Some(&(next_t, next_n)) = samples.get(woken + 1) {
+        if next_n < quiet_level + 2 * ACTIVE_BYTES {
+            assert!(
+                next_t - samples[woken].0 <= 400_000_000,
+                "back to 100 ms apart: {samples:?}"
+            );
+        }
+    }
+}

@@ -583,7 +583,9 @@ pub mod limits {
     /// ring's header; their processes are folded from the maps by the
     /// collector), so every process a run follows can end at once; the
     /// rest, 1.1 MiB, takes records with rows (~1.1 KiB for `true`'s 20):
-    /// ~1,000 between two reads of the collector (every 100 ms by default).
+    /// ~1,000 between two reads of the collector (every 200 ms by default,
+    /// so 5,000 exits a second; beyond that, the collector's scan folds
+    /// the rest, as exactly but at a higher cost).
     pub const EXITS_BYTES: u32 = 2 << 20;
     /// What EXITS keeps for records without rows.
     pub const EXITS_HEADERS_ROOM: u32 = MAX_TARGETS * 56;

@@ -3,7 +3,7 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST},
+    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST, BPF_RB_FORCE_WAKEUP},
     helpers::bpf_get_smp_processor_id,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
@@ -98,6 +98,35 @@ pub static PROC_EVENTS: PerCpuHashMap<u32, ProcCounters> =
 /// only live processes however many come and go.
 #[map]
 pub static EXITS: RingBuf = RingBuf::with_byte_size(limits::EXITS_BYTES, 0);
+
+/// Non-zero while the collector waits longer than --interval between
+/// timeline samples because nothing changed (zc-trace/src/session/
+/// cadence.rs): the next count of a traced process clears it and wakes
+/// the collector through WAKEUPS, so the timeline shows when activity
+/// resumed as closely as if it had never backed off.
+#[map]
+pub static WAKE: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Where that wakeup goes: one 8-byte record per backing off.
+#[map]
+pub static WAKEUPS: RingBuf = RingBuf::with_byte_size(4096, 0);
+
+/// Wakes the collector if it asked for it (see WAKE): a load and a branch
+/// on the traced processes' paths only, never on another process's.
+#[inline(always)]
+pub fn wake_collector() {
+    let Some(flag) = WAKE.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: a one-word array slot; CPUs racing to clear it each send a
+    // record, and the collector takes any number of them as one wakeup.
+    unsafe {
+        if *flag != 0 {
+            *flag = 0;
+            let _ = WAKEUPS.output::<u64>(0u64, BPF_RB_FORCE_WAKEUP as u64);
+        }
+    }
+}
 
 /// Syscalls in flight, in slot `tid & INFLIGHT_MASK`: when they started.
 /// An array rather than a hash: no allocation or lock on the hot path.

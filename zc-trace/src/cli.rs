@@ -109,8 +109,10 @@ pub struct Cli {
     #[arg(long, conflicts_with = "no_cost")]
     pub exact_cost: bool,
 
-    /// How often to sample the counters for the timeline (10ms to 1h).
-    #[arg(long, value_name = "TIME", default_value = "100ms", value_parser = parse_interval)]
+    /// How often to sample the counters for the timeline (10ms to 1h);
+    /// while they stand still, less often (up to 1s apart), until the
+    /// next count.
+    #[arg(long, value_name = "TIME", default_value = "200ms", value_parser = parse_interval)]
     pub interval: Duration,
 
     /// Print one line per interval while tracing (like `perf stat -I`):

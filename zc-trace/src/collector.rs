@@ -11,6 +11,7 @@ mod batch;
 mod fold_schedule;
 mod mapped;
 mod processes;
+mod wakeups;
 
 use std::{
     collections::{BTreeMap, HashMap as Table},
@@ -38,6 +39,8 @@ use crate::{
 use fold_schedule::FoldSchedule;
 use mapped::Mapped;
 use processes::{Processes, add_rows};
+use wakeups::WakeMaps;
+pub use wakeups::Wakeups;
 
 pub struct Collector {
     target_slots: Array<MapData, TargetSlot>,
@@ -54,6 +57,9 @@ pub struct Collector {
     /// Slot 0 set before the last read (see `finish`).
     finishing: Array<MapData, u32>,
     exits: RingBuf<MapData>,
+    /// The probes' wakeup of a collector that backed off, until the trace
+    /// loop takes it (see `wakeups`).
+    wake_maps: Option<WakeMaps>,
     drops: PerCpuArray<MapData, u64>,
     latency: PerCpuArray<MapData, u64>,
     /// Values per key of a per-CPU map: the possible CPUs.
@@ -252,6 +258,10 @@ impl Collector {
             row_keys: take(probes, "ROW_KEYS")?,
             finishing: take(probes, "FINISHING")?,
             exits: take(probes, "EXITS")?,
+            wake_maps: Some(WakeMaps {
+                flag: take(probes, "WAKE")?,
+                ring: take(probes, "WAKEUPS")?,
+            }),
             drops: take(probes, "DROPS")?,
             latency: take(probes, "LATENCY")?,
             cpus,
@@ -268,6 +278,16 @@ impl Collector {
             accounting_settled: TaskFigures::default(),
             folds: Default::default(),
         })
+    }
+
+    /// The probes' wakeup, for the trace loop (once; the tokio runtime
+    /// entered).
+    pub fn wakeups(&mut self) -> Result<Wakeups> {
+        let maps = self
+            .wake_maps
+            .take()
+            .context("the probes' wakeup was already taken")?;
+        Wakeups::new(maps)
     }
 
     /// Starts tracing process `pid` (all its threads).
@@ -421,25 +441,28 @@ impl Collector {
     /// Folds the rows of the processes that exited out of the maps, when
     /// enough of them are waiting or they have waited long enough: the
     /// per-process maps then hold live processes only.
-    pub fn fold_exited(&mut self) -> Result<()> {
-        self.take_exits();
+    /// Returns how many exits the probes announced since the last call.
+    pub fn fold_exited(&mut self) -> Result<usize> {
+        let exits = self.take_exits();
         if self.fold_schedule.due(self.exited.len(), Instant::now()) {
             let exited = std::mem::take(&mut self.exited);
             self.folds.scans += 1;
             self.folds.by_scan += exited.len() as u64;
             self.fold(false, exited)?;
         }
-        Ok(())
+        Ok(exits)
     }
 
     /// The exits the probes announced since the last call: a process the
     /// probe folded is filed from its record; the others wait for a fold.
-    fn take_exits(&mut self) {
+    fn take_exits(&mut self) -> usize {
         let mut folded = Vec::new();
+        let mut exits = 0;
         while let Some(item) = self.exits.next() {
             let Some(record) = exit_record(&item) else {
                 continue;
             };
+            exits += 1;
             let mut id = if record.exited.named != 0 {
                 identity(&record.exited.info)
             } else {
@@ -457,6 +480,7 @@ impl Collector {
         for (p, id) in folded {
             self.file(p, Some(id));
         }
+        exits
     }
 
     /// Moves the rows of the processes in `names` (of every process with

@@ -23,10 +23,13 @@ use crate::{
     preflight, target, task_accounting,
 };
 
+mod cadence;
 pub mod live;
+mod sampler;
 pub(crate) mod signals;
 pub(crate) mod timer;
 
+use sampler::Sampler;
 use signals::{Signals, next};
 use timer::Timer;
 
@@ -560,7 +563,7 @@ async fn trace_loop(
         mut signals,
     } = stops;
     // The first sample now (t ~ 0), the first live line an interval away.
-    let mut tick = Timer::every(Duration::ZERO, opts.interval)?;
+    let mut sampler = Sampler::new(collector, opts.interval, started)?;
     let mut live_tick = match &live {
         Some(l) => {
             let every = l.every.min(MAX_EVERY);
@@ -575,18 +578,14 @@ async fn trace_loop(
     // Only attached processes end a run by exiting (a wrapped command's
     // tree is reaped; a cgroup or the machine runs until stopped).
     let until_targets_exit = matches!(opts.spec, TargetSpec::Attach(_));
-    let mut samples = Vec::new();
     let mut exit_code = None;
 
     let end = loop {
         toggle.set(stats.next_toggle())?;
         tokio::select! {
-            r = tick.fired() => {
+            r = sampler.due() => {
                 r?;
-                collector.fold_exited()?;
-                let totals = collector.totals();
-                samples.push(timeline::sample(&totals, started.elapsed().as_nanos() as u64));
-                stats.open_if_due_by(Instant::now() + opts.interval, totals.calls());
+                sampler.sample(collector, stats)?;
                 if until_targets_exit && !collector.any_target_alive() {
                     break End::TargetsExited;
                 }
@@ -645,7 +644,7 @@ async fn trace_loop(
             wait_all(GRACE).await;
         }
     }
-    Ok((end, samples, exit_code))
+    Ok((end, sampler.samples, exit_code))
 }
 
 /// Probes loaded for a target, not yet counting any process of `-p` or a

@@ -21,7 +21,7 @@ use zc_trace_common::{ExitRecord, Exited, ProcCounters, RowKeys, SyscallStats, f
 
 use crate::{
     config::NR_CPUS,
-    maps::{EXIT_SCRATCH, EXITS, FINISHING, PROC_EVENTS, PROCS, ROW_KEYS, STATS},
+    maps::{EXIT_SCRATCH, EXITS, FINISHING, PROC_EVENTS, PROCS, ROW_KEYS, STATS, wake_collector},
 };
 
 /// Sends `exited` to the collector, with the process's rows when they are
@@ -79,6 +79,7 @@ pub fn send_exit(exited: Exited) -> bool {
     {
         return false;
     }
+    wake_collector();
     if finishing {
         // The collector's last read names the process from PROCS.
         return true;

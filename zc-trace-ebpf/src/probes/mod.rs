@@ -12,7 +12,7 @@ pub(crate) mod syscalls;
 mod uring;
 mod zerocopy;
 
-use crate::maps::{EVENT_TOTALS, PROC_EVENTS, count_drop, row_or_insert, this_cpu};
+use crate::maps::{EVENT_TOTALS, PROC_EVENTS, count_drop, row_or_insert, this_cpu, wake_collector};
 use zc_trace_common::{ProcCounters, drop};
 
 /// Adds one to an event counter (see `add`).
@@ -35,6 +35,7 @@ pub(crate) fn bump_if_row(tgid: u32, field: impl Fn(&mut ProcCounters) -> &mut u
     if let Some(total) = this_cpu(&EVENT_TOTALS, 1, 0) {
         unsafe { *field(&mut *total) += 1 };
     }
+    wake_collector();
 }
 
 /// Adds `n` to an event counter: to the exact totals, then to the
@@ -50,4 +51,5 @@ pub(crate) fn add(tgid: u32, field: impl Fn(&mut ProcCounters) -> &mut u64, n: u
         Some(row) => unsafe { *field(&mut *row) += n },
         None => count_drop(drop::PROC_FULL),
     }
+    wake_collector();
 }

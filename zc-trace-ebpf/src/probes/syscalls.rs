@@ -33,7 +33,7 @@ use crate::{
     fds::fd_kind,
     maps::{
         DETAIL, INFLIGHT, LATENCY, TOTALS, TOTALS_SEEN, count_drop, count_drops, stats_row,
-        this_cpu,
+        this_cpu, wake_collector,
     },
     target::current_target,
 };
@@ -360,6 +360,7 @@ pub(crate) fn record(key: &SyscallKey, call: SyscallStats) {
             };
         }
     }
+    wake_collector();
 }
 
 /// Sets this CPU's bit of TOTALS slot `slot` in TOTALS_SEEN: once per slot

@@ -21,6 +21,8 @@ pub struct Timer {
     fd: AsyncFd<OwnedFd>,
     /// When a one-shot timer is set for (re-armed only when this changes).
     due: Option<Instant>,
+    /// A periodic timer's period (re-armed only when this changes).
+    period: Option<Duration>,
 }
 
 fn timespec(d: Duration) -> Timespec {
@@ -52,17 +54,33 @@ impl Timer {
         // timer, until the AsyncFd is dropped.
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
             .map_err(|e| cannot(e.into()))?;
-        Ok(Self { fd, due: None })
+        Ok(Self {
+            fd,
+            due: None,
+            period: None,
+        })
     }
 
     /// A timer that fires `first` from now, then every `period`. Periods
     /// missed while zc-trace was busy fire once, as soon as it waits again.
     pub fn every(first: Duration, period: Duration) -> io::Result<Self> {
-        let timer = Self::new()?;
+        let mut timer = Self::new()?;
         // A zero it_value would disarm the timer.
         let tiny = Duration::from_nanos(1);
         timer.arm(first.max(tiny), period.max(tiny))?;
+        timer.period = Some(period.max(tiny));
         Ok(timer)
+    }
+
+    /// Makes a periodic timer fire every `period` from now on, when that
+    /// is not its period already (then it keeps its pace, and no syscall).
+    pub fn repeat(&mut self, period: Duration) -> io::Result<()> {
+        let period = period.max(Duration::from_nanos(1));
+        if self.period != Some(period) {
+            self.arm(period, period)?;
+            self.period = Some(period);
+        }
+        Ok(())
     }
 
     fn arm(&self, first: Duration, period: Duration) -> io::Result<()> {

@@ -94,6 +94,10 @@ where
         subtitle += &format!(", {} apart (median", duration_ns(median));
         if median.abs_diff(interval) > interval / 20 {
             subtitle += &format!("; --interval {}", duration_ns(interval));
+            if median > interval {
+                // The collector backs off while the counters stand still.
+                subtitle += ", less often while nothing changed";
+            }
         }
         subtitle += ")";
     }

@@ -1,0 +1,68 @@
+//! The probes' wakeup of a collector that backed off: while the counters
+//! stand still the trace loop samples less often (session/cadence.rs) and
+//! sets WAKE; the next count of a traced process clears it and sends a
+//! record to WAKEUPS, whose readiness ends the wait. Nothing else is ever
+//! sent there, so a run that never backs off never wakes on it.
+
+use std::io;
+
+use anyhow::{Context as _, Result};
+use aya::maps::{Array, MapData, RingBuf};
+use tokio::io::{Interest, unix::AsyncFd};
+
+pub struct WakeMaps {
+    pub(super) flag: Array<MapData, u32>,
+    pub(super) ring: RingBuf<MapData>,
+}
+
+pub struct Wakeups {
+    flag: Array<MapData, u32>,
+    ring: AsyncFd<RingBuf<MapData>>,
+    /// WAKE is set and no wakeup came since.
+    asked: bool,
+}
+
+impl Wakeups {
+    /// Needs the tokio runtime (with its I/O driver) entered.
+    pub fn new(maps: WakeMaps) -> Result<Self> {
+        // SAFETY: the ring's own fd, moved in: it stays open, the same
+        // map, until the AsyncFd is dropped.
+        let ring = unsafe { AsyncFd::register_with_interest(maps.ring, Interest::READABLE) }
+            .map_err(io::Error::from)
+            .context("cannot poll the probes' wakeup ring")?;
+        Ok(Self {
+            flag: maps.flag,
+            ring,
+            asked: false,
+        })
+    }
+
+    /// Asks the probes to wake the collector at the next count (one
+    /// syscall per backing off, none while it stays backed off).
+    pub fn ask(&mut self) -> Result<()> {
+        if !self.asked {
+            self.flag
+                .set(0, 1, 0)
+                .context("cannot ask the probes for a wakeup (map WAKE)")?;
+            self.asked = true;
+        }
+        Ok(())
+    }
+
+    /// Waits for the probes' wakeup. Cancel-safe: a wakeup is not lost
+    /// when another branch of the loop wins.
+    pub async fn woken(&mut self) -> io::Result<()> {
+        loop {
+            let mut guard = self.ring.readable_mut().await?;
+            let mut any = false;
+            while guard.get_inner_mut().next().is_some() {
+                any = true;
+            }
+            guard.clear_ready();
+            if any {
+                self.asked = false;
+                return Ok(());
+            }
+        }
+    }
+}
