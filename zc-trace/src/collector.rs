@@ -186,19 +186,19 @@ fn exit_record(bytes: &[u8]) -> Option<ExitAnnounced> {
     }
     let events = read_at(bytes, header)?;
     let first = fold::HEADER_BYTES as usize;
-    let syscalls = (0..rows as usize)
-        .map(|i| {
-            let row: FoldedRow = read_at(bytes, first + i * fold::ROW_BYTES as usize)?;
-            let key = SyscallKey {
-                tgid: exited.tgid,
-                nr: row.nr,
-                dst_kind: row.dst_kind,
-                src_kind: row.src_kind,
-                _pad: [0; 6],
-            };
-            Some((key, row.stats))
-        })
-        .collect::<Option<Vec<_>>>()?;
+    // Sized once: collecting into an Option<Vec> grows it by reallocation.
+    let mut syscalls = Vec::with_capacity(rows as usize);
+    for i in 0..rows as usize {
+        let row: FoldedRow = read_at(bytes, first + i * fold::ROW_BYTES as usize)?;
+        let key = SyscallKey {
+            tgid: exited.tgid,
+            nr: row.nr,
+            dst_kind: row.dst_kind,
+            src_kind: row.src_kind,
+            _pad: [0; 6],
+        };
+        syscalls.push((key, row.stats));
+    }
     Some(ExitAnnounced {
         exited,
         process: Some(ProcessCounters {
@@ -537,7 +537,9 @@ impl Collector {
             .copied()
             .collect();
         add_rows(&mut self.beyond_totals, &beyond);
-        p.syscalls.sort_by_key(|(k, _)| *k);
+        // Unique keys: an unstable sort is the same, without a scratch
+        // allocation per process.
+        p.syscalls.sort_unstable_by_key(|(k, _)| *k);
         match &mut self.just_folded {
             Some(out) => out.push(p),
             None => self.folded.add(p),
@@ -722,8 +724,8 @@ impl Collector {
         total
             .minus(self.accounting_counted)
             .store(&mut counters.events);
+        counters.syscalls.sort_unstable_by_key(|(k, _)| *k);
         add_rows(&mut counters.syscalls, &self.beyond_totals);
-        counters.syscalls.sort_by_key(|(k, _)| *k);
         counters.cgroups = self.folded.cgroup_rows();
         counters.processes = std::mem::take(&mut self.folded).into_rows();
         Ok(counters)
