@@ -112,3 +112,42 @@ fn a_completed_attach_run_exits_0_however_it_was_stopped() {
         assert_eq!(r.0["target"]["mode"], "attach");
     }
 }
+
+/// Issue 12: an attach run ends as its target exits, not at the next
+/// timeline sample, which is up to 1 s away once the idle target has let
+/// sampling back off: the target's exit wakes the collector (see WAKE in
+/// the probes). Three rounds: one sample a second would end a round within
+/// 0.6 s only 60% of the time.
+#[test]
+fn an_attach_run_ends_as_its_target_exits() {
+    use std::time::{Duration, Instant};
+    use zc_trace_tests::harness::{Proc, Report, signal};
+    if !require_root("an_attach_run_ends_as_its_target_exits") {
+        return;
+    }
+    for round in 0..3 {
+        let dir = TempDir::new("habits-attach-end");
+        let mut sleeper = Proc::spawn(Command::new("sleep").arg("600"));
+        let json = dir.join("attach.json");
+        let mut tracer = Proc::spawn(
+            Command::new(tracer_bin())
+                .args(["-p", &sleeper.pid().to_string(), "--json"])
+                .arg(&json),
+        );
+        tracer.wait_for_line("zc-trace: tracing", Duration::from_secs(30));
+        // Until the samples are a second apart (0.2, 0.6, 1.4, 2.4 s).
+        std::thread::sleep(Duration::from_millis(2600));
+        let killed = Instant::now();
+        signal(sleeper.pid(), libc::SIGKILL);
+        let _ = sleeper.wait_or_kill(Duration::from_secs(10));
+        let status = tracer.wait_or_kill(Duration::from_secs(30));
+        let took = killed.elapsed();
+        assert!(status.success(), "{status}: {}", tracer.stderr());
+        assert!(
+            took < Duration::from_millis(600),
+            "round {round}: the run ended {took:?} after its target"
+        );
+        let r = Report::load(&json);
+        assert_eq!(r.0["target"]["mode"], "attach");
+    }
+}
