@@ -5,7 +5,7 @@
 //! twice (~40 ns on a VM with retpolines), and sys_exit runs for every
 //! syscall of every process on the machine: kept on, the statistics alone
 //! would cost the whole machine more than the probes' own filter. By
-//! default they are on DUTY of the time (2%), in windows: the first WINDOW
+//! default they are on DUTY of the time (1%), in windows: the first WINDOW
 //! (10 ms) long as the probes go live (a run shorter than that is measured
 //! exactly), each next one twice as long, up to MAX_WINDOW (1 s). The
 //! programs' run counts and run times are read as each window opens and
@@ -21,8 +21,10 @@
 //! readings of every program's figures, and two rewrites of the kernel's
 //! code (the statistics are a static key, patched on every CPU as they go
 //! on and off): ~0.4 ms of CPU a window on a 2-CPU VM. 10 ms windows twice
-//! a second cost the collector ~0.8 ms/s; these cost ~0.4 ms/s in the
-//! first seconds and ~0.01 ms/s after a minute. The first is short all
+//! a second cost the collector ~0.8 ms/s; these cost ~0.2 ms/s in the
+//! first seconds and ~0.005 ms/s after two minutes. (At 2% they were half
+//! of the collector's CPU in its first seconds once sampling the timeline
+//! backed off while idle: 0.4 of 0.6 ms/s.) The first is short all
 //! the same: whatever runs beside zc-trace as it starts would otherwise
 //! pay the statistics' clock reads on every syscall for its length (a
 //! getppid loop started beside it took 1.49x its time alone with a 50 ms
@@ -41,7 +43,7 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(1);
 /// The share of the run the statistics are on. A window that closes late
 /// (a busy machine wakes the collector late) is followed by a longer gap,
 /// so the share holds.
-pub const DUTY: f64 = 0.02;
+pub const DUTY: f64 = 0.01;
 
 /// How the probes' own cost is measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

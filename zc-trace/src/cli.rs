@@ -99,7 +99,7 @@ pub struct Cli {
     pub no_latency: bool,
 
     /// Do not measure zc-trace's own cost at all (by default BPF run-time
-    /// statistics are on 2% of the time, in 10 ms windows, and scaled).
+    /// statistics are on 1% of the time, in windows from 10 ms, and scaled).
     #[arg(long)]
     pub no_cost: bool,
 

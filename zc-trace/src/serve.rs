@@ -128,7 +128,7 @@ impl Metrics {
         );
         r.register(
             "probe_seconds",
-            "CPU time zc-trace's probes ran (BPF run-time statistics: sampled 2% of the time and scaled, exact with --exact-cost)",
+            "CPU time zc-trace's probes ran (BPF run-time statistics: sampled 1% of the time and scaled, exact with --exact-cost)",
             self.probe_seconds.clone(),
         );
         r.register(

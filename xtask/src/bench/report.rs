@@ -795,7 +795,7 @@ fn bpf_cost(m: &mut String, r: &Results) {
             "### BPF cost per program (zc-trace's report `cost`, dd bs=1 runs)\n\n\
              Events count every run of the program on the machine (the filter runs for untraced \
              processes too); the kernel's BPF run-time statistics add a little time of their own. \
-             By default they are sampled (on 2% of the time) and the figures scaled: the events per \
+             By default they are sampled (on 1% of the time) and the figures scaled: the events per \
              run against the syscalls per run show how far the estimate is off.\n\n\
              | config | program | events per run (median) | ns per event |\n|---|---|---:|---:|\n{cost_rows}"
         );
