@@ -170,16 +170,18 @@ const ACTIVE_BYTES: u64 = 200_000;
 /// sampled less and less often (the wait doubles up to 1 s), and the first
 /// count after that wakes the collector at once, so the timeline still
 /// shows when activity resumed: the first sample after the quiet stretch
-/// holds the first few calls, not dd's 400,000 (a tick up to 1 s late would
-/// land in them at random).
+/// holds the first few calls (the first sleep's end), not dd's 400,000 (a
+/// tick up to 1 s late would land in them at random); the second sleep
+/// gives the collector 0.1 s to take that sample on a busy machine.
 #[test]
 fn a_quiet_stretch_is_sampled_less_often_and_its_end_at_once() {
     if !require_root("a_quiet_stretch_is_sampled_less_often_and_its_end_at_once") {
         return;
     }
     let dir = TempDir::new("timeline-quiet");
-    let script =
-        format!("sleep 3; exec dd if=/dev/zero of=/dev/null bs=1 count={ACTIVE_BYTES} status=none");
+    let script = format!(
+        "sleep 3; sleep 0.1; exec dd if=/dev/zero of=/dev/null bs=1 count={ACTIVE_BYTES} status=none"
+    );
     let t = zc_trace_tests::harness::run_traced(
         &dir,
         "quiet",
@@ -231,4 +233,52 @@ fn a_quiet_stretch_is_sampled_less_often_and_its_end_at_once() {
             );
         }
     }
+}
+
+/// The review of issue 12's back-off: counts that move no timeline field
+/// (a syscall past the totals' numbers, here 600 once a millisecond) used
+/// to wake the collector for a sample each. A wakeup now ends the back-off
+/// like a change does, so they get a sample per --interval at most.
+#[test]
+fn counts_the_timeline_does_not_show_do_not_wake_the_collector_each() {
+    if !require_root("counts_the_timeline_does_not_show_do_not_wake_the_collector_each") {
+        return;
+    }
+    let dir = TempDir::new("timeline-unseen");
+    // Nothing but syscall 600 (ENOSYS) for 2 s, 1 ms apart, after a quiet
+    // second: time.time() reads the vDSO clock, no syscall.
+    let script = "import ctypes, time\n\
+                  call = ctypes.CDLL(None).syscall\n\
+                  time.sleep(1)\n\
+                  end = time.time() + 2\n\
+                  while time.time() < end:\n    \
+                      call(600)\n    \
+                      t = time.time() + 0.001\n    \
+                      while time.time() < t: pass\n";
+    let t = zc_trace_tests::harness::run_traced(
+        &dir,
+        "unseen",
+        &["--interval", "100ms"],
+        &["python3".into(), "-c".into(), script.into()],
+    );
+    assert!(t.status.success(), "{}\n{}", t.status, t.stderr);
+    let syscalls = &t.report.0["syscalls"];
+    let unseen = syscalls
+        .as_object()
+        .and_then(|m| m.values().find(|e| e["nr"] == 600))
+        .and_then(|e| e["count"].as_u64())
+        .unwrap_or(0);
+    assert!(
+        unseen > 500,
+        "the loop made its calls: {unseen}\n{syscalls}"
+    );
+    let samples = t.report.0["timeline"]["samples"]
+        .as_array()
+        .expect("timeline samples")
+        .len();
+    // ~3.5 s at 100 ms is 35 samples; one a wakeup would be 1,000 or more.
+    assert!(
+        samples <= 60,
+        "{samples} timeline samples for {unseen} calls of syscall 600"
+    );
 }

@@ -351,6 +351,16 @@ impl Collector {
         self.alive_hint.is_some()
     }
 
+    /// A pidfd of the traced process `any_target_alive` last found
+    /// alive, to wait on (readable when it has exited).
+    pub fn alive_target_pidfd(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+        self.alive_hint
+            .as_ref()
+            .map(|p| p.try_clone())
+            .transpose()
+            .context("cannot duplicate a pidfd: check the open-files limit (ulimit -n)")
+    }
+
     /// The latency histogram of each syscall in `nrs` (summed over CPUs),
     /// leaving out syscalls with no timed call.
     pub fn latency(&self, nrs: impl IntoIterator<Item = u32>) -> BTreeMap<u32, Vec<u64>> {
@@ -380,7 +390,7 @@ impl Collector {
     }
 
     /// The all-process totals, summed over CPUs: what the timeline samples,
-    /// every --interval. Read from memory-mapped arrays, without a syscall
+    /// every sample. Read from memory-mapped arrays, without a syscall
     /// (the drop counts, which need one, are read at the end), and only
     /// the slots in use: summing all of them took ~0.1 ms a sample.
     pub fn totals(&self) -> Counters {
@@ -536,10 +546,9 @@ impl Collector {
             .filter(|(k, _)| totals::slot(k.nr, k.dst_kind, k.src_kind).is_none())
             .copied()
             .collect();
+        // The rows stay in the order they came: everything that reads
+        // them sums them or files them in maps by name.
         add_rows(&mut self.beyond_totals, &beyond);
-        // Unique keys: an unstable sort is the same, without a scratch
-        // allocation per process.
-        p.syscalls.sort_unstable_by_key(|(k, _)| *k);
         match &mut self.just_folded {
             Some(out) => out.push(p),
             None => self.folded.add(p),

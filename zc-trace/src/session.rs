@@ -27,10 +27,12 @@ mod cadence;
 pub mod live;
 mod sampler;
 pub(crate) mod signals;
+mod target_watch;
 pub(crate) mod timer;
 
 use sampler::Sampler;
 use signals::{Signals, next};
+use target_watch::TargetWatch;
 use timer::Timer;
 
 /// A bound for the live interval timer (a timerfd holds at most ~292
@@ -578,6 +580,7 @@ async fn trace_loop(
     // Only attached processes end a run by exiting (a wrapped command's
     // tree is reaped; a cgroup or the machine runs until stopped).
     let until_targets_exit = matches!(opts.spec, TargetSpec::Attach(_));
+    let mut targets = TargetWatch::default();
     let mut exit_code = None;
 
     let end = loop {
@@ -586,7 +589,13 @@ async fn trace_loop(
             r = sampler.due() => {
                 r?;
                 sampler.sample(collector, stats)?;
-                if until_targets_exit && !collector.any_target_alive() {
+                if until_targets_exit && targets.all_exited(collector)? {
+                    break End::TargetsExited;
+                }
+            }
+            r = targets.exited(), if until_targets_exit => {
+                r?;
+                if targets.all_exited(collector)? {
                     break End::TargetsExited;
                 }
             }

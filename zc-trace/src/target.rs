@@ -79,6 +79,11 @@ impl PidFd {
         Ok(Self(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
     }
 
+    /// A second descriptor of the same pidfd.
+    pub(crate) fn try_clone(&self) -> std::io::Result<OwnedFd> {
+        self.0.try_clone()
+    }
+
     /// Whether the process has exited (its pidfd is readable then): one
     /// poll, where /proc/PID/stat takes an open, a read and a close.
     pub(crate) fn has_exited(&self) -> bool {

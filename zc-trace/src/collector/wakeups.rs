@@ -18,8 +18,6 @@ pub struct WakeMaps {
 pub struct Wakeups {
     flag: Array<MapData, u32>,
     ring: AsyncFd<RingBuf<MapData>>,
-    /// WAKE is set and no wakeup came since.
-    asked: bool,
 }
 
 impl Wakeups {
@@ -33,20 +31,17 @@ impl Wakeups {
         Ok(Self {
             flag: maps.flag,
             ring,
-            asked: false,
         })
     }
 
-    /// Asks the probes to wake the collector at the next count (one
-    /// syscall per backing off, none while it stays backed off).
+    /// Asks the probes to wake the collector at the next count: at every
+    /// sample taken while backed off (at most a few a second), so a
+    /// wakeup the probes could not send (WAKE cleared, the record lost)
+    /// costs one sample's wait, not the rest of the run's wakeups.
     pub fn ask(&mut self) -> Result<()> {
-        if !self.asked {
-            self.flag
-                .set(0, 1, 0)
-                .context("cannot ask the probes for a wakeup (map WAKE)")?;
-            self.asked = true;
-        }
-        Ok(())
+        self.flag
+            .set(0, 1, 0)
+            .context("cannot ask the probes for a wakeup (map WAKE)")
     }
 
     /// Waits for the probes' wakeup. Cancel-safe: a wakeup is not lost
@@ -60,7 +55,6 @@ impl Wakeups {
             }
             guard.clear_ready();
             if any {
-                self.asked = false;
                 return Ok(());
             }
         }

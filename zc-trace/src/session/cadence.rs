@@ -41,25 +41,32 @@ impl Cadence {
         self.period > self.base
     }
 
-    /// Takes `sample` (and whether any process exited since the last one)
-    /// into account: returns the wait before the next sample.
-    pub fn after(&mut self, sample: &TimelineSample, exits: bool) -> Duration {
-        let still = TimelineSample { t_ns: 0, ..*sample };
-        let unchanged = !exits && self.last.as_ref() == Some(&still);
+    /// Takes `sample` into account, and whether something else happened
+    /// since the last one (a process exited, or the probes woke the
+    /// collector: a count that moved no timeline field, such as a syscall
+    /// past the totals' numbers, still ends the back-off, or each such
+    /// count would wake the collector for a sample of its own): returns
+    /// the wait before the next sample.
+    pub fn after(&mut self, sample: &TimelineSample, news: bool) -> Duration {
+        let unchanged = !news && !self.differs(sample);
         self.period = if unchanged {
             (self.period * 2).min(IDLE_MAX.max(self.base))
         } else {
             self.base
         };
-        self.last = Some(still);
+        self.last = Some(still(sample));
         self.period
     }
 
-    /// Back to --interval now (the probes said something happened).
-    pub fn wake(&mut self) -> Duration {
-        self.period = self.base;
-        self.period
+    /// Whether `sample` differs from the last one taken (its time aside).
+    pub fn differs(&self, sample: &TimelineSample) -> bool {
+        self.last != Some(still(sample))
     }
+}
+
+/// A sample without its time.
+fn still(sample: &TimelineSample) -> TimelineSample {
+    TimelineSample { t_ns: 0, ..*sample }
 }
 
 #[cfg(test)]
@@ -98,7 +105,9 @@ mod tests {
         c.after(&sample(4, 6), false);
         assert_eq!(c.after(&sample(5, 6), true), 100 * MS, "an exit");
         c.after(&sample(6, 6), false);
-        assert_eq!(c.wake(), 100 * MS, "the probes' wakeup");
+        assert_eq!(c.after(&sample(7, 6), true), 100 * MS, "the probes' wakeup");
+        assert!(!c.differs(&sample(99, 6)), "the time aside");
+        assert!(c.differs(&sample(7, 7)));
         let mut faults = sample(7, 6);
         faults.page_faults = 1;
         assert_eq!(c.after(&faults, false), 100 * MS);

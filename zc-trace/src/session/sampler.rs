@@ -16,6 +16,8 @@ pub struct Sampler {
     tick: Timer,
     cadence: Cadence,
     wakeups: Wakeups,
+    /// The probes woke the collector since the last sample.
+    woken: bool,
     started: Instant,
     pub samples: Vec<TimelineSample>,
 }
@@ -28,6 +30,7 @@ impl Sampler {
             tick: Timer::every(Duration::ZERO, interval)?,
             cadence: Cadence::new(interval),
             wakeups: collector.wakeups()?,
+            woken: false,
             started,
             samples: Vec::new(),
         })
@@ -39,7 +42,7 @@ impl Sampler {
             r = self.tick.fired() => r?,
             r = self.wakeups.woken() => {
                 r?;
-                self.cadence.wake();
+                self.woken = true;
             }
         }
         Ok(())
@@ -52,10 +55,18 @@ impl Sampler {
         let totals = collector.totals();
         let sample = timeline::sample(&totals, self.started.elapsed().as_nanos() as u64);
         self.samples.push(sample);
-        let period = self.cadence.after(&sample, exits > 0);
+        let news = exits > 0 || std::mem::take(&mut self.woken);
+        let period = self.cadence.after(&sample, news);
         self.tick.repeat(period)?;
         if self.cadence.backed_off() {
             self.wakeups.ask()?;
+            // A count between the read above and the request woke no one:
+            // if there was one, sample again now, as its wakeup would have.
+            let now = timeline::sample(&collector.totals(), 0);
+            if self.cadence.differs(&now) {
+                self.woken = true;
+                return self.sample(collector, stats);
+            }
         }
         stats.open_if_due_by(Instant::now() + period, totals.calls());
         Ok(())

@@ -2,7 +2,7 @@
 //! wakes zc-trace once, when one is due. A tokio timer due more than 64 ms
 //! away wakes the runtime twice (once to move it down tokio's timing
 //! wheel, once when due, plus a self-wake through an eventfd), and the
-//! timeline's tick, every 100 ms all run long, was most of the collector's
+//! timeline's tick, every 100 ms all run long then, was most of the collector's
 //! wakeups.
 
 use std::{
@@ -79,6 +79,7 @@ impl Timer {
         if self.period != Some(period) {
             self.arm(period, period)?;
             self.period = Some(period);
+            self.due = None;
         }
         Ok(())
     }
@@ -99,6 +100,7 @@ impl Timer {
             return Ok(());
         }
         self.due = at;
+        self.period = None;
         match at {
             // A zero it_value disarms: an instant already passed is 1 ns away.
             Some(at) => self.arm(
