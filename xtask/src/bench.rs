@@ -326,10 +326,23 @@ enum Window {
 #[derive(Debug, Clone)]
 pub struct CpuWindow {
     pub target: String,
+    /// Where the window starts, seconds after the probes went live (None:
+    /// the whole run).
+    pub from_s: Option<f64>,
     pub window_s: f64,
     /// CPU of zc-trace's threads in the window (schedstat), ns.
     pub cpu_ns: u64,
     pub json: Option<ZcJson>,
+}
+
+impl CpuWindow {
+    /// The part of the run measured, for labels.
+    pub fn span(&self) -> String {
+        match self.from_s {
+            Some(from) => format!("{:.1}-{:.1} s after start", from, from + self.window_s),
+            None => "the whole run".into(),
+        }
+    }
 }
 
 /// The untraced neighbour: dd bs=1 alone, beside an untraced dd, beside a
@@ -716,10 +729,18 @@ fn side_figures(ctx: &Ctx, rounds: usize, quick: bool) -> SideFigures {
         Startup::default()
     });
     let mut collector = vec![];
-    for traced in [Window::Idle, Window::Busy, Window::WholeMachine] {
-        match ctx.cpu_window(traced) {
-            Ok(w) => collector.push(w),
-            Err(e) => errors.push(format!("collector CPU: {e:#}")),
+    // The first seconds (a window of BPF statistics in them, the timeline
+    // not yet backed off), then, unless quick, a steadier 10 s.
+    let mut spans = vec![(Duration::from_millis(500), Duration::from_secs(2))];
+    if !quick {
+        spans.push((Duration::from_secs(5), Duration::from_secs(10)));
+    }
+    for (from, len) in spans {
+        for traced in [Window::Idle, Window::Busy, Window::WholeMachine] {
+            match ctx.cpu_window(traced, from, len) {
+                Ok(w) => collector.push(w),
+                Err(e) => errors.push(format!("collector CPU: {e:#}")),
+            }
         }
     }
     let exporter = serve::measure(&ctx.zc)
@@ -1100,8 +1121,8 @@ impl Ctx {
 
     /// zc-trace's CPU while it traces an idle target (`sleep`), a busy
     /// one (dd bs=1) or the whole machine (`-a`, nothing started), over
-    /// 2 s from 0.5 s after its probes are live.
-    fn cpu_window(&self, traced: Window) -> Result<CpuWindow> {
+    /// `len` from `from` after its probes are live.
+    fn cpu_window(&self, traced: Window, from: Duration, len: Duration) -> Result<CpuWindow> {
         let tag = self.tag();
         let json = self.scratch.join(format!("{tag}.json"));
         let target: Vec<OsString> = match traced {
@@ -1115,14 +1136,14 @@ impl Ctx {
         let mut argv: Vec<OsString> = vec![
             self.zc.clone().into(),
             "--duration".into(),
-            "3s".into(),
+            format!("{}ms", (from + len).as_millis() + 1000).into(),
             "--json".into(),
             json.clone().into(),
         ];
         argv.extend(target.iter().cloned());
         let mut r = proc::spawn(&argv, Duration::from_secs(60))?;
         r.wait_for_line(LIVE_LINE, Duration::from_secs(30))?;
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(from);
         let sample = |r: &proc::Running| {
             let t = Instant::now();
             proc::threads_cpu_ns(r.pid())
@@ -1130,7 +1151,7 @@ impl Ctx {
                 .ok_or_else(|| anyhow!("zc-trace exited before the CPU window ended"))
         };
         let (t0, c0) = sample(&r)?;
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(len);
         let (t1, c1) = sample(&r)?;
         let fin = r.wait()?;
         // The target is stopped by --duration (SIGTERM): zc-trace exits
@@ -1151,6 +1172,7 @@ impl Ctx {
                 })
                 .collect::<Vec<_>>()
                 .join(" "),
+            from_s: Some(from.as_secs_f64()),
             window_s: (t1 - t0).as_secs_f64(),
             cpu_ns: c1.saturating_sub(c0),
             json: Some(z),
@@ -1184,6 +1206,7 @@ impl Ctx {
             .ok_or_else(|| anyhow!("zc-trace's report has no collector CPU"))?;
         Ok(CpuWindow {
             target: format!("bash: {n} x true"),
+            from_s: None,
             window_s: z.duration_ns as f64 / 1e9,
             cpu_ns,
             json: Some(z),

@@ -342,7 +342,7 @@ fn targets(r: &Results) -> Vec<Target> {
     for w in &r.collector {
         let per_s = w.cpu_ns as f64 / w.window_s / 1e6;
         out.push(Target {
-            what: format!("collector CPU, tracing `{}`", w.target),
+            what: format!("collector CPU, tracing `{}`, {}", w.target, w.span()),
             limit: "< 1 ms/s".into(),
             measured: format!("{per_s:.2} ms/s"),
             floor: "-".into(),
@@ -581,8 +581,9 @@ fn collector_rows(m: &mut String, r: &Results) {
     for w in &r.collector {
         let per_s = w.cpu_ns as f64 / w.window_s / 1e6;
         let mut how = format!(
-            "CPU of zc-trace's threads (`/proc/PID/task/*/schedstat`) over {:.1} s of tracing `{}`",
-            w.window_s, w.target
+            "CPU of zc-trace's threads (`/proc/PID/task/*/schedstat`) while tracing `{}`, {}",
+            w.target,
+            w.span()
         );
         if let Some(z) = &w.json {
             if let Some(cost) = &z.cost {
@@ -613,7 +614,8 @@ fn collector_rows(m: &mut String, r: &Results) {
         };
         let _ = writeln!(
             m,
-            "| collector CPU per second, {what} | {per_s:.1} ms/s | {how} |"
+            "| collector CPU per second, {what}, {} | {per_s:.2} ms/s | {how} |",
+            w.span()
         );
     }
 }
@@ -1044,7 +1046,7 @@ pub fn json(r: &Results) -> Value {
             "maxrss_kib_all_runs": spread(Spread::of(&zc_rss(r))),
         },
         "collector": r.collector.iter().map(|w| json!({
-            "target": w.target, "window_s": w.window_s, "cpu_ns": w.cpu_ns,
+            "target": w.target, "from_s": w.from_s, "window_s": w.window_s, "cpu_ns": w.cpu_ns,
             "cpu_ms_per_s": w.cpu_ns as f64 / w.window_s / 1e6,
             "report": w.json.as_ref().map(|z| json!({"duration_ns": z.duration_ns, "syscalls": z.syscalls, "cost": z.cost})),
         })).collect::<Vec<_>>(),
