@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, process::Command};
 
-use zc_trace_tests::harness::{TempDir, require_root, tracer_bin};
+use zc_trace_tests::harness::{Proc, TempDir, require_root, tracer_bin};
 
 /// A saved report committed with the library's golden test.
 fn fixture() -> PathBuf {
@@ -84,25 +84,32 @@ fn quiet_prints_nothing_on_success_and_durations_read_like_humans_write_them() {
     assert!(dir.join("out/report.json").is_file());
 }
 
+/// A `sleep 600` and zc-trace attached to it (`--json <dir>/attach.json`),
+/// its probes live.
+fn attach_to_a_sleeper(dir: &TempDir) -> (Proc, Proc, PathBuf) {
+    let sleeper = Proc::spawn(Command::new("sleep").arg("600"));
+    let json = dir.join("attach.json");
+    let mut tracer = Proc::spawn(
+        Command::new(tracer_bin())
+            .args(["-p", &sleeper.pid().to_string(), "--json"])
+            .arg(&json),
+    );
+    tracer.wait_for_line("zc-trace: tracing", std::time::Duration::from_secs(30));
+    (sleeper, tracer, json)
+}
+
 /// Issue 13: an attach run that wrote its report succeeded, however it was
 /// stopped: SIGTERM and Ctrl-C (SIGINT) give 0, as `perf stat -p` does.
 #[test]
 fn a_completed_attach_run_exits_0_however_it_was_stopped() {
     use std::time::Duration;
-    use zc_trace_tests::harness::{Proc, Report, signal};
+    use zc_trace_tests::harness::{Report, signal};
     if !require_root("a_completed_attach_run_exits_0_however_it_was_stopped") {
         return;
     }
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let dir = TempDir::new("habits-attach-exit");
-        let mut sleeper = Proc::spawn(Command::new("sleep").arg("600"));
-        let json = dir.join("attach.json");
-        let mut tracer = Proc::spawn(
-            Command::new(tracer_bin())
-                .args(["-p", &sleeper.pid().to_string(), "--json"])
-                .arg(&json),
-        );
-        tracer.wait_for_line("zc-trace: tracing", Duration::from_secs(30));
+        let (mut sleeper, mut tracer, json) = attach_to_a_sleeper(&dir);
         signal(tracer.pid(), sig);
         let status = tracer.wait_or_kill(Duration::from_secs(30));
         signal(sleeper.pid(), libc::SIGKILL);
@@ -122,21 +129,14 @@ fn a_completed_attach_run_exits_0_however_it_was_stopped() {
 #[test]
 fn an_attach_run_ends_as_its_target_exits() {
     use std::time::{Duration, Instant};
-    use zc_trace_tests::harness::{Proc, Report, signal};
+    use zc_trace_tests::harness::{Report, signal};
     if !require_root("an_attach_run_ends_as_its_target_exits") {
         return;
     }
     let mut took = vec![];
     for round in 0..3 {
         let dir = TempDir::new("habits-attach-end");
-        let mut sleeper = Proc::spawn(Command::new("sleep").arg("600"));
-        let json = dir.join("attach.json");
-        let mut tracer = Proc::spawn(
-            Command::new(tracer_bin())
-                .args(["-p", &sleeper.pid().to_string(), "--json"])
-                .arg(&json),
-        );
-        tracer.wait_for_line("zc-trace: tracing", Duration::from_secs(30));
+        let (mut sleeper, mut tracer, json) = attach_to_a_sleeper(&dir);
         // Until the samples are a second apart (0.2, 0.6, 1.4, 2.4 s).
         std::thread::sleep(Duration::from_millis(2600));
         let killed = Instant::now();

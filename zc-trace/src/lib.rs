@@ -43,6 +43,7 @@ mod lab;
 mod loader;
 pub mod model;
 mod preflight;
+mod readiness;
 pub mod render;
 mod serve;
 mod session;

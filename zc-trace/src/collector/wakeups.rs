@@ -8,7 +8,7 @@ use std::io;
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, MapData, RingBuf};
-use tokio::io::{Interest, unix::AsyncFd};
+use tokio::io::unix::AsyncFd;
 
 pub struct WakeMaps {
     pub(super) flag: Array<MapData, u32>,
@@ -23,11 +23,8 @@ pub struct Wakeups {
 impl Wakeups {
     /// Needs the tokio runtime (with its I/O driver) entered.
     pub fn new(maps: WakeMaps) -> Result<Self> {
-        // SAFETY: the ring's own fd, moved in: it stays open, the same
-        // map, until the AsyncFd is dropped.
-        let ring = unsafe { AsyncFd::register_with_interest(maps.ring, Interest::READABLE) }
-            .map_err(io::Error::from)
-            .context("cannot poll the probes' wakeup ring")?;
+        let ring =
+            crate::readiness::readable(maps.ring).context("cannot poll the probes' wakeup ring")?;
         Ok(Self {
             flag: maps.flag,
             ring,

@@ -8,7 +8,7 @@
 use std::os::fd::OwnedFd;
 
 use anyhow::Result;
-use tokio::io::{Interest, unix::AsyncFd};
+use tokio::io::unix::AsyncFd;
 
 use crate::collector::Collector;
 
@@ -25,11 +25,7 @@ impl TargetWatch {
         }
         if self.pidfd.is_none() {
             if let Some(fd) = collector.alive_target_pidfd()? {
-                // SAFETY: a descriptor of our own, moved in: it stays
-                // open, the same pidfd, until the AsyncFd is dropped.
-                let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-                    .map_err(std::io::Error::from)?;
-                self.pidfd = Some(fd);
+                self.pidfd = Some(crate::readiness::readable(fd)?);
             }
         }
         Ok(false)

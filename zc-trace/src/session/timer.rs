@@ -15,7 +15,7 @@ use rustix::time::{
     Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
     timerfd_settime,
 };
-use tokio::io::{Interest, unix::AsyncFd};
+use tokio::io::unix::AsyncFd;
 
 pub struct Timer {
     fd: AsyncFd<OwnedFd>,
@@ -50,10 +50,7 @@ impl Timer {
             TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
         )
         .map_err(|e| cannot(e.into()))?;
-        // SAFETY: an fd we own and move in: it stays open, the same
-        // timer, until the AsyncFd is dropped.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-            .map_err(|e| cannot(e.into()))?;
+        let fd = crate::readiness::readable(fd).map_err(cannot)?;
         Ok(Self {
             fd,
             due: None,
